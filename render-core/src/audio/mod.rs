@@ -1,0 +1,1 @@
+//! Audio decoding, resampling, mixing and loudness.

@@ -1,0 +1,1 @@
+//! Text shaping and rasterization over the bundled Noto fonts.

@@ -1,0 +1,386 @@
+//! The `template.json` manifest: plain serde types, no behaviour beyond defaults.
+//!
+//! Times are seconds from the start of the video; positions and sizes are output pixels with
+//! the origin at the top-left corner; colours are `#RRGGBB` or `#RRGGBBAA` (straight alpha).
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The only manifest version this build reads.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A template: the whole of `template.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Manifest format version; must be 1.
+    pub schema_version: u32,
+    /// Machine name of the template, `[a-z0-9-]{1,64}`.
+    pub name: String,
+    /// Free text for people.
+    #[serde(default)]
+    pub description: String,
+    /// Canvas width in pixels, a multiple of 8 in 64..=3840.
+    pub width: u32,
+    /// Canvas height in pixels, a multiple of 2 in 64..=3840.
+    pub height: u32,
+    /// Frames per second, 1..=60.
+    pub fps: u32,
+    /// Length of the video in seconds, (0, 600].
+    pub duration: f64,
+    /// Canvas colour under all layers; default opaque black.
+    #[serde(default = "default_background")]
+    pub background: Color,
+    /// Language codes (BCP 47 primary subtags such as `en`, `hi`, `ta`) this template speaks.
+    pub languages: Vec<String>,
+    /// Language used for a request that names none; must be in `languages`.
+    pub default_language: String,
+    /// Personalization tokens, by name (`[a-z_][a-z0-9_]{0,31}`), used as `{{name}}` in text.
+    #[serde(default)]
+    pub tokens: BTreeMap<String, TokenSpec>,
+    /// Visual layers, bottom first.
+    pub layers: Vec<Layer>,
+    /// Music bed and voice slot.
+    #[serde(default)]
+    pub audio: AudioSpec,
+}
+
+fn default_background() -> Color {
+    Color("#000000".to_owned())
+}
+
+/// A colour as `#RRGGBB` or `#RRGGBBAA`, straight (not premultiplied) alpha.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(transparent)]
+pub struct Color(pub String);
+
+/// What a token accepts and what stands in when it is missing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSpec {
+    /// Kind of value; default `text`.
+    #[serde(default, rename = "type")]
+    pub kind: TokenKind,
+    /// Longest accepted value in characters (Unicode scalar values, after normalization), 1..=200.
+    pub max_length: usize,
+    /// When true, a request without this token is rejected unless a fallback exists for its language.
+    #[serde(default)]
+    pub required: bool,
+    /// Value used when the token is missing or empty, by language code (`"*"` for any language).
+    #[serde(default)]
+    pub fallback: BTreeMap<String, String>,
+}
+
+/// Kind of token value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenKind {
+    /// Any text in any script; NFC-normalized, control and bidi-override characters removed.
+    #[default]
+    Text,
+    /// Letters, digits and `-`, `_` only (offer codes, order numbers).
+    Code,
+    /// A decimal number.
+    Number,
+}
+
+/// One visual layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Layer {
+    /// Unique id within the template, used in error messages.
+    pub id: String,
+    /// Seconds at which the layer appears; default 0.
+    #[serde(default)]
+    pub start: f64,
+    /// Seconds at which the layer disappears (exclusive); default: the end of the video.
+    #[serde(default)]
+    pub end: Option<f64>,
+    /// Placement and animation.
+    #[serde(default)]
+    pub transform: Transform,
+    /// Opacity 0..=1, constant or keyframed; default 1.
+    #[serde(default = "Animated::one")]
+    pub opacity: Animated<f64>,
+    /// What the layer draws.
+    #[serde(flatten)]
+    pub content: LayerContent,
+}
+
+/// What a layer draws.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum LayerContent {
+    /// A video file from the bundle (anything FFmpeg decodes).
+    Video(VideoLayer),
+    /// A still image from the bundle (PNG, JPEG or WebP; alpha honoured).
+    Image(ImageLayer),
+    /// Text with `{{token}}` placeholders, fitted into a box.
+    Text(TextLayer),
+    /// A solid rectangle, optionally with rounded corners.
+    Solid(SolidLayer),
+}
+
+/// A video layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VideoLayer {
+    /// Path of the file inside the bundle, relative, no `..`.
+    pub src: String,
+    /// Seconds skipped at the start of the file; default 0.
+    #[serde(default)]
+    pub trim_start: f64,
+    /// Seconds of the file used after `trim_start`; default: to its end.
+    #[serde(default)]
+    pub trim_duration: Option<f64>,
+    /// Start again from `trim_start` when the used part ends; default false (hold the last frame).
+    #[serde(default, rename = "loop")]
+    pub looped: bool,
+    /// Size the frame is drawn at, in pixels, before the transform's scale; default: the canvas size.
+    #[serde(default)]
+    pub size: Option<Size>,
+}
+
+/// An image layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImageLayer {
+    /// Path of the file inside the bundle, relative, no `..`.
+    pub src: String,
+    /// Size the image is drawn at, in pixels, before the transform's scale; default: its own size.
+    #[serde(default)]
+    pub size: Option<Size>,
+}
+
+/// A text layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TextLayer {
+    /// The text per language code; `"*"` applies to languages not listed. May contain `{{token}}`.
+    pub text: BTreeMap<String, String>,
+    /// The box the text must fit in, in pixels; the text shrinks until it fits.
+    pub size: Size,
+    /// Largest font size in pixels, 4..=512.
+    pub font_size: f64,
+    /// Smallest font size in pixels the text may shrink to before it is reported as not fitting; default 40% of `font_size`.
+    #[serde(default)]
+    pub min_font_size: Option<f64>,
+    /// Bold face; default false.
+    #[serde(default)]
+    pub bold: bool,
+    /// Text colour; default white.
+    #[serde(default = "default_text_color")]
+    pub color: Color,
+    /// Horizontal alignment in the box; default centre.
+    #[serde(default)]
+    pub align: Align,
+    /// Line height as a multiple of the font size; default 1.3.
+    #[serde(default = "default_line_height")]
+    pub line_height: f64,
+    /// Optional drop shadow.
+    #[serde(default)]
+    pub shadow: Option<Shadow>,
+}
+
+fn default_text_color() -> Color {
+    Color("#ffffff".to_owned())
+}
+
+fn default_line_height() -> f64 {
+    1.3
+}
+
+/// A drop shadow under text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Shadow {
+    /// Shadow colour, usually translucent black.
+    pub color: Color,
+    /// Offset in pixels `[x, y]`.
+    pub offset: [f64; 2],
+}
+
+/// Horizontal text alignment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Align {
+    /// Start of the line in the text's direction (left for Latin, right for Arabic).
+    Start,
+    /// Centred.
+    #[default]
+    Center,
+    /// End of the line in the text's direction.
+    End,
+}
+
+/// A solid rectangle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SolidLayer {
+    /// Fill colour.
+    pub color: Color,
+    /// Size in pixels.
+    pub size: Size,
+    /// Corner radius in pixels; default 0.
+    #[serde(default)]
+    pub corner_radius: f64,
+}
+
+/// A size in pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Size {
+    /// Width in pixels, > 0.
+    pub width: f64,
+    /// Height in pixels, > 0.
+    pub height: f64,
+}
+
+/// Placement of a layer: its anchor point goes to `position`, then it is scaled and rotated about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Transform {
+    /// Where the anchor lands on the canvas, pixels `[x, y]`; default `[0, 0]`.
+    #[serde(default = "Animated::origin")]
+    pub position: Animated<[f64; 2]>,
+    /// Anchor point as a fraction of the layer's size, `[0, 0]` top-left to `[1, 1]` bottom-right; default top-left.
+    #[serde(default)]
+    pub anchor: [f64; 2],
+    /// Uniform scale factor, > 0; default 1.
+    #[serde(default = "Animated::one")]
+    pub scale: Animated<f64>,
+    /// Clockwise rotation in degrees; default 0.
+    #[serde(default = "Animated::zero")]
+    pub rotation: Animated<f64>,
+}
+
+impl Default for Transform {
+    fn default() -> Self {
+        Self {
+            position: Animated::origin(),
+            anchor: [0.0, 0.0],
+            scale: Animated::one(),
+            rotation: Animated::zero(),
+        }
+    }
+}
+
+/// A value that is either constant or keyframed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Animated<T> {
+    /// The same value for the whole life of the layer.
+    Constant(T),
+    /// Keyframes in increasing time; before the first and after the last the value holds.
+    Keyframes(Vec<Keyframe<T>>),
+}
+
+impl Animated<f64> {
+    /// The constant 1.
+    pub fn one() -> Self {
+        Animated::Constant(1.0)
+    }
+    /// The constant 0.
+    pub fn zero() -> Self {
+        Animated::Constant(0.0)
+    }
+}
+
+impl Animated<[f64; 2]> {
+    /// The constant `[0, 0]`.
+    pub fn origin() -> Self {
+        Animated::Constant([0.0, 0.0])
+    }
+}
+
+/// One keyframe.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Keyframe<T> {
+    /// Time in seconds from the start of the video.
+    pub t: f64,
+    /// Value at `t`.
+    pub value: T,
+    /// Easing of the segment from this keyframe to the next; default linear.
+    #[serde(default)]
+    pub easing: Easing,
+}
+
+/// Easing curve between two keyframes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Easing {
+    /// Constant speed.
+    #[default]
+    Linear,
+    /// Slow start (cubic).
+    EaseIn,
+    /// Slow end (cubic).
+    EaseOut,
+    /// Slow start and end (cubic).
+    EaseInOut,
+    /// Jump to the next value at the next keyframe.
+    Hold,
+}
+
+/// Audio of the template.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AudioSpec {
+    /// Background music, looped to the length of the video.
+    #[serde(default)]
+    pub music: Option<MusicSpec>,
+    /// The voice slot: a per-recipient voice track placed at `start`.
+    #[serde(default)]
+    pub voice: Option<VoiceSpec>,
+    /// Integrated loudness of the final mix in LUFS, -40..=-5; default -16.
+    #[serde(default = "default_loudness")]
+    pub loudness_lufs: f64,
+}
+
+fn default_loudness() -> f64 {
+    -16.0
+}
+
+/// Background music.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MusicSpec {
+    /// Path of the audio file inside the bundle.
+    pub src: String,
+    /// Gain applied to the music in dB before mixing; default 0.
+    #[serde(default)]
+    pub gain_db: f64,
+    /// How far the music drops while the voice speaks, in dB (positive); default 12.
+    #[serde(default = "default_duck")]
+    pub duck_db: f64,
+    /// Fade-out at the end of the video in seconds; default 1.
+    #[serde(default = "default_fade")]
+    pub fade_out: f64,
+}
+
+fn default_duck() -> f64 {
+    12.0
+}
+
+fn default_fade() -> f64 {
+    1.0
+}
+
+/// The voice slot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VoiceSpec {
+    /// Seconds at which the voice starts.
+    pub start: f64,
+    /// Longest voice accepted, in seconds; longer voices are rejected.
+    pub max_duration: f64,
+    /// Gain applied to the voice in dB before mixing; default 0.
+    #[serde(default)]
+    pub gain_db: f64,
+    /// Voice file used when a request brings none, by language code (`"*"` for any), inside the bundle.
+    #[serde(default)]
+    pub default: BTreeMap<String, String>,
+}
