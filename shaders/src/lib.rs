@@ -1,1 +1,106 @@
-//! shaders
+//! shaders: the WGSL compute shaders of the compositor and their `#[repr(C)]` mirrors.
+//!
+//! Sources live in `wgsl/`; every shader is `common.wgsl` followed by its own file. `build.rs`
+//! parses and validates each with naga, so a broken shader fails the build, not a render.
+//! Entry points are named `cs_main`.
+
+use bytemuck::{Pod, Zeroable};
+
+/// Composites all layers of a frame into packed RGBA8 (one `u32` per pixel).
+pub const COMPOSITE_WGSL: &str = concat!(
+    include_str!("../wgsl/common.wgsl"),
+    include_str!("../wgsl/composite.wgsl")
+);
+
+/// Converts packed RGBA8 into planar YUV 4:2:0, BT.709 limited range.
+pub const YUV420_WGSL: &str = concat!(
+    include_str!("../wgsl/common.wgsl"),
+    include_str!("../wgsl/yuv420.wgsl")
+);
+
+/// Workgroup size of the composite shader, in pixels per side.
+pub const COMPOSITE_WORKGROUP: u32 = 16;
+/// Workgroup size of the YUV shader, in 8x2 pixel blocks per side.
+pub const YUV_WORKGROUP: u32 = 8;
+
+/// Per-frame constants, `FrameUniforms` in `common.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
+pub struct FrameUniforms {
+    /// Canvas width in pixels (a multiple of 8).
+    pub width: u32,
+    /// Canvas height in pixels (a multiple of 2).
+    pub height: u32,
+    /// Number of valid entries in the layer buffer.
+    pub layer_count: u32,
+    /// Explicit padding to 16 bytes.
+    pub _pad0: u32,
+    /// Canvas colour under all layers, premultiplied RGBA in 0..1.
+    pub background: [f32; 4],
+}
+
+/// Texture a layer samples from.
+pub mod source {
+    /// The static atlas: text, images and shapes, uploaded once per job.
+    pub const ATLAS: u32 = 0;
+    /// The video atlas: decoded video frames, uploaded every frame.
+    pub const VIDEO: u32 = 1;
+}
+
+/// One layer of a frame, `Layer` in `common.wgsl`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Pod, Zeroable)]
+pub struct GpuLayer {
+    /// First row of the canvas → texel affine map; `w` is the layer's opacity (0..1).
+    pub row0: [f32; 4],
+    /// Second row of the canvas → texel affine map; `w` unused.
+    pub row1: [f32; 4],
+    /// Texel rectangle in the source texture: x, y, width, height.
+    pub rect: [u32; 4],
+    /// Canvas pixels the layer may touch: x0, y0, x1, y1 (exclusive).
+    pub bbox: [i32; 4],
+    /// [`source::ATLAS`] or [`source::VIDEO`].
+    pub source: u32,
+    /// Explicit padding to a multiple of 16 bytes.
+    pub _pad: [u32; 3],
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn struct_size(source: &str, name: &str) -> u32 {
+        let module = naga::front::wgsl::parse_str(source).expect("shader parses");
+        let mut layouter = naga::proc::Layouter::default();
+        layouter
+            .update(module.to_ctx())
+            .expect("layout computes");
+        let (handle, _) = module
+            .types
+            .iter()
+            .find(|(_, ty)| ty.name.as_deref() == Some(name))
+            .expect("struct present");
+        layouter[handle].size
+    }
+
+    #[test]
+    fn mirrors_match_wgsl_sizes() {
+        assert_eq!(
+            struct_size(COMPOSITE_WGSL, "FrameUniforms") as usize,
+            std::mem::size_of::<FrameUniforms>()
+        );
+        assert_eq!(
+            struct_size(COMPOSITE_WGSL, "Layer") as usize,
+            std::mem::size_of::<GpuLayer>()
+        );
+    }
+
+    #[test]
+    fn entry_points_are_cs_main() {
+        for src in [COMPOSITE_WGSL, YUV420_WGSL] {
+            let module = naga::front::wgsl::parse_str(src).expect("shader parses");
+            let names: Vec<_> = module.entry_points.iter().map(|e| e.name.as_str()).collect();
+            assert_eq!(names, ["cs_main"]);
+        }
+    }
+}

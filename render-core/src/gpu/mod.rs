@@ -1,0 +1,621 @@
+//! The wgpu compute compositor.
+//!
+//! One compute pass composites every layer of a frame into packed RGBA8; a second packs it into
+//! planar YUV 4:2:0 so readback carries 1.5 bytes per pixel. Frames are submitted into a ring of
+//! staging buffers: while frame `n` is read back, frames `n+1..n+ring` are already queued, so the
+//! CPU side (decode, encode) never waits on a single frame's round trip.
+//!
+//! Static layer pixels (text, images, shapes) live in one atlas texture uploaded once per job;
+//! decoded video frames go into a second atlas texture rewritten every frame.
+
+use std::collections::VecDeque;
+use std::sync::mpsc;
+
+use shaders::{FrameUniforms, GpuLayer};
+
+use crate::cpu::TexImage;
+
+/// Most layers one frame may composite.
+pub const MAX_LAYERS: usize = 64;
+
+/// Frames in flight between submission and readback.
+pub const DEFAULT_RING: usize = 3;
+
+/// A GPU failure, with what was being attempted.
+#[derive(Debug, thiserror::Error)]
+pub enum GpuError {
+    /// No adapter matched; on machines without a GPU, install Mesa's lavapipe.
+    #[error("no GPU adapter found (on a machine without a GPU, install mesa-vulkan-drivers for lavapipe): {0}")]
+    NoAdapter(String),
+    /// The adapter refused to create a device.
+    #[error("GPU device creation failed on `{adapter}`: {message}")]
+    Device {
+        /// Adapter name.
+        adapter: String,
+        /// wgpu's message.
+        message: String,
+    },
+    /// A size exceeds what the adapter supports.
+    #[error("{what} {value} exceeds the GPU limit {limit}")]
+    Limit {
+        /// What was too large.
+        what: &'static str,
+        /// Requested value.
+        value: u64,
+        /// The adapter's limit.
+        limit: u64,
+    },
+    /// Canvas dimensions the shaders cannot handle.
+    #[error("canvas {width}x{height}: width must be a multiple of 8 and height a multiple of 2")]
+    Canvas {
+        /// Width in pixels.
+        width: u32,
+        /// Height in pixels.
+        height: u32,
+    },
+    /// More layers than [`MAX_LAYERS`].
+    #[error("{0} layers in one frame; at most {MAX_LAYERS} are supported")]
+    TooManyLayers(usize),
+    /// Reading a frame back failed.
+    #[error("GPU readback failed: {0}")]
+    Readback(String),
+    /// A wgpu validation or out-of-memory error.
+    #[error("GPU error while {context}: {message}")]
+    Wgpu {
+        /// What the compositor was doing.
+        context: &'static str,
+        /// wgpu's message.
+        message: String,
+    },
+}
+
+/// What the adapter is, for reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdapterSummary {
+    /// Adapter name, e.g. `llvmpipe (LLVM 15.0.6, 256 bits)` or `NVIDIA H100 80GB HBM3`.
+    pub name: String,
+    /// Backend, e.g. `Vulkan`.
+    pub backend: String,
+    /// `DiscreteGpu`, `Cpu`, ...
+    pub device_type: String,
+    /// Driver name and version.
+    pub driver: String,
+}
+
+impl std::fmt::Display for AdapterSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({}, {}, {})",
+            self.name, self.backend, self.device_type, self.driver
+        )
+    }
+}
+
+/// An open GPU device; create once and share across jobs.
+pub struct GpuContext {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    adapter: AdapterSummary,
+    composite: wgpu::ComputePipeline,
+    composite_layout: wgpu::BindGroupLayout,
+    yuv: wgpu::ComputePipeline,
+    yuv_layout: wgpu::BindGroupLayout,
+}
+
+impl std::fmt::Debug for GpuContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuContext")
+            .field("adapter", &self.adapter)
+            .finish_non_exhaustive()
+    }
+}
+
+fn storage(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Storage { read_only },
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    }
+}
+
+fn uniform(binding: u32) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Uniform,
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    }
+}
+
+fn texture(binding: u32) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Texture {
+            sample_type: wgpu::TextureSampleType::Float { filterable: false },
+            view_dimension: wgpu::TextureViewDimension::D2,
+            multisampled: false,
+        },
+        count: None,
+    }
+}
+
+impl GpuContext {
+    /// Opens the best available Vulkan adapter (a discrete GPU if present, else lavapipe).
+    /// `WGPU_BACKEND` and `WGPU_ADAPTER_NAME` environment variables are honoured.
+    pub fn new() -> Result<Self, GpuError> {
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+        desc.backends = wgpu::Backends::VULKAN;
+        let desc = desc.with_env();
+        let instance = wgpu::Instance::new(desc);
+        let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            force_fallback_adapter: false,
+            compatible_surface: None,
+            apply_limit_buckets: false,
+        }))
+        .map_err(|e| GpuError::NoAdapter(e.to_string()))?;
+        let info = adapter.get_info();
+        let summary = AdapterSummary {
+            name: info.name.clone(),
+            backend: format!("{:?}", info.backend),
+            device_type: format!("{:?}", info.device_type),
+            driver: format!("{} {}", info.driver, info.driver_info).trim().to_owned(),
+        };
+        let limits = wgpu::Limits {
+            max_storage_buffer_binding_size: adapter.limits().max_storage_buffer_binding_size,
+            max_buffer_size: adapter.limits().max_buffer_size,
+            max_texture_dimension_2d: adapter.limits().max_texture_dimension_2d,
+            ..wgpu::Limits::default()
+        };
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("reelfarm"),
+            required_features: wgpu::Features::empty(),
+            required_limits: limits,
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .map_err(|e| GpuError::Device {
+            adapter: summary.name.clone(),
+            message: e.to_string(),
+        })?;
+
+        let composite_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("composite"),
+            entries: &[uniform(0), storage(1, true), texture(2), texture(3), storage(4, false)],
+        });
+        let yuv_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("yuv420"),
+            entries: &[uniform(0), storage(1, true), storage(2, false)],
+        });
+        let composite = pipeline(&device, &composite_layout, shaders::COMPOSITE_WGSL, "composite");
+        let yuv = pipeline(&device, &yuv_layout, shaders::YUV420_WGSL, "yuv420");
+        Ok(Self {
+            device,
+            queue,
+            adapter: summary,
+            composite,
+            composite_layout,
+            yuv,
+            yuv_layout,
+        })
+    }
+
+    /// The adapter in use.
+    pub fn adapter(&self) -> &AdapterSummary {
+        &self.adapter
+    }
+}
+
+fn pipeline(
+    device: &wgpu::Device,
+    layout: &wgpu::BindGroupLayout,
+    source: &str,
+    label: &'static str,
+) -> wgpu::ComputePipeline {
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some(label),
+        source: wgpu::ShaderSource::Wgsl(source.into()),
+    });
+    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some(label),
+        bind_group_layouts: &[Some(layout)],
+        immediate_size: 0,
+    });
+    device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(label),
+        layout: Some(&pipeline_layout),
+        module: &module,
+        entry_point: Some("cs_main"),
+        compilation_options: wgpu::PipelineCompilationOptions::default(),
+        cache: None,
+    })
+}
+
+/// What a submitted frame reads back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readback {
+    /// Planar YUV 4:2:0, `width*height*3/2` bytes.
+    Yuv420,
+    /// Packed RGBA8 (premultiplied), `width*height*4` bytes.
+    Rgba,
+}
+
+struct Slot {
+    staging: wgpu::Buffer,
+    mapped: Option<mpsc::Receiver<Result<(), wgpu::BufferAsyncError>>>,
+    readback: Readback,
+    submission: Option<wgpu::SubmissionIndex>,
+    tag: u64,
+}
+
+/// Composites frames of one job at one canvas size.
+pub struct Compositor<'a> {
+    ctx: &'a GpuContext,
+    width: u32,
+    height: u32,
+    uniforms: wgpu::Buffer,
+    layers: wgpu::Buffer,
+    video: wgpu::Texture,
+    rgba: wgpu::Buffer,
+    yuv: wgpu::Buffer,
+    composite_group: wgpu::BindGroup,
+    yuv_group: wgpu::BindGroup,
+    slots: Vec<Slot>,
+    in_flight: VecDeque<usize>,
+    next_slot: usize,
+}
+
+impl std::fmt::Debug for Compositor<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compositor")
+            .field("width", &self.width)
+            .field("height", &self.height)
+            .field("in_flight", &self.in_flight.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn texture_from(
+    ctx: &GpuContext,
+    label: &'static str,
+    width: u32,
+    height: u32,
+) -> Result<wgpu::Texture, GpuError> {
+    let limit = ctx.device.limits().max_texture_dimension_2d;
+    let side = width.max(height);
+    if side > limit {
+        return Err(GpuError::Limit {
+            what: label,
+            value: u64::from(side),
+            limit: u64::from(limit),
+        });
+    }
+    Ok(ctx.device.create_texture(&wgpu::TextureDescriptor {
+        label: Some(label),
+        size: wgpu::Extent3d {
+            width: width.max(1),
+            height: height.max(1),
+            depth_or_array_layers: 1,
+        },
+        mip_level_count: 1,
+        sample_count: 1,
+        dimension: wgpu::TextureDimension::D2,
+        format: wgpu::TextureFormat::Rgba8Unorm,
+        usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+        view_formats: &[],
+    }))
+}
+
+fn write_texture(queue: &wgpu::Queue, texture: &wgpu::Texture, rect: [u32; 4], rgba: &[u8]) {
+    queue.write_texture(
+        wgpu::TexelCopyTextureInfo {
+            texture,
+            mip_level: 0,
+            origin: wgpu::Origin3d {
+                x: rect[0],
+                y: rect[1],
+                z: 0,
+            },
+            aspect: wgpu::TextureAspect::All,
+        },
+        rgba,
+        wgpu::TexelCopyBufferLayout {
+            offset: 0,
+            bytes_per_row: Some(rect[2] * 4),
+            rows_per_image: Some(rect[3]),
+        },
+        wgpu::Extent3d {
+            width: rect[2],
+            height: rect[3],
+            depth_or_array_layers: 1,
+        },
+    );
+}
+
+impl<'a> Compositor<'a> {
+    /// Prepares a compositor for a `width`x`height` canvas with the job's static `atlas` and a
+    /// video atlas of `video_size` texels, keeping up to `ring` frames in flight.
+    pub fn new(
+        ctx: &'a GpuContext,
+        width: u32,
+        height: u32,
+        atlas: &TexImage,
+        video_size: (u32, u32),
+        ring: usize,
+    ) -> Result<Self, GpuError> {
+        if width % 8 != 0 || height % 2 != 0 || width == 0 || height == 0 {
+            return Err(GpuError::Canvas { width, height });
+        }
+        let device = &ctx.device;
+        let pixels = u64::from(width) * u64::from(height);
+        let max_binding = u64::from(device.limits().max_storage_buffer_binding_size);
+        if pixels * 4 > max_binding {
+            return Err(GpuError::Limit {
+                what: "frame buffer bytes",
+                value: pixels * 4,
+                limit: max_binding,
+            });
+        }
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let uniforms = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("frame uniforms"),
+            size: std::mem::size_of::<FrameUniforms>() as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let layers = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("layers"),
+            size: (std::mem::size_of::<GpuLayer>() * MAX_LAYERS) as u64,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let atlas_tex = texture_from(ctx, "atlas", atlas.width, atlas.height)?;
+        if atlas.width > 0 && atlas.height > 0 {
+            write_texture(
+                &ctx.queue,
+                &atlas_tex,
+                [0, 0, atlas.width, atlas.height],
+                &atlas.pixels,
+            );
+        }
+        let video = texture_from(ctx, "video atlas", video_size.0, video_size.1)?;
+        let rgba = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("rgba"),
+            size: pixels * 4,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let yuv = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("yuv"),
+            size: pixels * 3 / 2,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let atlas_view = atlas_tex.create_view(&wgpu::TextureViewDescriptor::default());
+        let video_view = video.create_view(&wgpu::TextureViewDescriptor::default());
+        let composite_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("composite"),
+            layout: &ctx.composite_layout,
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: uniforms.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: layers.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 2,
+                    resource: wgpu::BindingResource::TextureView(&atlas_view),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 3,
+                    resource: wgpu::BindingResource::TextureView(&video_view),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 4,
+                    resource: rgba.as_entire_binding(),
+                },
+            ],
+        });
+        let yuv_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("yuv420"),
+            layout: &ctx.yuv_layout,
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: uniforms.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: rgba.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 2,
+                    resource: yuv.as_entire_binding(),
+                },
+            ],
+        });
+        let slots = (0..ring.max(1))
+            .map(|_| Slot {
+                staging: device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("staging"),
+                    size: pixels * 4,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                }),
+                mapped: None,
+                readback: Readback::Yuv420,
+                submission: None,
+                tag: 0,
+            })
+            .collect();
+        if let Some(err) = pollster::block_on(scope.pop()) {
+            return Err(GpuError::Wgpu {
+                context: "allocating compositor resources",
+                message: err.to_string(),
+            });
+        }
+        Ok(Self {
+            ctx,
+            width,
+            height,
+            uniforms,
+            layers,
+            video,
+            rgba,
+            yuv,
+            composite_group,
+            yuv_group,
+            slots,
+            in_flight: VecDeque::new(),
+            next_slot: 0,
+        })
+    }
+
+    /// Replaces `rect` (x, y, w, h) of the video atlas with `rgba` (w*h*4 bytes) for the next
+    /// submitted frame.
+    pub fn upload_video(&self, rect: [u32; 4], rgba: &[u8]) {
+        write_texture(&self.ctx.queue, &self.video, rect, rgba);
+    }
+
+    /// True when [`Self::submit`] would first have to wait for the oldest frame.
+    pub fn is_full(&self) -> bool {
+        self.in_flight.len() == self.slots.len()
+    }
+
+    /// Frames submitted and not yet read back.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Queues one frame: composite `layers` over `background` (premultiplied), convert, and copy
+    /// into the next staging buffer. `tag` comes back with the pixels. Call [`Self::read_oldest`]
+    /// first when [`Self::is_full`].
+    pub fn submit(
+        &mut self,
+        background: [f32; 4],
+        layers: &[GpuLayer],
+        readback: Readback,
+        tag: u64,
+    ) -> Result<(), GpuError> {
+        if layers.len() > MAX_LAYERS {
+            return Err(GpuError::TooManyLayers(layers.len()));
+        }
+        if self.is_full() {
+            return Err(GpuError::Readback(
+                "ring full: read the oldest frame before submitting".to_owned(),
+            ));
+        }
+        let uniforms = FrameUniforms {
+            width: self.width,
+            height: self.height,
+            layer_count: layers.len() as u32,
+            _pad0: 0,
+            background,
+        };
+        let queue = &self.ctx.queue;
+        queue.write_buffer(&self.uniforms, 0, bytemuck::bytes_of(&uniforms));
+        if !layers.is_empty() {
+            queue.write_buffer(&self.layers, 0, bytemuck::cast_slice(layers));
+        }
+        let index = self.next_slot;
+        self.next_slot = (self.next_slot + 1) % self.slots.len();
+        let mut encoder = self
+            .ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("frame") });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("composite"),
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(&self.ctx.composite);
+            pass.set_bind_group(0, &self.composite_group, &[]);
+            let wg = shaders::COMPOSITE_WORKGROUP;
+            pass.dispatch_workgroups(self.width.div_ceil(wg), self.height.div_ceil(wg), 1);
+            if readback == Readback::Yuv420 {
+                pass.set_pipeline(&self.ctx.yuv);
+                pass.set_bind_group(0, &self.yuv_group, &[]);
+                let wg = shaders::YUV_WORKGROUP;
+                pass.dispatch_workgroups(
+                    (self.width / 8).div_ceil(wg),
+                    (self.height / 2).div_ceil(wg),
+                    1,
+                );
+            }
+        }
+        let pixels = u64::from(self.width) * u64::from(self.height);
+        let (source, bytes) = match readback {
+            Readback::Yuv420 => (&self.yuv, pixels * 3 / 2),
+            Readback::Rgba => (&self.rgba, pixels * 4),
+        };
+        let slot = &mut self.slots[index];
+        encoder.copy_buffer_to_buffer(source, 0, &slot.staging, 0, bytes);
+        let submission = queue.submit([encoder.finish()]);
+        let (tx, rx) = mpsc::sync_channel(1);
+        slot.staging
+            .slice(0..bytes)
+            .map_async(wgpu::MapMode::Read, move |result| {
+                // The receiver may be gone if the compositor was dropped mid-flight.
+                let _ = tx.send(result);
+            });
+        slot.mapped = Some(rx);
+        slot.readback = readback;
+        slot.submission = Some(submission);
+        slot.tag = tag;
+        self.in_flight.push_back(index);
+        Ok(())
+    }
+
+    /// Waits for the oldest submitted frame and copies its pixels into `out` (resized to fit).
+    /// Returns its tag, or `None` when nothing is in flight.
+    pub fn read_oldest(&mut self, out: &mut Vec<u8>) -> Result<Option<u64>, GpuError> {
+        let Some(index) = self.in_flight.pop_front() else {
+            return Ok(None);
+        };
+        let slot = &mut self.slots[index];
+        let pixels = self.width as usize * self.height as usize;
+        let bytes = match slot.readback {
+            Readback::Yuv420 => pixels * 3 / 2,
+            Readback::Rgba => pixels * 4,
+        };
+        let rx = slot
+            .mapped
+            .take()
+            .ok_or_else(|| GpuError::Readback("slot was not submitted".to_owned()))?;
+        self.ctx
+            .device
+            .poll(wgpu::PollType::Wait {
+                submission_index: slot.submission.take(),
+                timeout: None,
+            })
+            .map_err(|e| GpuError::Readback(e.to_string()))?;
+        rx.recv()
+            .map_err(|_| GpuError::Readback("map callback never ran".to_owned()))?
+            .map_err(|e| GpuError::Readback(e.to_string()))?;
+        {
+            let view = slot
+                .staging
+                .get_mapped_range(0..bytes as u64)
+                .map_err(|e| GpuError::Readback(e.to_string()))?;
+            out.clear();
+            out.extend_from_slice(&view);
+        }
+        slot.staging.unmap();
+        Ok(Some(slot.tag))
+    }
+}

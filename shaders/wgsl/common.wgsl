@@ -1,0 +1,29 @@
+// Types shared by every reelfarm compute shader. Each shader source is this file followed by
+// the shader's own file; `shaders/build.rs` validates the concatenation with naga.
+
+// Per-frame constants. Mirrors `shaders::FrameUniforms`.
+struct FrameUniforms {
+    width: u32,
+    height: u32,
+    layer_count: u32,
+    _pad0: u32,
+    // Canvas colour under all layers, premultiplied, 0..1.
+    background: vec4<f32>,
+}
+
+// One layer as the compositor sees it. Mirrors `shaders::GpuLayer`.
+struct Layer {
+    // Rows of the 2x3 affine map from a canvas pixel centre to continuous texel coordinates
+    // inside `rect` (texel centres at +0.5). `row0.w` is the layer opacity.
+    row0: vec4<f32>,
+    row1: vec4<f32>,
+    // Texel rectangle inside the source texture: x, y, width, height.
+    rect: vec4<u32>,
+    // Canvas pixels the layer may touch: x0, y0, x1, y1 (exclusive).
+    bbox: vec4<i32>,
+    // 0: static atlas (text, images, shapes); 1: video atlas (updated every frame).
+    source: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
