@@ -1,9 +1,26 @@
 //! render-core: the synchronous render library.
 //!
-//! Turns a template bundle plus one recipient's tokens into frames and an MP4:
-//! media IO through FFmpeg ([`media`]), shaped text ([`text`]), audio mixing ([`audio`]),
-//! and the wgpu compute compositor ([`gpu`]) with its CPU reference ([`cpu`]).
+//! Turns a template bundle plus one recipient's tokens into frames and an MP4.
+//!
+//! - [`Renderer`] renders a [`RenderRequest`] to an MP4 ([`Renderer::render`]) or one frame
+//!   ([`Renderer::still`]); any time range `[t0, t1)` of a video can be rendered on its own.
+//! - [`media`]: FFmpeg video decoding, image loading, H.264/AAC/MP4 encoding.
+//! - [`text`]: shaping (bidi, fallback across the bundled Noto fonts) and rasterization.
+//! - [`audio`]: decoding, resampling with rubato, mixing with ducking, loudness.
+//! - [`gpu`]: the wgpu compute compositor; [`cpu`]: its reference implementation for tests.
+//! - [`scene`]: a resolved timeline turned into atlases and per-frame GPU layers.
+//!
+//! Everything here is synchronous; async callers use a blocking thread.
 
 pub mod audio;
+pub mod cpu;
+mod error;
+pub mod gpu;
 pub mod media;
+mod render;
+pub mod scene;
 pub mod text;
+
+
+pub use error::RenderError;
+pub use render::{Preset, RenderReport, RenderRequest, Renderer, StageTimings, ENCODER_THREADS};

@@ -1,1 +1,3 @@
 mod compositor;
+mod render;
+mod support;

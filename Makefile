@@ -1,0 +1,26 @@
+# Two entry points: `make demo` and `make test`. Both install what is missing first.
+CARGO ?= cargo
+
+.PHONY: setup build demo test bench bless
+
+setup:
+	bash scripts/setup
+
+build: setup
+	$(CARGO) build --release --locked -p reelfarm
+
+demo: build
+	./target/release/reelfarm demo
+
+# Release profile: tests share the optimized dependency build with `make demo`, and the
+# GPU/encoder tests run at realistic speed.
+test: setup
+	$(CARGO) test --release --locked --workspace
+
+bench: build
+	./target/release/reelfarm bench w1
+	$(CARGO) bench --locked -p benches
+
+# Regenerate committed snapshots (JSON Schema) after an intended change.
+bless: setup
+	REELFARM_BLESS=1 $(CARGO) test --release --locked -p template schema

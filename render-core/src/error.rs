@@ -1,0 +1,76 @@
+//! The one error type of a render.
+
+use std::path::PathBuf;
+
+use crate::audio::AudioError;
+use crate::gpu::GpuError;
+use crate::media::MediaError;
+use crate::text::TextError;
+
+/// Why a render failed. Each variant says what to fix; none carries recipient data.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// The template bundle is broken.
+    #[error("template: {0}")]
+    Template(#[from] template::TemplateError),
+    /// A recipient's token value was rejected.
+    #[error("{0}")]
+    Token(#[from] template::TokenError),
+    /// A text layer could not be laid out.
+    #[error("text layer `{layer}`: {source}")]
+    Text {
+        /// The layer id.
+        layer: String,
+        /// What went wrong.
+        source: TextError,
+    },
+    /// A media file could not be read or written.
+    #[error("{0}")]
+    Media(#[from] MediaError),
+    /// An audio file could not be decoded or mixed.
+    #[error("{0}")]
+    Audio(#[from] AudioError),
+    /// The GPU failed.
+    #[error("{0}")]
+    Gpu(#[from] GpuError),
+    /// The requested range is outside the video.
+    #[error("time range [{t0}, {t1}) is not inside the video's [0, {duration})")]
+    Range {
+        /// Start, seconds.
+        t0: f64,
+        /// End, seconds.
+        t1: f64,
+        /// Video length, seconds.
+        duration: f64,
+    },
+    /// The supplied voice is longer than the template's voice slot.
+    #[error("voice is {seconds:.2} s long; this template's voice slot takes at most {max:.2} s")]
+    VoiceTooLong {
+        /// Voice length.
+        seconds: f64,
+        /// The slot's `max_duration`.
+        max: f64,
+    },
+    /// A voice was supplied for a template without a voice slot.
+    #[error("this template has no voice slot (audio.voice); remove the voice file from the request")]
+    NoVoiceSlot,
+    /// A video file could not be opened to read its frame size.
+    #[error("{}: cannot read video: {message}", path.display())]
+    Probe {
+        /// The file.
+        path: PathBuf,
+        /// FFmpeg's message.
+        message: String,
+    },
+    /// The encoder thread ended before the frames did.
+    #[error("the encoder stopped unexpectedly")]
+    EncoderStopped,
+    /// A file operation failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}

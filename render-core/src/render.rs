@@ -1,0 +1,629 @@
+//! Rendering a job: a template bundle, one recipient, one language → an MP4 or a still.
+//!
+//! The frame loop is a three-stage pipeline on three threads joined by bounded channels:
+//! a decode thread reads video layers ahead of time, the calling thread uploads them and keeps a
+//! ring of frames in flight on the GPU, and an encoder thread feeds x264 and the muxer. Buffers
+//! travel back through return channels, so the steady state allocates nothing per frame.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use template::{Bundle, Timeline};
+
+use crate::audio::{self, MixSpec, MusicTrack, Pcm, VoiceTrack};
+use crate::gpu::{Compositor, GpuContext, Readback, DEFAULT_RING};
+use crate::media::{self, EncoderSettings, H264Profile, Mp4Writer, RgbaImage, VideoReader};
+use crate::scene::Scene;
+use crate::text::TextEngine;
+use crate::RenderError;
+
+/// Output presets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preset {
+    /// The template's own size (1920x1080 for HD templates), x264 veryfast CRF 23, High profile.
+    P1080,
+    /// 1280 pixels wide (height scaled to keep the aspect), x264 veryfast CRF 23, High profile.
+    P720,
+    /// For WhatsApp: 1280 wide, Main profile, VBV-capped at 3 Mb/s so 30 s stays well under 16 MB.
+    Whatsapp,
+}
+
+impl std::str::FromStr for Preset {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "1080p" => Ok(Preset::P1080),
+            "720p" => Ok(Preset::P720),
+            "whatsapp" => Ok(Preset::Whatsapp),
+            other => Err(format!(
+                "unknown preset `{other}`; expected one of 1080p, 720p, whatsapp"
+            )),
+        }
+    }
+}
+
+impl Preset {
+    /// Output canvas size for a template of `width`x`height`.
+    pub fn canvas(self, width: u32, height: u32) -> (u32, u32) {
+        match self {
+            Preset::P1080 => (width, height),
+            Preset::P720 | Preset::Whatsapp => {
+                if width <= 1280 {
+                    return (width, height);
+                }
+                let w = 1280u32;
+                let h = (f64::from(height) * 1280.0 / f64::from(width) / 2.0).round() as u32 * 2;
+                (w, h.max(2))
+            }
+        }
+    }
+
+    /// Encoder settings for this preset at `width`x`height` and `fps`.
+    pub fn encoder(self, width: u32, height: u32, fps: u32) -> EncoderSettings {
+        EncoderSettings {
+            width,
+            height,
+            fps,
+            crf: 23.0,
+            preset: "veryfast".to_owned(),
+            profile: match self {
+                Preset::Whatsapp => H264Profile::Main,
+                _ => H264Profile::High,
+            },
+            max_bitrate_kbps: match self {
+                Preset::Whatsapp => Some(3000),
+                _ => None,
+            },
+            gop_frames: fps * 2,
+            threads: ENCODER_THREADS,
+            audio_bitrate: 128_000,
+        }
+    }
+}
+
+/// x264 threads. Fixed, not the core count, so the same inputs give the same bytes on every
+/// machine.
+pub const ENCODER_THREADS: usize = 4;
+
+/// One recipient's render.
+#[derive(Debug, Clone)]
+pub struct RenderRequest {
+    /// The template folder.
+    pub template_dir: PathBuf,
+    /// Language code; must be one of the template's.
+    pub lang: String,
+    /// Token values by name (raw: they are sanitized and checked here).
+    pub tokens: BTreeMap<String, String>,
+    /// A voice file for this recipient; `None` uses the template's default voice, if any.
+    pub voice: Option<PathBuf>,
+    /// Output preset.
+    pub preset: Preset,
+    /// Time range `[t0, t1)` in seconds; `None` renders the whole video.
+    pub range: Option<(f64, f64)>,
+}
+
+/// Wall-clock time per stage of a render.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StageTimings {
+    /// Loading and validating the template, resolving tokens and the timeline.
+    pub prepare: Duration,
+    /// Shaping and rasterizing text, loading images, building atlases.
+    pub rasterize: Duration,
+    /// Decoding voice and music, mixing, loudness.
+    pub audio: Duration,
+    /// Decoding video layers (on the decode thread).
+    pub decode: Duration,
+    /// Uploading, compositing and reading back frames (time the GPU thread was busy or waiting on the GPU).
+    pub gpu: Duration,
+    /// Encoding and muxing (on the encoder thread).
+    pub encode: Duration,
+    /// The whole render, wall clock.
+    pub total: Duration,
+}
+
+/// What a finished render reports.
+#[derive(Debug, Clone)]
+pub struct RenderReport {
+    /// Frames written.
+    pub frames: u64,
+    /// Seconds of video written.
+    pub seconds: f64,
+    /// Output size in bytes.
+    pub bytes: u64,
+    /// Output canvas size.
+    pub size: (u32, u32),
+    /// Per-stage timings.
+    pub timings: StageTimings,
+    /// GPU adapter used.
+    pub adapter: String,
+    /// Partial degradations: text shrunk below its minimum, a voice cut at the end...
+    pub warnings: Vec<String>,
+}
+
+/// A job prepared up to the frame loop: timeline, atlases and mixed audio.
+struct Prepared {
+    timeline: Timeline,
+    scene: Scene,
+    warnings: Vec<String>,
+}
+
+fn prepare(
+    req: &RenderRequest,
+    text: &mut TextEngine,
+    timings: &mut StageTimings,
+) -> Result<(Bundle, Prepared), RenderError> {
+    let t = Instant::now();
+    let bundle = Bundle::load(&req.template_dir)?;
+    let tokens = template::resolve_tokens(&bundle.manifest, &req.lang, &req.tokens)?;
+    let timeline = template::resolve(&bundle.manifest, &req.lang, &tokens)?;
+    timings.prepare = t.elapsed();
+
+    let t = Instant::now();
+    let (w, h) = req.preset.canvas(timeline.width, timeline.height);
+    let scene = Scene::build(&bundle, &timeline, text, w, h)?;
+    timings.rasterize = t.elapsed();
+    let warnings = scene.warnings.clone();
+    Ok((
+        bundle,
+        Prepared {
+            timeline,
+            scene,
+            warnings,
+        },
+    ))
+}
+
+fn voice_path(bundle: &Bundle, req: &RenderRequest) -> Option<PathBuf> {
+    if let Some(v) = &req.voice {
+        return Some(v.clone());
+    }
+    let voice = bundle.manifest.audio.voice.as_ref()?;
+    voice
+        .default
+        .get(&req.lang)
+        .or_else(|| voice.default.get("*"))
+        .map(|rel| bundle.media_path(rel))
+}
+
+fn mix_audio(
+    bundle: &Bundle,
+    req: &RenderRequest,
+    duration: f64,
+    warnings: &mut Vec<String>,
+) -> Result<Pcm, RenderError> {
+    let spec = &bundle.manifest.audio;
+    let music = match &spec.music {
+        Some(m) => Some(MusicTrack {
+            pcm: audio::decode_file(&bundle.media_path(&m.src))?,
+            gain_db: m.gain_db,
+            duck_db: m.duck_db,
+            fade_out: m.fade_out,
+        }),
+        None => None,
+    };
+    let voice = match (&spec.voice, voice_path(bundle, req)) {
+        (Some(slot), Some(path)) => {
+            let pcm = audio::decode_file(&path)?;
+            if pcm.duration_secs() > slot.max_duration + 1e-3 {
+                return Err(RenderError::VoiceTooLong {
+                    seconds: pcm.duration_secs(),
+                    max: slot.max_duration,
+                });
+            }
+            Some(VoiceTrack {
+                pcm,
+                start: slot.start,
+                gain_db: slot.gain_db,
+            })
+        }
+        (None, Some(_)) => return Err(RenderError::NoVoiceSlot),
+        _ => None,
+    };
+    let mix = audio::mix(&MixSpec {
+        duration,
+        music,
+        voice,
+        loudness_lufs: spec.loudness_lufs,
+    })?;
+    warnings.extend(mix.warnings);
+    Ok(mix.pcm)
+}
+
+/// Decoded video frames for one output frame: (slot, rgba) pairs.
+type DecodedFrame = (u64, Vec<(usize, Vec<u8>)>);
+
+fn spawn_decoder(
+    scene: &Scene,
+    timeline: &Timeline,
+    frames: std::ops::Range<u64>,
+    tx: SyncSender<Result<DecodedFrame, RenderError>>,
+    recycle: Receiver<Vec<u8>>,
+) -> thread::JoinHandle<Duration> {
+    let slots = scene.videos.clone();
+    let scene = scene.clone();
+    let timeline = timeline.clone();
+    thread::spawn(move || {
+        let mut busy = Duration::ZERO;
+        let mut readers: Vec<Option<VideoReader>> = slots.iter().map(|_| None).collect();
+        for frame in frames {
+            let t0 = Instant::now();
+            let t = timeline.frame_time(frame);
+            let mut out = Vec::new();
+            for (slot, local) in scene.active_videos(&timeline, t) {
+                let reader = match &mut readers[slot] {
+                    Some(r) => r,
+                    empty => match VideoReader::open(&slots[slot].path, slots[slot].options.clone()) {
+                        Ok(r) => empty.insert(r),
+                        Err(e) => {
+                            let _ = tx.send(Err(e.into()));
+                            return busy;
+                        }
+                    },
+                };
+                match reader.frame_at(local) {
+                    Ok(px) => {
+                        let mut buf = recycle.try_recv().unwrap_or_default();
+                        buf.clear();
+                        buf.extend_from_slice(px);
+                        out.push((slot, buf));
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e.into()));
+                        return busy;
+                    }
+                }
+            }
+            busy += t0.elapsed();
+            if tx.send(Ok((frame, out))).is_err() {
+                break;
+            }
+        }
+        busy
+    })
+}
+
+/// Encodes frames from `rx` with the range's `audio` into an MP4 at `out`. Returns the time
+/// spent in the encoder and muxer and the file size.
+fn encode_frames(
+    out: &Path,
+    settings: EncoderSettings,
+    audio: &Pcm,
+    rx: Receiver<Vec<u8>>,
+    recycle: SyncSender<Vec<u8>>,
+) -> Result<(Duration, u64), RenderError> {
+    let mut busy = Duration::ZERO;
+    let t = Instant::now();
+    let mut writer = Mp4Writer::create(out, &settings)?;
+    let fps = f64::from(settings.fps);
+    let total_audio = audio.frames();
+    let mut audio_pos = 0usize;
+    let mut index = 0u64;
+    busy += t.elapsed();
+    for frame in rx {
+        let t = Instant::now();
+        writer.write_video_frame(&frame)?;
+        index += 1;
+        let until = ((index as f64 / fps) * f64::from(audio::SAMPLE_RATE)).round() as usize;
+        let until = until.min(total_audio);
+        if until > audio_pos {
+            writer.write_audio(&audio.samples[audio_pos * 2..until * 2])?;
+            audio_pos = until;
+        }
+        busy += t.elapsed();
+        // The frame loop may have finished; a closed recycle channel is fine.
+        let _ = recycle.try_send(frame);
+    }
+    let t = Instant::now();
+    if audio_pos < total_audio {
+        writer.write_audio(&audio.samples[audio_pos * 2..])?;
+    }
+    writer.finish()?;
+    busy += t.elapsed();
+    let bytes = std::fs::metadata(out).map(|m| m.len()).unwrap_or(0);
+    Ok((busy, bytes))
+}
+
+/// A reusable renderer: the GPU device and the font system are set up once.
+pub struct Renderer {
+    gpu: GpuContext,
+    text: TextEngine,
+}
+
+impl std::fmt::Debug for Renderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Renderer")
+            .field("gpu", &self.gpu)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Renderer {
+    /// Opens the GPU and loads the bundled fonts.
+    pub fn new() -> Result<Self, RenderError> {
+        media::init();
+        Ok(Self {
+            gpu: GpuContext::new()?,
+            text: TextEngine::new(),
+        })
+    }
+
+    /// The GPU adapter in use.
+    pub fn adapter(&self) -> String {
+        self.gpu.adapter().to_string()
+    }
+
+    /// Renders `req` into an MP4 at `out`. `progress` is called with (frames done, frames total).
+    pub fn render(
+        &mut self,
+        req: &RenderRequest,
+        out: &Path,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<RenderReport, RenderError> {
+        // Written beside the target and renamed on success, so a failed render never leaves a
+        // truncated file where a good one was.
+        let partial = partial_path(out);
+        let target = partial.clone();
+        let result = self.run(req, progress, move |settings, audio, rx, recycle| {
+            encode_frames(&target, settings, &audio, rx, recycle)
+        });
+        match result {
+            Ok((mut report, bytes)) => {
+                std::fs::rename(&partial, out).map_err(|source| RenderError::Io {
+                    path: out.to_owned(),
+                    source,
+                })?;
+                report.bytes = bytes;
+                Ok(report)
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&partial);
+                Err(e)
+            }
+        }
+    }
+
+    /// Composites `req` and hands each YUV 4:2:0 frame, in order, to `sink` instead of the
+    /// encoder (benchmarks use this to time the encoder alone on the very same frames).
+    pub fn render_frames(
+        &mut self,
+        req: &RenderRequest,
+        mut sink: impl FnMut(&[u8]) + Send + 'static,
+    ) -> Result<RenderReport, RenderError> {
+        let (report, _) = self.run(req, &mut |_, _| {}, move |_, _, rx, recycle| {
+            let t = Instant::now();
+            for frame in rx {
+                sink(&frame);
+                // The frame loop may have finished; a closed recycle channel is fine.
+                let _ = recycle.try_send(frame);
+            }
+            Ok((t.elapsed(), 0))
+        })?;
+        Ok(report)
+    }
+
+    /// The pipeline: decode thread → this thread (GPU) → `consume` on its own thread, which
+    /// gets the encoder settings, the audio of the range, frames, and a channel to return
+    /// buffers; it returns its busy time and a byte count.
+    fn run<C>(
+        &mut self,
+        req: &RenderRequest,
+        progress: &mut dyn FnMut(u64, u64),
+        consume: C,
+    ) -> Result<(RenderReport, u64), RenderError>
+    where
+        C: FnOnce(EncoderSettings, Pcm, Receiver<Vec<u8>>, SyncSender<Vec<u8>>) -> Result<(Duration, u64), RenderError>
+            + Send
+            + 'static,
+    {
+        let start = Instant::now();
+        let mut timings = StageTimings::default();
+        let (bundle, mut job) = prepare(req, &mut self.text, &mut timings)?;
+        let timeline = &job.timeline;
+        let (t0, t1) = req.range.unwrap_or((0.0, timeline.duration));
+        if !(t0.is_finite() && t1.is_finite() && 0.0 <= t0 && t0 < t1 && t1 <= timeline.duration + 1e-9) {
+            return Err(RenderError::Range {
+                t0,
+                t1,
+                duration: timeline.duration,
+            });
+        }
+        let frames = timeline.frame_range(t0, t1);
+        let total = frames.end - frames.start;
+
+        let t = Instant::now();
+        let program = mix_audio(&bundle, req, timeline.duration, &mut job.warnings)?;
+        let audio = audio::slice(
+            &program,
+            timeline.frame_time(frames.start),
+            timeline.frame_time(frames.end),
+        );
+        timings.audio = t.elapsed();
+
+        let scene = &job.scene;
+        let settings = req.preset.encoder(scene.width, scene.height, timeline.fps);
+        let (dec_tx, dec_rx) = mpsc::sync_channel(4);
+        let (dec_recycle_tx, dec_recycle_rx) = mpsc::sync_channel(16);
+        let decoder = spawn_decoder(scene, timeline, frames.clone(), dec_tx, dec_recycle_rx);
+        let (enc_tx, enc_rx) = mpsc::sync_channel::<Vec<u8>>(4);
+        let (enc_recycle_tx, enc_recycle_rx) = mpsc::sync_channel(8);
+        let consumer = thread::spawn(move || consume(settings, audio, enc_rx, enc_recycle_tx));
+        let loop_result = frame_loop(
+            &self.gpu,
+            scene,
+            timeline,
+            total,
+            dec_rx,
+            dec_recycle_tx,
+            enc_tx,
+            enc_recycle_rx,
+            progress,
+        );
+        let decode_busy = decoder.join().unwrap_or_default();
+        let consumed = consumer.join().map_err(|_| RenderError::EncoderStopped)?;
+        // Report the first failure: a decode or GPU error stops the encoder, not the reverse.
+        let (gpu_busy, (encode_busy, bytes)) = match (loop_result, consumed) {
+            (Ok(g), Ok(c)) => (g, c),
+            (Err(RenderError::EncoderStopped), Err(e)) | (Ok(_), Err(e)) | (Err(e), _) => {
+                return Err(e)
+            }
+        };
+        timings.encode = encode_busy;
+        timings.decode = decode_busy;
+        timings.gpu = gpu_busy;
+        timings.total = start.elapsed();
+        Ok((
+            RenderReport {
+                frames: total,
+                seconds: total as f64 / f64::from(timeline.fps),
+                bytes,
+                size: (scene.width, scene.height),
+                timings,
+                adapter: self.adapter(),
+                warnings: job.warnings,
+            },
+            bytes,
+        ))
+    }
+
+    /// The job's static layers (text, images, shapes) exactly as rasterized for the GPU, by
+    /// layer id, at output resolution; video layers are absent. Tools that rebuild a template
+    /// elsewhere (the W1 benchmark's FFmpeg filtergraph) draw from these.
+    pub fn layer_images(&mut self, req: &RenderRequest) -> Result<Vec<(String, RgbaImage)>, RenderError> {
+        let mut timings = StageTimings::default();
+        let (_bundle, job) = prepare(req, &mut self.text, &mut timings)?;
+        let mut out = Vec::new();
+        for (layer, placed) in job.timeline.layers.iter().zip(&job.scene.layers) {
+            if placed.source != shaders::source::ATLAS {
+                continue;
+            }
+            let [x, y, w, h] = placed.rect;
+            let atlas = &job.scene.atlas;
+            let mut pixels = Vec::with_capacity(w as usize * h as usize * 4);
+            for row in y..y + h {
+                let start = (row as usize * atlas.width as usize + x as usize) * 4;
+                pixels.extend_from_slice(&atlas.pixels[start..start + w as usize * 4]);
+            }
+            out.push((
+                layer.id.clone(),
+                RgbaImage {
+                    width: w,
+                    height: h,
+                    pixels,
+                },
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Renders the frame at `at` seconds as a straight-alpha-free RGBA image (premultiplied).
+    pub fn still(&mut self, req: &RenderRequest, at: f64) -> Result<(RgbaImage, Vec<String>), RenderError> {
+        let mut timings = StageTimings::default();
+        let (_bundle, job) = prepare(req, &mut self.text, &mut timings)?;
+        let timeline = &job.timeline;
+        if !(at.is_finite() && at >= 0.0 && at < timeline.duration) {
+            return Err(RenderError::Range {
+                t0: at,
+                t1: at,
+                duration: timeline.duration,
+            });
+        }
+        let frame = timeline.frame_range(at, timeline.duration).start;
+        let t = timeline.frame_time(frame);
+        let scene = &job.scene;
+        let mut comp = Compositor::new(
+            &self.gpu,
+            scene.width,
+            scene.height,
+            &scene.atlas,
+            scene.video_size,
+            1,
+        )?;
+        for (slot, local) in scene.active_videos(timeline, t) {
+            let mut reader = VideoReader::open(&scene.videos[slot].path, scene.videos[slot].options.clone())?;
+            let px = reader.frame_at(local)?;
+            comp.upload_video(scene.videos[slot].rect, px);
+        }
+        let mut layers = Vec::new();
+        scene.frame_layers(timeline, t, &mut layers);
+        comp.submit(scene.background, &layers, Readback::Rgba, frame)?;
+        let mut pixels = Vec::new();
+        comp.read_oldest(&mut pixels)?;
+        Ok((
+            RgbaImage {
+                width: scene.width,
+                height: scene.height,
+                pixels,
+            },
+            job.warnings,
+        ))
+    }
+}
+
+fn partial_path(out: &Path) -> PathBuf {
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "render.mp4".to_owned());
+    out.with_file_name(format!(".{name}.partial.mp4"))
+}
+
+/// The GPU stage: uploads decoded frames, composites, and hands YUV frames to the encoder.
+/// Returns the time this thread was busy. Dropping `enc_tx` on return ends the encoder.
+#[allow(clippy::too_many_arguments)]
+fn frame_loop(
+    gpu: &GpuContext,
+    scene: &Scene,
+    timeline: &Timeline,
+    total: u64,
+    decoded: Receiver<Result<DecodedFrame, RenderError>>,
+    decode_recycle: SyncSender<Vec<u8>>,
+    enc_tx: SyncSender<Vec<u8>>,
+    enc_recycle: Receiver<Vec<u8>>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Duration, RenderError> {
+    let mut busy = Duration::ZERO;
+    let mut comp = Compositor::new(
+        gpu,
+        scene.width,
+        scene.height,
+        &scene.atlas,
+        scene.video_size,
+        DEFAULT_RING,
+    )?;
+    let mut layers = Vec::new();
+    let mut done = 0u64;
+    let mut flush = |comp: &mut Compositor<'_>| -> Result<bool, RenderError> {
+        let mut buf = enc_recycle.try_recv().unwrap_or_default();
+        if comp.read_oldest(&mut buf)?.is_none() {
+            return Ok(false);
+        }
+        // A closed channel means the encoder failed; its own error is reported by the caller.
+        enc_tx.send(buf).map_err(|_| RenderError::EncoderStopped)?;
+        done += 1;
+        progress(done, total);
+        Ok(true)
+    };
+    for item in decoded {
+        let (frame, videos) = item?;
+        let t = Instant::now();
+        for (slot, px) in videos {
+            comp.upload_video(scene.videos[slot].rect, &px);
+            // The decoder may already be done; then the buffer is simply freed.
+            let _ = decode_recycle.try_send(px);
+        }
+        scene.frame_layers(timeline, timeline.frame_time(frame), &mut layers);
+        if comp.is_full() {
+            flush(&mut comp)?;
+        }
+        comp.submit(scene.background, &layers, Readback::Yuv420, frame)?;
+        busy += t.elapsed();
+    }
+    let t = Instant::now();
+    while flush(&mut comp)? {}
+    busy += t.elapsed();
+    Ok(busy)
+}

@@ -1,0 +1,406 @@
+//! A timeline turned into GPU-ready pieces: one static atlas holding every text, image and shape
+//! of the job (rasterized once), video slots in a second atlas, and per-frame layer descriptors.
+
+use std::path::PathBuf;
+
+use shaders::GpuLayer;
+use template::{Affine, Bundle, ResolvedContent, Timeline};
+
+use crate::cpu::TexImage;
+use crate::media::{self, VideoReaderOptions};
+use crate::text::{TextEngine, TextStyle};
+use crate::RenderError;
+
+/// Width of the static atlas unless one item is wider.
+const ATLAS_WIDTH: u32 = 2048;
+
+/// Where one timeline layer's pixels live.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SceneLayer {
+    /// `shaders::source::ATLAS` or `shaders::source::VIDEO`.
+    pub source: u32,
+    /// Texel rectangle x, y, w, h in that texture.
+    pub rect: [u32; 4],
+    /// Size the content is drawn at before the layer's transform, in canvas pixels.
+    pub content_size: (f64, f64),
+}
+
+/// A video layer's decoder settings and its place in the video atlas.
+#[derive(Debug, Clone)]
+pub struct VideoSlot {
+    /// Index of the layer in the timeline.
+    pub layer: usize,
+    /// Texel rectangle in the video atlas.
+    pub rect: [u32; 4],
+    /// The file.
+    pub path: PathBuf,
+    /// Decoder output size, trim and loop.
+    pub options: VideoReaderOptions,
+}
+
+/// Everything the compositor needs for one job, besides decoded video frames.
+#[derive(Debug, Clone)]
+pub struct Scene {
+    /// Output canvas width in pixels.
+    pub width: u32,
+    /// Output canvas height in pixels.
+    pub height: u32,
+    /// Output pixels per template pixel (presets smaller than the template scale down).
+    pub scale: f64,
+    /// Canvas colour, premultiplied, 0..1.
+    pub background: [f32; 4],
+    /// Static layers' pixels.
+    pub atlas: TexImage,
+    /// Size of the video atlas.
+    pub video_size: (u32, u32),
+    /// One entry per timeline layer, same order.
+    pub layers: Vec<SceneLayer>,
+    /// Video layers.
+    pub videos: Vec<VideoSlot>,
+    /// Partial degradations (text shrunk below its minimum, a missing glyph).
+    pub warnings: Vec<String>,
+}
+
+/// A simple shelf packer: items left to right on shelves, a new shelf when a row is full.
+struct Shelves {
+    width: u32,
+    x: u32,
+    y: u32,
+    shelf_height: u32,
+}
+
+impl Shelves {
+    fn new(width: u32) -> Self {
+        Self {
+            width,
+            x: 0,
+            y: 0,
+            shelf_height: 0,
+        }
+    }
+
+    fn place(&mut self, w: u32, h: u32) -> [u32; 4] {
+        if self.x + w > self.width {
+            self.y += self.shelf_height;
+            self.x = 0;
+            self.shelf_height = 0;
+        }
+        let rect = [self.x, self.y, w, h];
+        self.x += w;
+        self.shelf_height = self.shelf_height.max(h);
+        rect
+    }
+
+    fn height(&self) -> u32 {
+        self.y + self.shelf_height
+    }
+}
+
+fn premultiply(c: [u8; 4]) -> [u8; 4] {
+    let a = u32::from(c[3]);
+    let p = |v: u8| ((u32::from(v) * a + 127) / 255) as u8;
+    [p(c[0]), p(c[1]), p(c[2]), c[3]]
+}
+
+/// A rounded rectangle with anti-aliased corners, premultiplied.
+fn solid(color: [u8; 4], w: u32, h: u32, radius: f64) -> Vec<u8> {
+    let c = premultiply(color);
+    let r = radius.clamp(0.0, f64::from(w.min(h)) / 2.0);
+    let mut out = vec![0u8; w as usize * h as usize * 4];
+    for y in 0..h {
+        for x in 0..w {
+            let (px, py) = (f64::from(x) + 0.5, f64::from(y) + 0.5);
+            // Distance past the rounded corner's arc, in pixels.
+            let dx = (r - px).max(px - (f64::from(w) - r)).max(0.0);
+            let dy = (r - py).max(py - (f64::from(h) - r)).max(0.0);
+            let coverage = if r > 0.0 && dx > 0.0 && dy > 0.0 {
+                (r - (dx * dx + dy * dy).sqrt() + 0.5).clamp(0.0, 1.0)
+            } else {
+                1.0
+            };
+            let i = (y as usize * w as usize + x as usize) * 4;
+            for k in 0..4 {
+                out[i + k] = (f64::from(c[k]) * coverage + 0.5) as u8;
+            }
+        }
+    }
+    out
+}
+
+/// Width and height of the first video stream of `path`.
+fn probe_video_size(path: &std::path::Path) -> Result<(u32, u32), RenderError> {
+    let fail = |message: String| RenderError::Probe {
+        path: path.to_owned(),
+        message,
+    };
+    media::init();
+    let input = ffmpeg_next::format::input(path).map_err(|e| fail(e.to_string()))?;
+    let stream = input
+        .streams()
+        .best(ffmpeg_next::media::Type::Video)
+        .ok_or_else(|| fail("no video stream".to_owned()))?;
+    let context = ffmpeg_next::codec::Context::from_parameters(stream.parameters())
+        .map_err(|e| fail(e.to_string()))?;
+    let decoder = context.decoder().video().map_err(|e| fail(e.to_string()))?;
+    if decoder.width() == 0 || decoder.height() == 0 {
+        return Err(fail("video stream has no frame size".to_owned()));
+    }
+    Ok((decoder.width(), decoder.height()))
+}
+
+fn size_px(v: f64) -> u32 {
+    (v.round().max(1.0)) as u32
+}
+
+impl Scene {
+    /// Rasterizes every static layer of `timeline` once and lays out the atlases, for an output
+    /// canvas of `width`x`height` (the template's size or a preset's).
+    pub fn build(
+        bundle: &Bundle,
+        timeline: &Timeline,
+        text: &mut TextEngine,
+        width: u32,
+        height: u32,
+    ) -> Result<Self, RenderError> {
+        let scale = f64::from(width) / f64::from(timeline.width);
+        let mut items: Vec<(usize, TexImage)> = Vec::new();
+        let mut layers = Vec::with_capacity(timeline.layers.len());
+        let mut videos = Vec::new();
+        let mut warnings = Vec::new();
+        let mut video_shelves = Shelves::new(0);
+        let mut video_slots = Vec::new();
+        for (i, layer) in timeline.layers.iter().enumerate() {
+            match &layer.content {
+                ResolvedContent::Image { src, size } => {
+                    let img = media::load_image(&bundle.media_path(src))?;
+                    let content = size
+                        .map(|s| (s.width, s.height))
+                        .unwrap_or((f64::from(img.width), f64::from(img.height)));
+                    layers.push(SceneLayer {
+                        source: shaders::source::ATLAS,
+                        rect: [0, 0, img.width, img.height],
+                        content_size: content,
+                    });
+                    items.push((
+                        i,
+                        TexImage {
+                            width: img.width,
+                            height: img.height,
+                            pixels: img.pixels,
+                        },
+                    ));
+                }
+                ResolvedContent::Text {
+                    text: string,
+                    size,
+                    font_size,
+                    min_font_size,
+                    bold,
+                    color,
+                    align,
+                    line_height,
+                    shadow,
+                } => {
+                    // Rasterize at output resolution so scaled presets stay sharp.
+                    let (bw, bh) = (size_px(size.width * scale), size_px(size.height * scale));
+                    let style = TextStyle {
+                        font_size: (font_size * scale) as f32,
+                        min_font_size: (min_font_size * scale) as f32,
+                        bold: *bold,
+                        color: *color,
+                        align: *align,
+                        line_height: *line_height as f32,
+                        shadow: shadow.map(|(c, o)| (c, [(o[0] * scale) as f32, (o[1] * scale) as f32])),
+                        lang: timeline.lang.clone(),
+                    };
+                    let raster = text
+                        .rasterize(string, bw, bh, &style)
+                        .map_err(|source| RenderError::Text {
+                            layer: layer.id.clone(),
+                            source,
+                        })?;
+                    warnings.extend(
+                        raster
+                            .warnings
+                            .iter()
+                            .map(|w| format!("layer `{}`: {w}", layer.id)),
+                    );
+                    layers.push(SceneLayer {
+                        source: shaders::source::ATLAS,
+                        rect: [0, 0, raster.width, raster.height],
+                        content_size: (size.width, size.height),
+                    });
+                    items.push((
+                        i,
+                        TexImage {
+                            width: raster.width,
+                            height: raster.height,
+                            pixels: raster.pixels,
+                        },
+                    ));
+                }
+                ResolvedContent::Solid {
+                    color,
+                    size,
+                    corner_radius,
+                } => {
+                    let (w, h) = (size_px(size.width * scale), size_px(size.height * scale));
+                    let pixels = solid(*color, w, h, corner_radius * scale);
+                    layers.push(SceneLayer {
+                        source: shaders::source::ATLAS,
+                        rect: [0, 0, w, h],
+                        content_size: (size.width, size.height),
+                    });
+                    items.push((
+                        i,
+                        TexImage {
+                            width: w,
+                            height: h,
+                            pixels,
+                        },
+                    ));
+                }
+                ResolvedContent::Video {
+                    src,
+                    trim_start,
+                    trim_duration,
+                    looped,
+                    size,
+                } => {
+                    let content = size
+                        .map(|s| (s.width, s.height))
+                        .unwrap_or((f64::from(timeline.width), f64::from(timeline.height)));
+                    let path = bundle.media_path(src);
+                    // Decode no larger than the source or the drawn size: the GPU scales up.
+                    let (sw, sh) = probe_video_size(&path)?;
+                    let dw = size_px(content.0 * scale).min(sw).max(2);
+                    let dh = size_px(content.1 * scale).min(sh).max(2);
+                    let rect = [0, 0, dw, dh];
+                    video_slots.push(videos.len());
+                    videos.push(VideoSlot {
+                        layer: i,
+                        rect,
+                        path,
+                        options: VideoReaderOptions {
+                            width: dw,
+                            height: dh,
+                            trim_start: *trim_start,
+                            trim_duration: *trim_duration,
+                            looped: *looped,
+                        },
+                    });
+                    layers.push(SceneLayer {
+                        source: shaders::source::VIDEO,
+                        rect,
+                        content_size: content,
+                    });
+                }
+            }
+        }
+
+        // Static atlas: tallest first packs shelves tightly.
+        let widest = items.iter().map(|(_, img)| img.width).max().unwrap_or(1);
+        let mut shelves = Shelves::new(ATLAS_WIDTH.max(widest));
+        let mut order: Vec<usize> = (0..items.len()).collect();
+        order.sort_by_key(|&k| std::cmp::Reverse(items[k].1.height));
+        let mut rects = vec![[0u32; 4]; items.len()];
+        for &k in &order {
+            let img = &items[k].1;
+            rects[k] = shelves.place(img.width, img.height);
+        }
+        let mut atlas = TexImage::new(shelves.width, shelves.height().max(1));
+        for (k, (layer, img)) in items.iter().enumerate() {
+            atlas.blit(rects[k], &img.pixels);
+            layers[*layer].rect = rects[k];
+        }
+
+        // Video atlas: one shelf row per video is plenty for templates' few videos.
+        let video_width = videos.iter().map(|v| v.rect[2]).max().unwrap_or(1);
+        video_shelves.width = video_width;
+        for &v in &video_slots {
+            let slot = &mut videos[v];
+            let rect = video_shelves.place(slot.rect[2], slot.rect[3]);
+            slot.rect = rect;
+            layers[slot.layer].rect = rect;
+        }
+        let video_size = (video_width.max(1), video_shelves.height().max(1));
+
+        let bg = timeline.background;
+        let a = f32::from(bg[3]) / 255.0;
+        let background = [
+            f32::from(bg[0]) / 255.0 * a,
+            f32::from(bg[1]) / 255.0 * a,
+            f32::from(bg[2]) / 255.0 * a,
+            a,
+        ];
+        Ok(Self {
+            width,
+            height,
+            scale,
+            background,
+            atlas,
+            video_size,
+            layers,
+            videos,
+            warnings,
+        })
+    }
+
+    /// The layers visible at time `t`, bottom first, ready for the GPU.
+    pub fn frame_layers(&self, timeline: &Timeline, t: f64, out: &mut Vec<GpuLayer>) {
+        out.clear();
+        let canvas = Affine::scale(self.scale, self.scale);
+        for (layer, scene) in timeline.layers.iter().zip(&self.layers) {
+            let Some(state) = layer.state_at(t, scene.content_size) else {
+                continue;
+            };
+            let to_canvas = canvas.mul(&state.matrix);
+            let Some(inverse) = to_canvas.invert() else {
+                continue;
+            };
+            let (cw, ch) = scene.content_size;
+            let to_texel = Affine::scale(f64::from(scene.rect[2]) / cw, f64::from(scene.rect[3]) / ch);
+            let m = to_texel.mul(&inverse).0;
+            let corners = [[0.0, 0.0], [cw, 0.0], [0.0, ch], [cw, ch]].map(|p| to_canvas.apply(p));
+            let min_x = corners.iter().map(|p| p[0]).fold(f64::INFINITY, f64::min);
+            let min_y = corners.iter().map(|p| p[1]).fold(f64::INFINITY, f64::min);
+            let max_x = corners.iter().map(|p| p[0]).fold(f64::NEG_INFINITY, f64::max);
+            let max_y = corners.iter().map(|p| p[1]).fold(f64::NEG_INFINITY, f64::max);
+            let clamp_x = |v: f64| v.clamp(0.0, f64::from(self.width)) as i32;
+            let clamp_y = |v: f64| v.clamp(0.0, f64::from(self.height)) as i32;
+            let bbox = [
+                clamp_x(min_x.floor()),
+                clamp_y(min_y.floor()),
+                clamp_x(max_x.ceil()),
+                clamp_y(max_y.ceil()),
+            ];
+            if bbox[0] >= bbox[2] || bbox[1] >= bbox[3] {
+                continue;
+            }
+            out.push(GpuLayer {
+                row0: [m[0] as f32, m[1] as f32, m[2] as f32, state.opacity as f32],
+                row1: [m[3] as f32, m[4] as f32, m[5] as f32, 0.0],
+                rect: scene.rect,
+                bbox,
+                source: scene.source,
+                _pad: [0; 3],
+            });
+        }
+    }
+
+    /// Video slots whose layer is shown at `t`, with the layer-local time to decode.
+    pub fn active_videos<'a>(
+        &'a self,
+        timeline: &'a Timeline,
+        t: f64,
+    ) -> impl Iterator<Item = (usize, f64)> + 'a {
+        let layers = &timeline.layers;
+        self.videos
+            .iter()
+            .enumerate()
+            .filter_map(move |(i, slot)| {
+                let layer = &layers[slot.layer];
+                (t >= layer.start && t < layer.end).then(|| (i, t - layer.start))
+            })
+    }
+}
