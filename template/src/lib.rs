@@ -3,7 +3,40 @@
 //! A bundle is a folder with `template.json` ([`Manifest`]) and its media. This crate parses and
 //! validates it, sanitizes and resolves recipient tokens, and resolves the timeline: where each
 //! layer is and how opaque it is at any time. No GPU, no FFmpeg, no async.
+//!
+//! # Contents
+//!
+//! - **Manifest** ([`Manifest`] and the types under it): the serde types of `template.json`.
+//!   Times in seconds, positions and sizes in output pixels, colours `#RRGGBB[AA]`.
+//! - **Loading and validation**: [`Bundle::load`] reads a bundle folder; [`Manifest::from_json`]
+//!   parses (errors carry line, column and JSON path); [`Manifest::validate`] checks every rule
+//!   and reports every broken one in one [`TemplateError::Invalid`] listing [`Problem`]s.
+//! - **Colours**: [`Color::rgba`].
+//! - **Tokens**: [`sanitize`] makes untrusted recipient text safe (NFC, no control or bidi
+//!   override characters, collapsed whitespace); [`resolve_tokens`] checks a request's values
+//!   against the template's token schema and applies fallbacks; failures are [`TokenError`]s.
+//! - **Timeline**: [`resolve`] turns a manifest, a language and resolved tokens into a
+//!   [`Timeline`] of [`ResolvedLayer`]s; [`ResolvedLayer::state_at`] gives a layer's [`Affine`]
+//!   placement and opacity at any time; [`Timeline::frame_range`] maps a time range to frames;
+//!   [`Timeline::dependent_ranges`] tells which time ranges depend on the recipient.
+//! - **Schema**: [`json_schema`], kept in `template/template.schema.json`.
+//!
+//! **Invariant:** everything here is a pure function of its inputs (file reads aside in
+//! [`Bundle::load`]); nothing panics on any input.
 
+mod bundle;
+mod color;
+mod error;
 mod manifest;
+mod schema;
+mod timeline;
+mod tokens;
+mod validate;
 
+pub use bundle::{Bundle, MANIFEST_FILE};
+pub use error::{ColorError, Problem, TemplateError, TokenError};
 pub use manifest::*;
+pub use schema::{json_schema, json_schema_pretty};
+pub use timeline::{resolve, Affine, LayerState, Lerp, ResolvedContent, ResolvedLayer, Timeline};
+pub use tokens::{placeholders, resolve_tokens, sanitize};
+pub use validate::MAX_DURATION;

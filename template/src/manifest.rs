@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
+use serde::de::{DeserializeOwned, Deserializer, Error as _};
 use serde::{Deserialize, Serialize};
 
 /// The only manifest version this build reads.
@@ -87,8 +88,9 @@ pub enum TokenKind {
 }
 
 /// One visual layer.
+// No `deny_unknown_fields` here: serde would then reject the flattened content's `type` tag.
+// Unknown fields are still rejected, by the content types.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 pub struct Layer {
     /// Unique id within the template, used in error messages.
     pub id: String,
@@ -268,13 +270,39 @@ impl Default for Transform {
 }
 
 /// A value that is either constant or keyframed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+///
+/// In JSON, a list of objects (or an empty list) is keyframes; anything else is the constant.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(untagged)]
+#[schemars(rename = "Animated_{T}")]
 pub enum Animated<T> {
     /// The same value for the whole life of the layer.
     Constant(T),
     /// Keyframes in increasing time; before the first and after the last the value holds.
     Keyframes(Vec<Keyframe<T>>),
+}
+
+// Written by hand rather than derived as untagged, so that a wrong value reports what was
+// expected instead of "data did not match any variant".
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Animated<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        let keyframes = match &value {
+            serde_json::Value::Array(items) => items.first().is_none_or(|v| v.is_object()),
+            _ => false,
+        };
+        if keyframes {
+            serde_path_to_error::deserialize::<_, Vec<Keyframe<T>>>(value)
+                .map(Animated::Keyframes)
+                .map_err(|e| D::Error::custom(format_args!("keyframe {}: {}", e.path(), e.inner())))
+        } else {
+            T::deserialize(value).map(Animated::Constant).map_err(|e| {
+                D::Error::custom(format_args!(
+                    "{e}, or a list of keyframes `[{{\"t\": 0, \"value\": ...}}]`"
+                ))
+            })
+        }
+    }
 }
 
 impl Animated<f64> {
@@ -298,6 +326,7 @@ impl Animated<[f64; 2]> {
 /// One keyframe.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Keyframe_{T}")]
 pub struct Keyframe<T> {
     /// Time in seconds from the start of the video.
     pub t: f64,
@@ -326,7 +355,7 @@ pub enum Easing {
 }
 
 /// Audio of the template.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AudioSpec {
     /// Background music, looped to the length of the video.
@@ -338,6 +367,17 @@ pub struct AudioSpec {
     /// Integrated loudness of the final mix in LUFS, -40..=-5; default -16.
     #[serde(default = "default_loudness")]
     pub loudness_lufs: f64,
+}
+
+// By hand, so that a manifest without `audio` gets the same -16 LUFS as one with `"audio": {}`.
+impl Default for AudioSpec {
+    fn default() -> Self {
+        Self {
+            music: None,
+            voice: None,
+            loudness_lufs: default_loudness(),
+        }
+    }
 }
 
 fn default_loudness() -> f64 {

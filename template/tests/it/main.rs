@@ -1,0 +1,7 @@
+mod broken;
+mod load;
+mod sanitize;
+mod schema;
+mod support;
+mod timeline;
+mod tokens;
