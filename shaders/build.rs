@@ -1,17 +1,17 @@
 //! Validates every WGSL shader with naga, failing the build on any error.
 //!
-//! Each shader is `wgsl/common.wgsl` followed by its own file, exactly as `src/lib.rs` assembles
-//! it at compile time.
+//! Each entry point is `wgsl/common.wgsl`, then `wgsl/composite_lib.wgsl`, then its own file,
+//! exactly as `src/lib.rs` assembles it at compile time.
 
 use std::fs;
 use std::path::Path;
 
-const SHADERS: &[&str] = &["composite.wgsl", "yuv420.wgsl"];
+const SHADERS: &[&str] = &["rgba.wgsl", "yuv420.wgsl"];
 
 fn main() {
     let dir = Path::new("wgsl");
     println!("cargo:rerun-if-changed=wgsl");
-    let common = read(&dir.join("common.wgsl"));
+    let common = read(&dir.join("common.wgsl")) + &read(&dir.join("composite_lib.wgsl"));
     let mut failures = Vec::new();
     for name in SHADERS {
         let source = format!("{common}{}", read(&dir.join(name)));

@@ -44,6 +44,16 @@ pub fn run(cli: Cli) -> Result<()> {
                 report.timings.total.as_secs_f64(),
                 report.adapter
             );
+            let t = &report.timings;
+            println!(
+                "stages (ms): prepare {:.0}, text+images {:.0}, audio {:.0}, decode {:.0}, gpu {:.0}, encode {:.0} (decode, gpu and encode overlap)",
+                t.prepare.as_secs_f64() * 1e3,
+                t.rasterize.as_secs_f64() * 1e3,
+                t.audio.as_secs_f64() * 1e3,
+                t.decode.as_secs_f64() * 1e3,
+                t.gpu.as_secs_f64() * 1e3,
+                t.encode.as_secs_f64() * 1e3
+            );
             Ok(())
         }
         Command::Still(args) => {

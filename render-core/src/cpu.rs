@@ -7,41 +7,55 @@
 
 use shaders::{FrameUniforms, GpuLayer};
 
-/// An RGBA8 image (premultiplied) used as a texture.
+/// Images laid end to end as packed premultiplied RGBA8 texels: the layout of the
+/// compositor's atlas buffers. Each image occupies `width*height` consecutive texels.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TexImage {
-    /// Width in texels.
-    pub width: u32,
-    /// Height in texels.
-    pub height: u32,
-    /// `width*height*4` bytes, row-major, premultiplied RGBA.
+pub struct Texels {
+    /// Four bytes per texel: R, G, B, A, premultiplied.
     pub pixels: Vec<u8>,
 }
 
-impl TexImage {
-    /// A transparent image.
-    pub fn new(width: u32, height: u32) -> Self {
-        Self {
-            width,
-            height,
-            pixels: vec![0; width as usize * height as usize * 4],
-        }
+impl Texels {
+    /// An empty buffer.
+    pub fn new() -> Self {
+        Self::default()
     }
 
-    /// Copies `pixels` (w*h*4) into the rectangle `rect` = x, y, w, h.
-    pub fn blit(&mut self, rect: [u32; 4], pixels: &[u8]) {
-        let [x, y, w, h] = rect.map(|v| v as usize);
-        let stride = self.width as usize * 4;
-        for row in 0..h {
-            let dst = (y + row) * stride + x * 4;
-            let src = row * w * 4;
-            self.pixels[dst..dst + w * 4].copy_from_slice(&pixels[src..src + w * 4]);
-        }
+    /// Number of texels.
+    pub fn len(&self) -> usize {
+        self.pixels.len() / 4
     }
 
-    fn load(&self, x: u32, y: u32) -> [f32; 4] {
-        let i = (y as usize * self.width as usize + x as usize) * 4;
-        let p = &self.pixels[i..i + 4];
+    /// True when no texel is stored.
+    pub fn is_empty(&self) -> bool {
+        self.pixels.is_empty()
+    }
+
+    /// Appends a `width`x`height` image (`width*height*4` bytes) and returns its rectangle:
+    /// first texel, row stride, width, height.
+    pub fn push(&mut self, width: u32, height: u32, pixels: &[u8]) -> [u32; 4] {
+        let base = self.len() as u32;
+        let bytes = width as usize * height as usize * 4;
+        self.pixels.extend_from_slice(&pixels[..bytes.min(pixels.len())]);
+        self.pixels.resize(self.pixels.len() + bytes - bytes.min(pixels.len()), 0);
+        [base, width, width, height]
+    }
+
+    /// Overwrites the image at `rect` (as returned by [`Self::push`]) with `pixels`.
+    pub fn write(&mut self, rect: [u32; 4], pixels: &[u8]) {
+        let start = rect[0] as usize * 4;
+        let bytes = rect[2] as usize * rect[3] as usize * 4;
+        self.pixels[start..start + bytes].copy_from_slice(&pixels[..bytes]);
+    }
+
+    /// The image at `rect` as bytes.
+    pub fn image(&self, rect: [u32; 4]) -> &[u8] {
+        let start = rect[0] as usize * 4;
+        &self.pixels[start..start + rect[2] as usize * rect[3] as usize * 4]
+    }
+
+    fn load(&self, i: usize) -> [f32; 4] {
+        let p = &self.pixels[i * 4..i * 4 + 4];
         [
             f32::from(p[0]) / 255.0,
             f32::from(p[1]) / 255.0,
@@ -51,13 +65,14 @@ impl TexImage {
     }
 }
 
-fn fetch(atlas: &TexImage, video: &TexImage, l: &GpuLayer, ix: i32, iy: i32) -> [f32; 4] {
-    let cx = ix.clamp(0, l.rect[2] as i32 - 1) as u32 + l.rect[0];
-    let cy = iy.clamp(0, l.rect[3] as i32 - 1) as u32 + l.rect[1];
+fn fetch(atlas: &Texels, video: &Texels, l: &GpuLayer, ix: i32, iy: i32) -> [f32; 4] {
+    let cx = ix.clamp(0, l.rect[2] as i32 - 1) as usize;
+    let cy = iy.clamp(0, l.rect[3] as i32 - 1) as usize;
+    let i = l.rect[0] as usize + cy * l.rect[1] as usize + cx;
     if l.source == shaders::source::ATLAS {
-        atlas.load(cx, cy)
+        atlas.load(i)
     } else {
-        video.load(cx, cy)
+        video.load(i)
     }
 }
 
@@ -70,7 +85,7 @@ fn lerp(a: [f32; 4], b: [f32; 4], t: f32) -> [f32; 4] {
     ]
 }
 
-fn sample(atlas: &TexImage, video: &TexImage, l: &GpuLayer, p: [f32; 2]) -> [f32; 4] {
+fn sample(atlas: &Texels, video: &Texels, l: &GpuLayer, p: [f32; 2]) -> [f32; 4] {
     let u = l.row0[0] * p[0] + l.row0[1] * p[1] + l.row0[2];
     let v = l.row1[0] * p[0] + l.row1[1] * p[1] + l.row1[2];
     if u < 0.0 || v < 0.0 || u >= l.rect[2] as f32 || v >= l.rect[3] as f32 {
@@ -117,8 +132,8 @@ fn unpack(w: u32) -> [f32; 3] {
 pub fn composite(
     frame: &FrameUniforms,
     layers: &[GpuLayer],
-    atlas: &TexImage,
-    video: &TexImage,
+    atlas: &Texels,
+    video: &Texels,
 ) -> Vec<u32> {
     let (w, h) = (frame.width as usize, frame.height as usize);
     let mut out = vec![0u32; w * h];

@@ -11,27 +11,27 @@ use crate::text::TextError;
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
     /// The template bundle is broken.
-    #[error("template: {0}")]
+    #[error(transparent)]
     Template(#[from] template::TemplateError),
     /// A recipient's token value was rejected.
-    #[error("{0}")]
+    #[error(transparent)]
     Token(#[from] template::TokenError),
     /// A text layer could not be laid out.
-    #[error("text layer `{layer}`: {source}")]
+    #[error("text layer `{layer}`: {error}")]
     Text {
         /// The layer id.
         layer: String,
         /// What went wrong.
-        source: TextError,
+        error: TextError,
     },
     /// A media file could not be read or written.
-    #[error("{0}")]
+    #[error(transparent)]
     Media(#[from] MediaError),
     /// An audio file could not be decoded or mixed.
-    #[error("{0}")]
+    #[error(transparent)]
     Audio(#[from] AudioError),
     /// The GPU failed.
-    #[error("{0}")]
+    #[error(transparent)]
     Gpu(#[from] GpuError),
     /// The requested range is outside the video.
     #[error("time range [{t0}, {t1}) is not inside the video's [0, {duration})")]
@@ -66,11 +66,11 @@ pub enum RenderError {
     #[error("the encoder stopped unexpectedly")]
     EncoderStopped,
     /// A file operation failed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// The OS error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }

@@ -372,9 +372,9 @@ impl Renderer {
         });
         match result {
             Ok((mut report, bytes)) => {
-                std::fs::rename(&partial, out).map_err(|source| RenderError::Io {
+                std::fs::rename(&partial, out).map_err(|error| RenderError::Io {
                     path: out.to_owned(),
-                    source,
+                    error,
                 })?;
                 report.bytes = bytes;
                 Ok(report)
@@ -500,13 +500,8 @@ impl Renderer {
             if placed.source != shaders::source::ATLAS {
                 continue;
             }
-            let [x, y, w, h] = placed.rect;
-            let atlas = &job.scene.atlas;
-            let mut pixels = Vec::with_capacity(w as usize * h as usize * 4);
-            for row in y..y + h {
-                let start = (row as usize * atlas.width as usize + x as usize) * 4;
-                pixels.extend_from_slice(&atlas.pixels[start..start + w as usize * 4]);
-            }
+            let [_, _, w, h] = placed.rect;
+            let pixels = job.scene.atlas.image(placed.rect).to_vec();
             out.push((
                 layer.id.clone(),
                 RgbaImage {
@@ -539,7 +534,7 @@ impl Renderer {
             scene.width,
             scene.height,
             &scene.atlas,
-            scene.video_size,
+            &scene.video,
             1,
         )?;
         for (slot, local) in scene.active_videos(timeline, t) {
@@ -591,7 +586,7 @@ fn frame_loop(
         scene.width,
         scene.height,
         &scene.atlas,
-        scene.video_size,
+        &scene.video,
         DEFAULT_RING,
     )?;
     let mut layers = Vec::new();

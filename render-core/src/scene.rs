@@ -1,25 +1,23 @@
 //! A timeline turned into GPU-ready pieces: one static atlas holding every text, image and shape
 //! of the job (rasterized once), video slots in a second atlas, and per-frame layer descriptors.
+//! Atlases are images laid end to end ([`Texels`]); a layer's `rect` says where its texels are.
 
 use std::path::PathBuf;
 
 use shaders::GpuLayer;
 use template::{Affine, Bundle, ResolvedContent, Timeline};
 
-use crate::cpu::TexImage;
+use crate::cpu::Texels;
 use crate::media::{self, VideoReaderOptions};
 use crate::text::{TextEngine, TextStyle};
 use crate::RenderError;
-
-/// Width of the static atlas unless one item is wider.
-const ATLAS_WIDTH: u32 = 2048;
 
 /// Where one timeline layer's pixels live.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SceneLayer {
     /// `shaders::source::ATLAS` or `shaders::source::VIDEO`.
     pub source: u32,
-    /// Texel rectangle x, y, w, h in that texture.
+    /// First texel, row stride, width and height in that atlas.
     pub rect: [u32; 4],
     /// Size the content is drawn at before the layer's transform, in canvas pixels.
     pub content_size: (f64, f64),
@@ -30,7 +28,7 @@ pub struct SceneLayer {
 pub struct VideoSlot {
     /// Index of the layer in the timeline.
     pub layer: usize,
-    /// Texel rectangle in the video atlas.
+    /// First texel, row stride, width and height in the video atlas.
     pub rect: [u32; 4],
     /// The file.
     pub path: PathBuf,
@@ -50,50 +48,15 @@ pub struct Scene {
     /// Canvas colour, premultiplied, 0..1.
     pub background: [f32; 4],
     /// Static layers' pixels.
-    pub atlas: TexImage,
-    /// Size of the video atlas.
-    pub video_size: (u32, u32),
+    pub atlas: Texels,
+    /// The video atlas as first uploaded (transparent); slots are rewritten every frame.
+    pub video: Texels,
     /// One entry per timeline layer, same order.
     pub layers: Vec<SceneLayer>,
     /// Video layers.
     pub videos: Vec<VideoSlot>,
     /// Partial degradations (text shrunk below its minimum, a missing glyph).
     pub warnings: Vec<String>,
-}
-
-/// A simple shelf packer: items left to right on shelves, a new shelf when a row is full.
-struct Shelves {
-    width: u32,
-    x: u32,
-    y: u32,
-    shelf_height: u32,
-}
-
-impl Shelves {
-    fn new(width: u32) -> Self {
-        Self {
-            width,
-            x: 0,
-            y: 0,
-            shelf_height: 0,
-        }
-    }
-
-    fn place(&mut self, w: u32, h: u32) -> [u32; 4] {
-        if self.x + w > self.width {
-            self.y += self.shelf_height;
-            self.x = 0;
-            self.shelf_height = 0;
-        }
-        let rect = [self.x, self.y, w, h];
-        self.x += w;
-        self.shelf_height = self.shelf_height.max(h);
-        rect
-    }
-
-    fn height(&self) -> u32 {
-        self.y + self.shelf_height
-    }
 }
 
 fn premultiply(c: [u8; 4]) -> [u8; 4] {
@@ -163,12 +126,11 @@ impl Scene {
         height: u32,
     ) -> Result<Self, RenderError> {
         let scale = f64::from(width) / f64::from(timeline.width);
-        let mut items: Vec<(usize, TexImage)> = Vec::new();
+        let mut atlas = Texels::new();
+        let mut video = Texels::new();
         let mut layers = Vec::with_capacity(timeline.layers.len());
         let mut videos = Vec::new();
         let mut warnings = Vec::new();
-        let mut video_shelves = Shelves::new(0);
-        let mut video_slots = Vec::new();
         for (i, layer) in timeline.layers.iter().enumerate() {
             match &layer.content {
                 ResolvedContent::Image { src, size } => {
@@ -178,17 +140,9 @@ impl Scene {
                         .unwrap_or((f64::from(img.width), f64::from(img.height)));
                     layers.push(SceneLayer {
                         source: shaders::source::ATLAS,
-                        rect: [0, 0, img.width, img.height],
+                        rect: atlas.push(img.width, img.height, &img.pixels),
                         content_size: content,
                     });
-                    items.push((
-                        i,
-                        TexImage {
-                            width: img.width,
-                            height: img.height,
-                            pixels: img.pixels,
-                        },
-                    ));
                 }
                 ResolvedContent::Text {
                     text: string,
@@ -215,9 +169,9 @@ impl Scene {
                     };
                     let raster = text
                         .rasterize(string, bw, bh, &style)
-                        .map_err(|source| RenderError::Text {
+                        .map_err(|error| RenderError::Text {
                             layer: layer.id.clone(),
-                            source,
+                            error,
                         })?;
                     warnings.extend(
                         raster
@@ -227,17 +181,9 @@ impl Scene {
                     );
                     layers.push(SceneLayer {
                         source: shaders::source::ATLAS,
-                        rect: [0, 0, raster.width, raster.height],
+                        rect: atlas.push(raster.width, raster.height, &raster.pixels),
                         content_size: (size.width, size.height),
                     });
-                    items.push((
-                        i,
-                        TexImage {
-                            width: raster.width,
-                            height: raster.height,
-                            pixels: raster.pixels,
-                        },
-                    ));
                 }
                 ResolvedContent::Solid {
                     color,
@@ -248,17 +194,9 @@ impl Scene {
                     let pixels = solid(*color, w, h, corner_radius * scale);
                     layers.push(SceneLayer {
                         source: shaders::source::ATLAS,
-                        rect: [0, 0, w, h],
+                        rect: atlas.push(w, h, &pixels),
                         content_size: (size.width, size.height),
                     });
-                    items.push((
-                        i,
-                        TexImage {
-                            width: w,
-                            height: h,
-                            pixels,
-                        },
-                    ));
                 }
                 ResolvedContent::Video {
                     src,
@@ -275,8 +213,7 @@ impl Scene {
                     let (sw, sh) = probe_video_size(&path)?;
                     let dw = size_px(content.0 * scale).min(sw).max(2);
                     let dh = size_px(content.1 * scale).min(sh).max(2);
-                    let rect = [0, 0, dw, dh];
-                    video_slots.push(videos.len());
+                    let rect = video.push(dw, dh, &[]);
                     videos.push(VideoSlot {
                         layer: i,
                         rect,
@@ -298,33 +235,6 @@ impl Scene {
             }
         }
 
-        // Static atlas: tallest first packs shelves tightly.
-        let widest = items.iter().map(|(_, img)| img.width).max().unwrap_or(1);
-        let mut shelves = Shelves::new(ATLAS_WIDTH.max(widest));
-        let mut order: Vec<usize> = (0..items.len()).collect();
-        order.sort_by_key(|&k| std::cmp::Reverse(items[k].1.height));
-        let mut rects = vec![[0u32; 4]; items.len()];
-        for &k in &order {
-            let img = &items[k].1;
-            rects[k] = shelves.place(img.width, img.height);
-        }
-        let mut atlas = TexImage::new(shelves.width, shelves.height().max(1));
-        for (k, (layer, img)) in items.iter().enumerate() {
-            atlas.blit(rects[k], &img.pixels);
-            layers[*layer].rect = rects[k];
-        }
-
-        // Video atlas: one shelf row per video is plenty for templates' few videos.
-        let video_width = videos.iter().map(|v| v.rect[2]).max().unwrap_or(1);
-        video_shelves.width = video_width;
-        for &v in &video_slots {
-            let slot = &mut videos[v];
-            let rect = video_shelves.place(slot.rect[2], slot.rect[3]);
-            slot.rect = rect;
-            layers[slot.layer].rect = rect;
-        }
-        let video_size = (video_width.max(1), video_shelves.height().max(1));
-
         let bg = timeline.background;
         let a = f32::from(bg[3]) / 255.0;
         let background = [
@@ -339,7 +249,7 @@ impl Scene {
             scale,
             background,
             atlas,
-            video_size,
+            video,
             layers,
             videos,
             warnings,

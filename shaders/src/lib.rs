@@ -1,27 +1,30 @@
 //! shaders: the WGSL compute shaders of the compositor and their `#[repr(C)]` mirrors.
 //!
-//! Sources live in `wgsl/`; every shader is `common.wgsl` followed by its own file. `build.rs`
-//! parses and validates each with naga, so a broken shader fails the build, not a render.
-//! Entry points are named `cs_main`.
+//! Sources live in `wgsl/`: `common.wgsl` (shared structs) and `composite_lib.wgsl` (bindings
+//! and the per-pixel compositing) are prepended to each entry point's file. `build.rs` parses
+//! and validates each with naga, so a broken shader fails the build, not a render. Entry points
+//! are named `cs_main`.
 
 use bytemuck::{Pod, Zeroable};
 
 /// Composites all layers of a frame into packed RGBA8 (one `u32` per pixel).
-pub const COMPOSITE_WGSL: &str = concat!(
+pub const RGBA_WGSL: &str = concat!(
     include_str!("../wgsl/common.wgsl"),
-    include_str!("../wgsl/composite.wgsl")
+    include_str!("../wgsl/composite_lib.wgsl"),
+    include_str!("../wgsl/rgba.wgsl")
 );
 
-/// Converts packed RGBA8 into planar YUV 4:2:0, BT.709 limited range.
+/// Composites all layers of a frame straight into planar YUV 4:2:0, BT.709 limited range.
 pub const YUV420_WGSL: &str = concat!(
     include_str!("../wgsl/common.wgsl"),
+    include_str!("../wgsl/composite_lib.wgsl"),
     include_str!("../wgsl/yuv420.wgsl")
 );
 
-/// Workgroup size of the composite shader, in pixels per side.
-pub const COMPOSITE_WORKGROUP: u32 = 16;
-/// Workgroup size of the YUV shader, in 8x2 pixel blocks per side.
-pub const YUV_WORKGROUP: u32 = 8;
+/// Invocations per workgroup of the RGBA shader; each handles four pixels of a row.
+pub const RGBA_WORKGROUP: u32 = 64;
+/// Invocations per workgroup of the YUV shader; each handles one 8x2 block.
+pub const YUV_WORKGROUP: u32 = 64;
 
 /// Per-frame constants, `FrameUniforms` in `common.wgsl`.
 #[repr(C)]
@@ -39,7 +42,7 @@ pub struct FrameUniforms {
     pub background: [f32; 4],
 }
 
-/// Texture a layer samples from.
+/// Buffer a layer samples from. Both hold packed premultiplied RGBA8, one `u32` per texel.
 pub mod source {
     /// The static atlas: text, images and shapes, uploaded once per job.
     pub const ATLAS: u32 = 0;
@@ -55,7 +58,8 @@ pub struct GpuLayer {
     pub row0: [f32; 4],
     /// Second row of the canvas → texel affine map; `w` unused.
     pub row1: [f32; 4],
-    /// Texel rectangle in the source texture: x, y, width, height.
+    /// The layer's texels in its source buffer: first texel index, row stride in texels,
+    /// width, height.
     pub rect: [u32; 4],
     /// Canvas pixels the layer may touch: x0, y0, x1, y1 (exclusive).
     pub bbox: [i32; 4],
@@ -86,18 +90,18 @@ mod tests {
     #[test]
     fn mirrors_match_wgsl_sizes() {
         assert_eq!(
-            struct_size(COMPOSITE_WGSL, "FrameUniforms") as usize,
+            struct_size(RGBA_WGSL, "FrameUniforms") as usize,
             std::mem::size_of::<FrameUniforms>()
         );
         assert_eq!(
-            struct_size(COMPOSITE_WGSL, "Layer") as usize,
+            struct_size(RGBA_WGSL, "Layer") as usize,
             std::mem::size_of::<GpuLayer>()
         );
     }
 
     #[test]
     fn entry_points_are_cs_main() {
-        for src in [COMPOSITE_WGSL, YUV420_WGSL] {
+        for src in [RGBA_WGSL, YUV420_WGSL] {
             let module = naga::front::wgsl::parse_str(src).expect("shader parses");
             let names: Vec<_> = module.entry_points.iter().map(|e| e.name.as_str()).collect();
             assert_eq!(names, ["cs_main"]);

@@ -17,11 +17,14 @@ struct Layer {
     // inside `rect` (texel centres at +0.5). `row0.w` is the layer opacity.
     row0: vec4<f32>,
     row1: vec4<f32>,
-    // Texel rectangle inside the source texture: x, y, width, height.
+    // Where the layer's texels are in its source buffer: index of the first texel, row
+    // stride in texels, width, height.
     rect: vec4<u32>,
     // Canvas pixels the layer may touch: x0, y0, x1, y1 (exclusive).
     bbox: vec4<i32>,
     // 0: static atlas (text, images, shapes); 1: video atlas (updated every frame).
+    // Both are storage buffers of packed premultiplied RGBA8, one u32 per texel: software
+    // rasterizers fetch these far faster than texels from a sampled texture.
     source: u32,
     _pad0: u32,
     _pad1: u32,

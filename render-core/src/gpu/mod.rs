@@ -1,19 +1,22 @@
 //! The wgpu compute compositor.
 //!
-//! One compute pass composites every layer of a frame into packed RGBA8; a second packs it into
-//! planar YUV 4:2:0 so readback carries 1.5 bytes per pixel. Frames are submitted into a ring of
+//! One compute pass composites every layer of a frame straight into planar YUV 4:2:0 (or, for
+//! stills and tests, packed RGBA8), so video readback carries 1.5 bytes per pixel and no RGBA
+//! frame is ever stored. Frames are submitted into a ring of
 //! staging buffers: while frame `n` is read back, frames `n+1..n+ring` are already queued, so the
 //! CPU side (decode, encode) never waits on a single frame's round trip.
 //!
-//! Static layer pixels (text, images, shapes) live in one atlas texture uploaded once per job;
-//! decoded video frames go into a second atlas texture rewritten every frame.
+//! Static layer pixels (text, images, shapes) live in one atlas buffer uploaded once per job;
+//! decoded video frames go into a second atlas buffer rewritten every frame. Both are storage
+//! buffers of packed RGBA8 rather than textures: the shader does its own bilinear filtering,
+//! and on software Vulkan (lavapipe) a buffer load is several times cheaper than a texel fetch.
 
 use std::collections::VecDeque;
 use std::sync::mpsc;
 
 use shaders::{FrameUniforms, GpuLayer};
 
-use crate::cpu::TexImage;
+use crate::cpu::Texels;
 
 /// Most layers one frame may composite.
 pub const MAX_LAYERS: usize = 64;
@@ -97,10 +100,9 @@ pub struct GpuContext {
     device: wgpu::Device,
     queue: wgpu::Queue,
     adapter: AdapterSummary,
-    composite: wgpu::ComputePipeline,
-    composite_layout: wgpu::BindGroupLayout,
+    layout: wgpu::BindGroupLayout,
+    rgba: wgpu::ComputePipeline,
     yuv: wgpu::ComputePipeline,
-    yuv_layout: wgpu::BindGroupLayout,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -132,19 +134,6 @@ fn uniform(binding: u32) -> wgpu::BindGroupLayoutEntry {
             ty: wgpu::BufferBindingType::Uniform,
             has_dynamic_offset: false,
             min_binding_size: None,
-        },
-        count: None,
-    }
-}
-
-fn texture(binding: u32) -> wgpu::BindGroupLayoutEntry {
-    wgpu::BindGroupLayoutEntry {
-        binding,
-        visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Texture {
-            sample_type: wgpu::TextureSampleType::Float { filterable: false },
-            view_dimension: wgpu::TextureViewDimension::D2,
-            multisampled: false,
         },
         count: None,
     }
@@ -191,24 +180,25 @@ impl GpuContext {
             message: e.to_string(),
         })?;
 
-        let composite_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("composite"),
-            entries: &[uniform(0), storage(1, true), texture(2), texture(3), storage(4, false)],
+            entries: &[
+                uniform(0),
+                storage(1, true),
+                storage(2, true),
+                storage(3, true),
+                storage(4, false),
+            ],
         });
-        let yuv_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("yuv420"),
-            entries: &[uniform(0), storage(1, true), storage(2, false)],
-        });
-        let composite = pipeline(&device, &composite_layout, shaders::COMPOSITE_WGSL, "composite");
-        let yuv = pipeline(&device, &yuv_layout, shaders::YUV420_WGSL, "yuv420");
+        let rgba = pipeline(&device, &layout, shaders::RGBA_WGSL, "rgba");
+        let yuv = pipeline(&device, &layout, shaders::YUV420_WGSL, "yuv420");
         Ok(Self {
             device,
             queue,
             adapter: summary,
-            composite,
-            composite_layout,
+            layout,
+            rgba,
             yuv,
-            yuv_layout,
         })
     }
 
@@ -267,11 +257,10 @@ pub struct Compositor<'a> {
     height: u32,
     uniforms: wgpu::Buffer,
     layers: wgpu::Buffer,
-    video: wgpu::Texture,
-    rgba: wgpu::Buffer,
-    yuv: wgpu::Buffer,
-    composite_group: wgpu::BindGroup,
-    yuv_group: wgpu::BindGroup,
+    _atlas: wgpu::Buffer,
+    video: wgpu::Buffer,
+    output: wgpu::Buffer,
+    group: wgpu::BindGroup,
     slots: Vec<Slot>,
     in_flight: VecDeque<usize>,
     next_slot: usize,
@@ -287,72 +276,38 @@ impl std::fmt::Debug for Compositor<'_> {
     }
 }
 
-fn texture_from(
-    ctx: &GpuContext,
-    label: &'static str,
-    width: u32,
-    height: u32,
-) -> Result<wgpu::Texture, GpuError> {
-    let limit = ctx.device.limits().max_texture_dimension_2d;
-    let side = width.max(height);
-    if side > limit {
+fn atlas_buffer(ctx: &GpuContext, label: &'static str, texels: &Texels) -> Result<wgpu::Buffer, GpuError> {
+    let bytes = (texels.pixels.len() as u64).max(4);
+    let limit = u64::from(ctx.device.limits().max_storage_buffer_binding_size);
+    if bytes > limit {
         return Err(GpuError::Limit {
             what: label,
-            value: u64::from(side),
-            limit: u64::from(limit),
+            value: bytes,
+            limit,
         });
     }
-    Ok(ctx.device.create_texture(&wgpu::TextureDescriptor {
+    let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some(label),
-        size: wgpu::Extent3d {
-            width: width.max(1),
-            height: height.max(1),
-            depth_or_array_layers: 1,
-        },
-        mip_level_count: 1,
-        sample_count: 1,
-        dimension: wgpu::TextureDimension::D2,
-        format: wgpu::TextureFormat::Rgba8Unorm,
-        usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
-        view_formats: &[],
-    }))
-}
-
-fn write_texture(queue: &wgpu::Queue, texture: &wgpu::Texture, rect: [u32; 4], rgba: &[u8]) {
-    queue.write_texture(
-        wgpu::TexelCopyTextureInfo {
-            texture,
-            mip_level: 0,
-            origin: wgpu::Origin3d {
-                x: rect[0],
-                y: rect[1],
-                z: 0,
-            },
-            aspect: wgpu::TextureAspect::All,
-        },
-        rgba,
-        wgpu::TexelCopyBufferLayout {
-            offset: 0,
-            bytes_per_row: Some(rect[2] * 4),
-            rows_per_image: Some(rect[3]),
-        },
-        wgpu::Extent3d {
-            width: rect[2],
-            height: rect[3],
-            depth_or_array_layers: 1,
-        },
-    );
+        size: bytes.div_ceil(4) * 4,
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    if !texels.is_empty() {
+        ctx.queue.write_buffer(&buffer, 0, &texels.pixels);
+    }
+    Ok(buffer)
 }
 
 impl<'a> Compositor<'a> {
-    /// Prepares a compositor for a `width`x`height` canvas with the job's static `atlas` and a
-    /// video atlas of `video_size` texels, keeping up to `ring` frames in flight.
+    /// Prepares a compositor for a `width`x`height` canvas with the job's static `atlas` and
+    /// the initial `video` atlas (its size is fixed for the job), keeping up to `ring` frames
+    /// in flight.
     pub fn new(
         ctx: &'a GpuContext,
         width: u32,
         height: u32,
-        atlas: &TexImage,
-        video_size: (u32, u32),
+        atlas: &Texels,
+        video: &Texels,
         ring: usize,
     ) -> Result<Self, GpuError> {
         if width % 8 != 0 || height % 2 != 0 || width == 0 || height == 0 {
@@ -381,33 +336,17 @@ impl<'a> Compositor<'a> {
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let atlas_tex = texture_from(ctx, "atlas", atlas.width, atlas.height)?;
-        if atlas.width > 0 && atlas.height > 0 {
-            write_texture(
-                &ctx.queue,
-                &atlas_tex,
-                [0, 0, atlas.width, atlas.height],
-                &atlas.pixels,
-            );
-        }
-        let video = texture_from(ctx, "video atlas", video_size.0, video_size.1)?;
-        let rgba = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("rgba"),
+        let atlas = atlas_buffer(ctx, "atlas", atlas)?;
+        let video = atlas_buffer(ctx, "video atlas", video)?;
+        let output = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("output"),
             size: pixels * 4,
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
             mapped_at_creation: false,
         });
-        let yuv = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("yuv"),
-            size: pixels * 3 / 2,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
-        });
-        let atlas_view = atlas_tex.create_view(&wgpu::TextureViewDescriptor::default());
-        let video_view = video.create_view(&wgpu::TextureViewDescriptor::default());
-        let composite_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+        let group = device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("composite"),
-            layout: &ctx.composite_layout,
+            layout: &ctx.layout,
             entries: &[
                 wgpu::BindGroupEntry {
                     binding: 0,
@@ -419,33 +358,15 @@ impl<'a> Compositor<'a> {
                 },
                 wgpu::BindGroupEntry {
                     binding: 2,
-                    resource: wgpu::BindingResource::TextureView(&atlas_view),
+                    resource: atlas.as_entire_binding(),
                 },
                 wgpu::BindGroupEntry {
                     binding: 3,
-                    resource: wgpu::BindingResource::TextureView(&video_view),
+                    resource: video.as_entire_binding(),
                 },
                 wgpu::BindGroupEntry {
                     binding: 4,
-                    resource: rgba.as_entire_binding(),
-                },
-            ],
-        });
-        let yuv_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("yuv420"),
-            layout: &ctx.yuv_layout,
-            entries: &[
-                wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: uniforms.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 1,
-                    resource: rgba.as_entire_binding(),
-                },
-                wgpu::BindGroupEntry {
-                    binding: 2,
-                    resource: yuv.as_entire_binding(),
+                    resource: output.as_entire_binding(),
                 },
             ],
         });
@@ -475,21 +396,24 @@ impl<'a> Compositor<'a> {
             height,
             uniforms,
             layers,
+            _atlas: atlas,
             video,
-            rgba,
-            yuv,
-            composite_group,
-            yuv_group,
+            output,
+            group,
             slots,
             in_flight: VecDeque::new(),
             next_slot: 0,
         })
     }
 
-    /// Replaces `rect` (x, y, w, h) of the video atlas with `rgba` (w*h*4 bytes) for the next
-    /// submitted frame.
+    /// Replaces the image at `rect` (as laid out by [`Texels::push`]) in the video atlas with
+    /// `rgba` (w*h*4 bytes, premultiplied) for the next submitted frame.
     pub fn upload_video(&self, rect: [u32; 4], rgba: &[u8]) {
-        write_texture(&self.ctx.queue, &self.video, rect, rgba);
+        let bytes = rect[2] as usize * rect[3] as usize * 4;
+        let data = &rgba[..bytes.min(rgba.len())];
+        self.ctx
+            .queue
+            .write_buffer(&self.video, u64::from(rect[0]) * 4, data);
     }
 
     /// True when [`Self::submit`] would first have to wait for the oldest frame.
@@ -543,28 +467,27 @@ impl<'a> Compositor<'a> {
                 label: Some("composite"),
                 timestamp_writes: None,
             });
-            pass.set_pipeline(&self.ctx.composite);
-            pass.set_bind_group(0, &self.composite_group, &[]);
-            let wg = shaders::COMPOSITE_WORKGROUP;
-            pass.dispatch_workgroups(self.width.div_ceil(wg), self.height.div_ceil(wg), 1);
-            if readback == Readback::Yuv420 {
-                pass.set_pipeline(&self.ctx.yuv);
-                pass.set_bind_group(0, &self.yuv_group, &[]);
-                let wg = shaders::YUV_WORKGROUP;
-                pass.dispatch_workgroups(
-                    (self.width / 8).div_ceil(wg),
-                    (self.height / 2).div_ceil(wg),
-                    1,
-                );
+            pass.set_bind_group(0, &self.group, &[]);
+            match readback {
+                Readback::Yuv420 => {
+                    pass.set_pipeline(&self.ctx.yuv);
+                    let blocks = (self.width / 8) * (self.height / 2);
+                    pass.dispatch_workgroups(blocks.div_ceil(shaders::YUV_WORKGROUP), 1, 1);
+                }
+                Readback::Rgba => {
+                    pass.set_pipeline(&self.ctx.rgba);
+                    let quads = (self.width / 4) * self.height;
+                    pass.dispatch_workgroups(quads.div_ceil(shaders::RGBA_WORKGROUP), 1, 1);
+                }
             }
         }
         let pixels = u64::from(self.width) * u64::from(self.height);
-        let (source, bytes) = match readback {
-            Readback::Yuv420 => (&self.yuv, pixels * 3 / 2),
-            Readback::Rgba => (&self.rgba, pixels * 4),
+        let bytes = match readback {
+            Readback::Yuv420 => pixels * 3 / 2,
+            Readback::Rgba => pixels * 4,
         };
         let slot = &mut self.slots[index];
-        encoder.copy_buffer_to_buffer(source, 0, &slot.staging, 0, bytes);
+        encoder.copy_buffer_to_buffer(&self.output, 0, &slot.staging, 0, bytes);
         let submission = queue.submit([encoder.finish()]);
         let (tx, rx) = mpsc::sync_channel(1);
         slot.staging

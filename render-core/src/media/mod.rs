@@ -1,1 +1,39 @@
 //! Media IO through FFmpeg: video decoding, image loading, H.264/AAC/MP4 encoding.
+//!
+//! - [`load_image`] / [`save_png`]: PNG, JPEG and WebP stills as premultiplied RGBA8.
+//! - [`VideoReader`]: a video file as RGBA8 frames at a chosen size, addressed by time, with
+//!   trimming and looping; forward requests decode without seeking.
+//! - [`Mp4Writer`]: I420 frames and f32 stereo audio into a fast-start MP4 (libx264 +
+//!   FFmpeg's AAC-LC), byte-identical for identical input and [`EncoderSettings`].
+//!
+//! Every entry point calls [`init`] itself; calling it earlier only moves the one-time cost.
+
+mod decode;
+mod encode;
+mod error;
+mod still;
+mod sys;
+#[cfg(test)]
+mod test_util;
+
+use std::sync::Once;
+
+pub use decode::{VideoReader, VideoReaderOptions};
+pub use encode::{
+    EncodeStats, EncoderSettings, H264Profile, Mp4Writer, AUDIO_SAMPLE_RATE, X264_PRESETS,
+};
+pub use error::MediaError;
+pub use still::{load_image, save_png, RgbaImage, MAX_IMAGE_BYTES, MAX_IMAGE_SIDE};
+
+/// Initialises FFmpeg once per process and sets its log level to errors only. Idempotent and
+/// thread-safe.
+pub fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        if let Err(e) = ffmpeg_next::init() {
+            // Only error-string registration can fail, and FFmpeg works without it.
+            tracing::warn!(error = %e, "FFmpeg initialisation reported an error");
+        }
+        ffmpeg_next::log::set_level(ffmpeg_next::log::Level::Error);
+    });
+}

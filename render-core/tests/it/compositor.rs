@@ -1,6 +1,6 @@
 //! The GPU compositor (lavapipe on machines without a GPU) against the CPU reference.
 
-use render_core::cpu::{self, TexImage};
+use render_core::cpu::{self, Texels};
 use render_core::gpu::{Compositor, GpuContext, Readback};
 use shaders::{source, FrameUniforms, GpuLayer};
 
@@ -8,10 +8,10 @@ use shaders::{source, FrameUniforms, GpuLayer};
 const TOLERANCE: u8 = 1;
 
 /// Deterministic pseudo-random premultiplied texels.
-fn pattern(width: u32, height: u32, seed: u32) -> TexImage {
-    let mut img = TexImage::new(width, height);
+fn pattern(width: u32, height: u32, seed: u32) -> Vec<u8> {
+    let mut img = vec![0u8; width as usize * height as usize * 4];
     let mut s = seed.wrapping_mul(2_654_435_761).max(1);
-    for px in img.pixels.chunks_exact_mut(4) {
+    for px in img.chunks_exact_mut(4) {
         s ^= s << 13;
         s ^= s >> 17;
         s ^= s << 5;
@@ -51,13 +51,18 @@ fn max_diff(a: &[u8], b: &[u8]) -> u8 {
 fn gpu_matches_cpu_reference() {
     let ctx = GpuContext::new().expect("a Vulkan adapter (lavapipe) is available");
     let (w, h) = (96u32, 64u32);
-    let atlas = pattern(64, 48, 7);
-    let video = pattern(40, 30, 11);
+    let mut atlas = Texels::new();
+    let a = atlas.push(32, 24, &pattern(32, 24, 7));
+    let b = atlas.push(32, 48, &pattern(32, 48, 8));
+    let c = atlas.push(20, 20, &pattern(20, 20, 9));
+    let mut video = Texels::new();
+    let v = video.push(40, 30, &[]);
+    let frame_pixels = pattern(40, 30, 11);
     let layers = [
-        layer(source::VIDEO, [0, 0, 40, 30], [0.0, 0.0], 2.4, 0.0, 1.0),
-        layer(source::ATLAS, [0, 0, 32, 24], [10.0, 5.0], 1.0, 0.0, 0.8),
-        layer(source::ATLAS, [32, 0, 32, 48], [50.0, 10.0], 0.7, 30.0, 0.6),
-        layer(source::ATLAS, [0, 24, 20, 20], [70.0, 40.0], 1.9, -12.5, 1.0),
+        layer(source::VIDEO, v, [0.0, 0.0], 2.4, 0.0, 1.0),
+        layer(source::ATLAS, a, [10.0, 5.0], 1.0, 0.0, 0.8),
+        layer(source::ATLAS, b, [50.0, 10.0], 0.7, 30.0, 0.6),
+        layer(source::ATLAS, c, [70.0, 40.0], 1.9, -12.5, 1.0),
     ];
     let background = [0.1, 0.2, 0.3, 1.0];
     let frame = FrameUniforms {
@@ -67,10 +72,12 @@ fn gpu_matches_cpu_reference() {
         _pad0: 0,
         background,
     };
-    let expected = cpu::words_to_bytes(&cpu::composite(&frame, &layers, &atlas, &video));
+    let mut video_now = video.clone();
+    video_now.write(v, &frame_pixels);
+    let expected = cpu::words_to_bytes(&cpu::composite(&frame, &layers, &atlas, &video_now));
 
-    let mut comp = Compositor::new(&ctx, w, h, &atlas, (40, 30), 2).expect("compositor");
-    comp.upload_video([0, 0, 40, 30], &video.pixels);
+    let mut comp = Compositor::new(&ctx, w, h, &atlas, &video, 2).expect("compositor");
+    comp.upload_video(v, &frame_pixels);
     comp.submit(background, &layers, Readback::Rgba, 1).expect("submit");
     comp.submit(background, &layers, Readback::Yuv420, 2).expect("submit");
     let mut rgba = Vec::new();
@@ -96,8 +103,8 @@ fn gpu_matches_cpu_reference() {
 #[test]
 fn ring_keeps_frames_in_order() {
     let ctx = GpuContext::new().expect("a Vulkan adapter (lavapipe) is available");
-    let atlas = TexImage::new(8, 8);
-    let mut comp = Compositor::new(&ctx, 16, 8, &atlas, (8, 8), 3).expect("compositor");
+    let atlas = Texels::new();
+    let mut comp = Compositor::new(&ctx, 16, 8, &atlas, &Texels::new(), 3).expect("compositor");
     let mut out = Vec::new();
     let mut seen = Vec::new();
     for tag in 0..10u64 {
@@ -123,7 +130,7 @@ fn ring_keeps_frames_in_order() {
 #[test]
 fn rejects_bad_canvas() {
     let ctx = GpuContext::new().expect("a Vulkan adapter (lavapipe) is available");
-    let atlas = TexImage::new(1, 1);
-    let err = Compositor::new(&ctx, 100, 50, &atlas, (1, 1), 2).expect_err("width 100 is not a multiple of 8");
+    let atlas = Texels::new();
+    let err = Compositor::new(&ctx, 100, 50, &atlas, &Texels::new(), 2).expect_err("width 100 is not a multiple of 8");
     assert!(err.to_string().contains("multiple of 8"), "{err}");
 }

@@ -118,11 +118,11 @@ fn still_matches_cpu_reference_of_the_whole_scene() {
     let scene = Scene::build(&bundle, &timeline, &mut text, 320, 240).expect("scene");
     let mut layers = Vec::new();
     scene.frame_layers(&timeline, at, &mut layers);
-    let mut video = cpu::TexImage::new(scene.video_size.0, scene.video_size.1);
+    let mut video = scene.video.clone();
     for (slot, local) in scene.active_videos(&timeline, at) {
         let s = &scene.videos[slot];
         let mut reader = render_core::media::VideoReader::open(&s.path, s.options.clone()).expect("video");
-        video.blit(s.rect, reader.frame_at(local).expect("frame"));
+        video.write(s.rect, reader.frame_at(local).expect("frame"));
     }
     let frame = shaders::FrameUniforms {
         width: 320,

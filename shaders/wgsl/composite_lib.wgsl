@@ -1,0 +1,63 @@
+// Compositing shared by the RGBA and YUV entry points: every layer of one frame, bottom first,
+// in premultiplied alpha, with bilinear sampling clamped to each layer's own texel rectangle.
+
+@group(0) @binding(0) var<uniform> frame: FrameUniforms;
+@group(0) @binding(1) var<storage, read> layers: array<Layer>;
+@group(0) @binding(2) var<storage, read> atlas: array<u32>;
+@group(0) @binding(3) var<storage, read> video: array<u32>;
+@group(0) @binding(4) var<storage, read_write> out_words: array<u32>;
+
+fn fetch(source: u32, rect: vec4<u32>, ix: i32, iy: i32) -> vec4<f32> {
+    let cx = u32(clamp(ix, 0, i32(rect.z) - 1));
+    let cy = u32(clamp(iy, 0, i32(rect.w) - 1));
+    let i = rect.x + cy * rect.y + cx;
+    if source == 0u {
+        return unpack4x8unorm(atlas[i]);
+    }
+    return unpack4x8unorm(video[i]);
+}
+
+fn sample_layer(index: u32, p: vec2<f32>) -> vec4<f32> {
+    let row0 = layers[index].row0;
+    let row1 = layers[index].row1;
+    let rect = layers[index].rect;
+    let source = layers[index].source;
+    let u = row0.x * p.x + row0.y * p.y + row0.z;
+    let v = row1.x * p.x + row1.y * p.y + row1.z;
+    if u < 0.0 || v < 0.0 || u >= f32(rect.z) || v >= f32(rect.w) {
+        return vec4<f32>(0.0);
+    }
+    let fu = u - 0.5;
+    let fv = v - 0.5;
+    let x0 = floor(fu);
+    let y0 = floor(fv);
+    let ax = fu - x0;
+    let ay = fv - y0;
+    let ix = i32(x0);
+    let iy = i32(y0);
+    let c00 = fetch(source, rect, ix, iy);
+    let c10 = fetch(source, rect, ix + 1, iy);
+    let c01 = fetch(source, rect, ix, iy + 1);
+    let c11 = fetch(source, rect, ix + 1, iy + 1);
+    let top = c00 + (c10 - c00) * ax;
+    let bottom = c01 + (c11 - c01) * ax;
+    return (top + (bottom - top) * ay) * row0.w;
+}
+
+// The composited colour of canvas pixel (x, y), quantized to 8 bits per channel exactly as it
+// would be stored, so every output format starts from the same values.
+fn composite_pixel(x: u32, y: u32) -> u32 {
+    let p = vec2<f32>(f32(x) + 0.5, f32(y) + 0.5);
+    let px = i32(x);
+    let py = i32(y);
+    var acc = frame.background;
+    for (var i = 0u; i < frame.layer_count; i++) {
+        let bbox = layers[i].bbox;
+        if px < bbox.x || py < bbox.y || px >= bbox.z || py >= bbox.w {
+            continue;
+        }
+        let c = sample_layer(i, p);
+        acc = c + acc * (1.0 - c.a);
+    }
+    return pack4x8unorm(acc);
+}
