@@ -56,10 +56,10 @@ pub struct RenderArgs {
     #[arg(long, default_value = "1080p")]
     pub preset: String,
     /// Render only from this time, in seconds.
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub from: Option<f64>,
     /// Render only up to this time (exclusive), in seconds.
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub to: Option<f64>,
 }
 
@@ -68,7 +68,7 @@ pub struct StillArgs {
     #[command(flatten)]
     pub job: JobArgs,
     /// Time of the frame, in seconds.
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub at: f64,
     /// Output PNG.
     #[arg(long, value_name = "FILE.png")]

@@ -7,21 +7,10 @@
 @group(0) @binding(3) var<storage, read> video: array<u32>;
 @group(0) @binding(4) var<storage, read_write> out_words: array<u32>;
 
-fn fetch(source: u32, rect: vec4<u32>, ix: i32, iy: i32) -> vec4<f32> {
-    let cx = u32(clamp(ix, 0, i32(rect.z) - 1));
-    let cy = u32(clamp(iy, 0, i32(rect.w) - 1));
-    let i = rect.x + cy * rect.y + cx;
-    if source == 0u {
-        return unpack4x8unorm(atlas[i]);
-    }
-    return unpack4x8unorm(video[i]);
-}
-
 fn sample_layer(index: u32, p: vec2<f32>) -> vec4<f32> {
     let row0 = layers[index].row0;
     let row1 = layers[index].row1;
     let rect = layers[index].rect;
-    let source = layers[index].source;
     let u = row0.x * p.x + row0.y * p.y + row0.z;
     let v = row1.x * p.x + row1.y * p.y + row1.z;
     if u < 0.0 || v < 0.0 || u >= f32(rect.z) || v >= f32(rect.w) {
@@ -33,12 +22,28 @@ fn sample_layer(index: u32, p: vec2<f32>) -> vec4<f32> {
     let y0 = floor(fv);
     let ax = fu - x0;
     let ay = fv - y0;
-    let ix = i32(x0);
-    let iy = i32(y0);
-    let c00 = fetch(source, rect, ix, iy);
-    let c10 = fetch(source, rect, ix + 1, iy);
-    let c01 = fetch(source, rect, ix, iy + 1);
-    let c11 = fetch(source, rect, ix + 1, iy + 1);
+    // Neighbouring texels, clamped to the layer's own rectangle.
+    let max_x = i32(rect.z) - 1;
+    let max_y = i32(rect.w) - 1;
+    let cx0 = u32(clamp(i32(x0), 0, max_x));
+    let cx1 = u32(clamp(i32(x0) + 1, 0, max_x));
+    let row_a = rect.x + u32(clamp(i32(y0), 0, max_y)) * rect.y;
+    let row_b = rect.x + u32(clamp(i32(y0) + 1, 0, max_y)) * rect.y;
+    var c00: vec4<f32>;
+    var c10: vec4<f32>;
+    var c01: vec4<f32>;
+    var c11: vec4<f32>;
+    if layers[index].source == 0u {
+        c00 = unpack4x8unorm(atlas[row_a + cx0]);
+        c10 = unpack4x8unorm(atlas[row_a + cx1]);
+        c01 = unpack4x8unorm(atlas[row_b + cx0]);
+        c11 = unpack4x8unorm(atlas[row_b + cx1]);
+    } else {
+        c00 = unpack4x8unorm(video[row_a + cx0]);
+        c10 = unpack4x8unorm(video[row_a + cx1]);
+        c01 = unpack4x8unorm(video[row_b + cx0]);
+        c11 = unpack4x8unorm(video[row_b + cx1]);
+    }
     let top = c00 + (c10 - c00) * ax;
     let bottom = c01 + (c11 - c01) * ax;
     return (top + (bottom - top) * ay) * row0.w;
