@@ -108,7 +108,9 @@ pub enum MediaError {
     },
 
     /// An in-memory image's pixel buffer does not match its dimensions.
-    #[error("image for `{path}` is {width}x{height} but has {actual} pixel bytes, expected {expected}")]
+    #[error(
+        "image for `{path}` is {width}x{height} but has {actual} pixel bytes, expected {expected}"
+    )]
     ImageBuffer {
         /// The file concerned.
         path: PathBuf,

@@ -313,12 +313,18 @@ mod tests {
     fn corrupt_and_missing_files_are_errors() {
         let dir = TempDir::new("img_corrupt");
         let garbage = dir.path("garbage.png");
-        std::fs::write(&garbage, b"\x89PNG\r\n\x1a\nthis is not really a png at all").expect("w");
+        std::fs::write(
+            &garbage,
+            b"\x89PNG\r\n\x1a\nthis is not really a png at all",
+        )
+        .expect("w");
         let err = load_image(&garbage).expect_err("corrupt png");
         assert!(err.to_string().contains("garbage.png"), "{err}");
 
         let random = dir.path("random.jpg");
-        let bytes: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let bytes: Vec<u8> = (0..4096u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
         std::fs::write(&random, bytes).expect("w");
         assert!(load_image(&random).is_err());
 
@@ -376,7 +382,10 @@ mod tests {
         let err = load_image(&huge).expect_err("huge");
         assert!(matches!(err, MediaError::ImageTooLarge { .. }), "{err}");
         let msg = err.to_string();
-        assert!(msg.contains("100000x100000") && msg.contains("huge.png"), "{msg}");
+        assert!(
+            msg.contains("100000x100000") && msg.contains("huge.png"),
+            "{msg}"
+        );
 
         // Within the side limit but 16-bit RGBA: 8192 * 8192 * 8 bytes = 512 MiB.
         let mut deep = png_declaring(8192, 8192);

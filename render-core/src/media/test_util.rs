@@ -85,6 +85,8 @@ pub(crate) fn has_encoder(name: &str) -> bool {
     Command::new("ffmpeg")
         .args(["-hide_banner", "-h", &format!("encoder={name}")])
         .output()
-        .map(|o| o.status.success() && !String::from_utf8_lossy(&o.stdout).contains("not recognized"))
+        .map(|o| {
+            o.status.success() && !String::from_utf8_lossy(&o.stdout).contains("not recognized")
+        })
         .unwrap_or(false)
 }
