@@ -145,10 +145,11 @@ impl EncoderSettings {
         (!p.is_empty()).then(|| p.join("; "))
     }
 
-    /// The `x264-params` string: fixed, closed GOPs and optional VBV.
+    /// The `x264-params` string: fixed, closed GOPs, BT.709 limited-range colour tags (what the
+    /// compositor's YUV conversion produces) and optional VBV.
     fn x264_params(&self) -> String {
         let mut s = format!(
-            "keyint={g}:min-keyint={g}:scenecut=0:open-gop=0",
+            "keyint={g}:min-keyint={g}:scenecut=0:open-gop=0:colorprim=bt709:transfer=bt709:colormatrix=bt709:range=tv",
             g = self.gop_frames
         );
         if let Some(asm) = x264_asm_cap() {

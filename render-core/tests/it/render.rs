@@ -49,6 +49,8 @@ fn renders_valid_mp4() {
     assert_eq!(video["codec_name"], "h264");
     assert_eq!(video["pix_fmt"], "yuv420p");
     assert_eq!(video["width"], 320);
+    assert_eq!(video["color_space"], "bt709", "tagged as the compositor converts");
+    assert_eq!(video["color_range"], "tv");
     assert_eq!(audio["codec_name"], "aac");
     assert_eq!(audio["profile"], "LC");
     assert_eq!(audio["sample_rate"], "48000");
