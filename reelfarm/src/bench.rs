@@ -1,0 +1,1520 @@
+//! `reelfarm bench w1`: the reference workload W1 measured three ways in one run.
+//!
+//! 1. **reelfarm**: [`Renderer::render`] to an MP4, with its per-stage breakdown.
+//! 2. **x264 alone**: the very frames reelfarm composites, collected first (in memory, or in a
+//!    raw file when memory is short), then encoded on their own with [`Mp4Writer`] and the
+//!    identical [`EncoderSettings`]. Only the encoding is timed: this is the floor for a full
+//!    render on CPU.
+//! 3. **FFmpeg CLI filtergraph**: the same video as one `ffmpeg` command, built from the resolved
+//!    timeline by [`ffmpeg_command`], with text and other static layers pre-rendered to PNG
+//!    (FFmpeg 5.1's `drawtext` cannot shape Indic scripts).
+//!
+//! The run prints a table of wall time, frames per second, ratio to x264 alone and output size,
+//! reelfarm's per-stage breakdown, what the filtergraph could not express, and how close each
+//! output's video is to reelfarm's (PSNR, untimed); it writes the same figures to
+//! `results.json` in the output folder.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use render_core::media::{self, EncoderSettings, Mp4Writer};
+use render_core::{Preset, RenderReport, RenderRequest, Renderer, StageTimings};
+use serde_json::{json, Value};
+use template::{Animated, Bundle, Easing, ResolvedContent, ResolvedLayer, Timeline};
+
+use crate::cli::{BenchCommand, W1Args};
+use crate::commands::{default_template, progress_bar, tokens_from_json};
+
+/// Ratio of reelfarm's wall time to x264 alone that W1 aims to stay under.
+const TARGET_RATIO: f64 = 1.30;
+
+/// Memory left free when deciding whether the frames of (b) fit in memory.
+const MEMORY_HEADROOM: u64 = 1 << 30;
+
+/// Runs a benchmark command.
+pub fn run(cmd: BenchCommand) -> Result<()> {
+    match cmd {
+        BenchCommand::W1(args) => w1(args),
+    }
+}
+
+/// The recipient W1 is rendered for.
+struct Recipient {
+    id: String,
+    lang: String,
+    tokens: BTreeMap<String, String>,
+}
+
+/// The first entry of the template's `recipients.json`; without that file, the template's
+/// default language with token fallbacks.
+fn first_recipient(dir: &Path, bundle: &Bundle) -> Result<Recipient> {
+    let path = dir.join("recipients.json");
+    if !path.is_file() {
+        return Ok(Recipient {
+            id: "default".to_owned(),
+            lang: bundle.manifest.default_language.clone(),
+            tokens: BTreeMap::new(),
+        });
+    }
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("{}: cannot read", path.display()))?;
+    let value: Value = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not valid JSON", path.display()))?;
+    let first = value
+        .as_array()
+        .and_then(|items| items.first())
+        .with_context(|| {
+            format!(
+                "{}: expected a non-empty array of recipients",
+                path.display()
+            )
+        })?;
+    let field = |name: &str| {
+        first
+            .get(name)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .with_context(|| format!("{}: recipient 0 has no `{name}`", path.display()))
+    };
+    Ok(Recipient {
+        id: field("id")?,
+        lang: field("lang")?,
+        tokens: match first.get("tokens") {
+            Some(tokens) => tokens_from_json(tokens)
+                .with_context(|| format!("{}: recipient 0", path.display()))?,
+            None => BTreeMap::new(),
+        },
+    })
+}
+
+/// One way of producing the video, as measured.
+struct Measured {
+    way: &'static str,
+    wall: Duration,
+    frames: u64,
+    bytes: u64,
+    path: Option<PathBuf>,
+}
+
+impl Measured {
+    fn fps(&self) -> f64 {
+        self.frames as f64 / self.wall.as_secs_f64().max(1e-9)
+    }
+}
+
+fn w1(args: W1Args) -> Result<()> {
+    let dir = args.template.clone().unwrap_or_else(default_template);
+    let bundle =
+        Bundle::load(&dir).with_context(|| format!("loading template {}", dir.display()))?;
+    let recipient = first_recipient(&dir, &bundle)?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let req = RenderRequest {
+        template_dir: dir.clone(),
+        lang: recipient.lang.clone(),
+        tokens: recipient.tokens.clone(),
+        voice: None,
+        preset: Preset::P1080,
+        range: None,
+    };
+    let m = &bundle.manifest;
+    println!(
+        "W1: template `{}`, recipient `{}` ({}), {} s at {}x{}, {} fps",
+        m.name, recipient.id, recipient.lang, m.duration, m.width, m.height, m.fps
+    );
+    let mut renderer = Renderer::new().context("starting the renderer")?;
+    let adapter = renderer.adapter();
+    println!("GPU adapter: {adapter}");
+
+    // (a) reelfarm, end to end.
+    let reel_path = args.out.join("reelfarm.mp4");
+    let bar = progress_bar("reelfarm");
+    let report = renderer
+        .render(&req, &reel_path, &mut |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        })
+        .context("(a) reelfarm render")?;
+    bar.finish_and_clear();
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    let reelfarm = Measured {
+        way: "reelfarm",
+        wall: report.timings.total,
+        frames: report.frames,
+        bytes: report.bytes,
+        path: Some(reel_path),
+    };
+
+    // (b) the same frames, collected, then x264 alone on them.
+    let settings = req.preset.encoder(report.size.0, report.size.1, m.fps);
+    let (frames, frames_only) = collect_frames(&mut renderer, &req, &report, &settings, &args.out)
+        .context("(b) collecting reelfarm's frames")?;
+    let x264_path = args.out.join("x264-alone.mp4");
+    let x264 = encode_alone(&frames, &settings, &x264_path).context("(b) x264 alone")?;
+    let storage = frames.describe();
+    drop(frames);
+
+    // (c) the FFmpeg CLI filtergraph.
+    let ffmpeg = if args.skip_ffmpeg {
+        None
+    } else {
+        Some(
+            run_ffmpeg(&mut renderer, &req, &bundle, &report, &settings, &args.out)
+                .context("(c) FFmpeg CLI filtergraph")?,
+        )
+    };
+
+    let frames_only_row = Measured {
+        way: "reelfarm frames, no encoder",
+        wall: frames_only.timings.total,
+        frames: frames_only.frames,
+        bytes: 0,
+        path: None,
+    };
+    let mut rows = vec![&reelfarm, &x264];
+    if let Some(f) = &ffmpeg {
+        rows.push(&f.measured);
+    }
+    rows.push(&frames_only_row);
+
+    // Untimed: are the outputs the same video?
+    let mut checks = Vec::new();
+    for row in [Some(&x264), ffmpeg.as_ref().map(|f| &f.measured)]
+        .into_iter()
+        .flatten()
+    {
+        if let (Some(a), Some(b)) = (&reelfarm.path, &row.path) {
+            checks.push(Check {
+                way: row.way,
+                psnr_db: psnr(a, b)
+                    .with_context(|| format!("comparing {} with reelfarm", row.way))?,
+            });
+        }
+    }
+
+    let summary = Summary {
+        recipient: &recipient,
+        bundle: &bundle,
+        report: &report,
+        adapter: &adapter,
+        rows,
+        floor: &x264,
+        storage,
+        ffmpeg: ffmpeg.as_ref(),
+        checks,
+    };
+    summary.print();
+    let path = args.out.join("results.json");
+    let text = serde_json::to_string_pretty(&summary.to_json())?;
+    std::fs::write(&path, text + "\n")
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
+/// Where the frames of (b) wait between compositing and encoding.
+enum Frames {
+    /// One buffer per frame.
+    Memory(Vec<Vec<u8>>),
+    /// Raw I420 frames back to back in a file.
+    File {
+        path: PathBuf,
+        count: u64,
+        frame_bytes: usize,
+    },
+}
+
+impl Frames {
+    fn len(&self) -> u64 {
+        match self {
+            Frames::Memory(v) => v.len() as u64,
+            Frames::File { count, .. } => *count,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Frames::Memory(v) => format!("{} frames held in memory", v.len()),
+            Frames::File { count, path, .. } => {
+                format!(
+                    "{count} frames in a raw file ({}), read untimed",
+                    path.display()
+                )
+            }
+        }
+    }
+}
+
+impl Drop for Frames {
+    fn drop(&mut self) {
+        if let Frames::File { path, .. } = self {
+            // Best effort: the raw file is scratch space several GB large.
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// What the frame sink accumulates on the encoder thread.
+#[derive(Default)]
+struct Sink {
+    memory: Vec<Vec<u8>>,
+    file: Option<BufWriter<File>>,
+    count: u64,
+    error: Option<std::io::Error>,
+}
+
+/// `MemAvailable` from `/proc/meminfo`, in bytes; `None` where it cannot be read.
+fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Composites the job again with [`Renderer::render_frames`] and keeps every YUV frame. Returns
+/// the frames and the report of that encoder-less run.
+fn collect_frames(
+    renderer: &mut Renderer,
+    req: &RenderRequest,
+    report: &RenderReport,
+    settings: &EncoderSettings,
+    out: &Path,
+) -> Result<(Frames, RenderReport)> {
+    let frame_bytes = settings.frame_bytes();
+    let needed = report.frames * frame_bytes as u64;
+    let in_memory = available_memory().is_some_and(|avail| avail >= needed + MEMORY_HEADROOM);
+    let raw_path = out.join("frames.yuv");
+    let mut sink = Sink::default();
+    if in_memory {
+        sink.memory.reserve_exact(report.frames as usize);
+    } else {
+        let file = File::create(&raw_path)
+            .with_context(|| format!("cannot create {}", raw_path.display()))?;
+        sink.file = Some(BufWriter::with_capacity(8 << 20, file));
+    }
+    let shared = Arc::new(Mutex::new(sink));
+    let for_thread = Arc::clone(&shared);
+    let bar = progress_bar("frames");
+    bar.set_length(report.frames);
+    let bar_thread = bar.clone();
+    let frames_report = renderer.render_frames(req, move |frame| {
+        let Ok(mut sink) = for_thread.lock() else {
+            return;
+        };
+        if sink.error.is_some() {
+            return;
+        }
+        let result = match &mut sink.file {
+            Some(file) => file.write_all(frame),
+            None => {
+                sink.memory.push(frame.to_vec());
+                Ok(())
+            }
+        };
+        match result {
+            Ok(()) => sink.count += 1,
+            Err(e) => sink.error = Some(e),
+        }
+        bar_thread.inc(1);
+    })?;
+    bar.finish_and_clear();
+    let mut sink = std::mem::take(
+        &mut *shared
+            .lock()
+            .map_err(|_| anyhow!("the frame sink panicked"))?,
+    );
+    if let Some(e) = sink.error.take() {
+        return Err(e).with_context(|| format!("writing {}", raw_path.display()));
+    }
+    let frames = match sink.file.take() {
+        Some(mut file) => {
+            file.flush()
+                .with_context(|| format!("writing {}", raw_path.display()))?;
+            Frames::File {
+                path: raw_path,
+                count: sink.count,
+                frame_bytes,
+            }
+        }
+        None => Frames::Memory(sink.memory),
+    };
+    if frames.len() != report.frames {
+        bail!(
+            "collected {} frames, but the render wrote {}",
+            frames.len(),
+            report.frames
+        );
+    }
+    Ok((frames, frames_report))
+}
+
+/// Encodes `frames` (video only) with `settings` into `path`, timing only the encoder: opening
+/// it, every frame, and finishing the file. Reading frames from a raw file is not counted.
+fn encode_alone(frames: &Frames, settings: &EncoderSettings, path: &Path) -> Result<Measured> {
+    let bar = progress_bar("x264 alone");
+    bar.set_length(frames.len());
+    let mut busy = Duration::ZERO;
+    let t = Instant::now();
+    let mut writer = Mp4Writer::create(path, settings)?;
+    busy += t.elapsed();
+    match frames {
+        Frames::Memory(list) => {
+            let t = Instant::now();
+            for frame in list {
+                writer.write_video_frame(frame)?;
+                bar.inc(1);
+            }
+            busy += t.elapsed();
+        }
+        Frames::File {
+            path: raw,
+            count,
+            frame_bytes,
+        } => {
+            let mut reader = BufReader::with_capacity(
+                8 << 20,
+                File::open(raw).with_context(|| format!("cannot open {}", raw.display()))?,
+            );
+            let mut buf = vec![0u8; *frame_bytes];
+            for i in 0..*count {
+                reader
+                    .read_exact(&mut buf)
+                    .with_context(|| format!("{}: reading frame {i}", raw.display()))?;
+                let t = Instant::now();
+                writer.write_video_frame(&buf)?;
+                busy += t.elapsed();
+                bar.inc(1);
+            }
+        }
+    }
+    let t = Instant::now();
+    let stats = writer.finish()?;
+    busy += t.elapsed();
+    bar.finish_and_clear();
+    Ok(Measured {
+        way: "x264 alone (same frames)",
+        wall: busy,
+        frames: stats.frames,
+        bytes: stats.bytes,
+        path: Some(path.to_owned()),
+    })
+}
+
+/// The FFmpeg run's figures and what it could not express.
+struct FfmpegRun {
+    measured: Measured,
+    /// Time to rasterize and save the static layers as PNG; not part of `measured`.
+    layer_export: Duration,
+    notes: Vec<String>,
+    command_file: PathBuf,
+}
+
+/// Exports the static layers, builds the command, runs it and times it.
+fn run_ffmpeg(
+    renderer: &mut Renderer,
+    req: &RenderRequest,
+    bundle: &Bundle,
+    report: &RenderReport,
+    settings: &EncoderSettings,
+    out: &Path,
+) -> Result<FfmpegRun> {
+    let manifest = &bundle.manifest;
+    let tokens = template::resolve_tokens(manifest, &req.lang, &req.tokens)?;
+    let timeline = template::resolve(manifest, &req.lang, &tokens)?;
+
+    let t = Instant::now();
+    let layers_dir = out.join("layers");
+    std::fs::create_dir_all(&layers_dir)
+        .with_context(|| format!("cannot create {}", layers_dir.display()))?;
+    let mut stills = BTreeMap::new();
+    for (index, (id, image)) in renderer.layer_images(req)?.into_iter().enumerate() {
+        let path = layers_dir.join(format!("{index:02}-{}.png", file_safe(&id)));
+        media::save_png(&path, &image)?;
+        stills.insert(
+            id,
+            Still {
+                path,
+                size: (image.width, image.height),
+            },
+        );
+    }
+    let layer_export = t.elapsed();
+
+    let audio = audio_inputs(bundle, req)?;
+    let mp4 = out.join("ffmpeg-filtergraph.mp4");
+    let plan = ffmpeg_command(
+        &timeline,
+        bundle,
+        report.size,
+        &stills,
+        &audio,
+        settings,
+        &mp4,
+    );
+    let command_file = out.join("ffmpeg-command.txt");
+    let mut text = String::from("ffmpeg");
+    for arg in &plan.args {
+        text.push(' ');
+        text.push_str(&shell_quote(arg));
+    }
+    text.push('\n');
+    std::fs::write(&command_file, text)
+        .with_context(|| format!("cannot write {}", command_file.display()))?;
+
+    let wall = run_with_progress(&plan.args, report.frames)?;
+    let bytes = std::fs::metadata(&mp4)
+        .with_context(|| format!("ffmpeg wrote no {}", mp4.display()))?
+        .len();
+    Ok(FfmpegRun {
+        measured: Measured {
+            way: "FFmpeg CLI filtergraph",
+            wall,
+            frames: report.frames,
+            bytes,
+            path: Some(mp4),
+        },
+        layer_export,
+        notes: plan.notes,
+        command_file,
+    })
+}
+
+/// Runs `ffmpeg args` (which include `-progress pipe:1`), drives a progress bar from its
+/// `frame=` lines and returns the wall time from spawn to exit.
+fn run_with_progress(args: &[String], total: u64) -> Result<Duration> {
+    let bar = progress_bar("ffmpeg");
+    bar.set_length(total);
+    let start = Instant::now();
+    let mut child = Command::new("ffmpeg")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("cannot run `ffmpeg` (is the FFmpeg CLI installed?)")?;
+    let stderr = child.stderr.take();
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(mut e) = stderr {
+            // Whatever could be read is reported; a read error only shortens the message.
+            let _ = e.read_to_string(&mut text);
+        }
+        text
+    });
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(n) = line
+                .strip_prefix("frame=")
+                .and_then(|v| v.trim().parse().ok())
+            {
+                bar.set_position(n);
+            }
+        }
+    }
+    let status = child.wait().context("waiting for ffmpeg")?;
+    let wall = start.elapsed();
+    bar.finish_and_clear();
+    let errors = errors.join().unwrap_or_default();
+    if !status.success() {
+        bail!("ffmpeg failed ({status}): {}", errors.trim());
+    }
+    Ok(wall)
+}
+
+/// A static layer exported to PNG: its file and pixel size (its size on the canvas before the
+/// layer's scale).
+#[derive(Debug, Clone)]
+struct Still {
+    path: PathBuf,
+    size: (u32, u32),
+}
+
+/// The audio tracks of the job, as the FFmpeg command needs them.
+#[derive(Debug, Clone, Default)]
+struct AudioInputs {
+    music: Option<PathBuf>,
+    voice: Option<PathBuf>,
+    /// Speech level of the voice (RMS over its active 20 ms windows), dBFS; sets the
+    /// side-chain threshold so the music drops by about the template's `duck_db`.
+    voice_level_db: f64,
+}
+
+/// The music and voice files of `req`, with the voice's speech level.
+fn audio_inputs(bundle: &Bundle, req: &RenderRequest) -> Result<AudioInputs> {
+    let spec = &bundle.manifest.audio;
+    let music = spec.music.as_ref().map(|m| bundle.media_path(&m.src));
+    let voice = match (&req.voice, &spec.voice) {
+        (Some(v), _) => Some(v.clone()),
+        (None, Some(slot)) => slot
+            .default
+            .get(&req.lang)
+            .or_else(|| slot.default.get("*"))
+            .map(|rel| bundle.media_path(rel)),
+        (None, None) => None,
+    };
+    let voice_level_db = match &voice {
+        Some(path) => {
+            let pcm = render_core::audio::decode_file(path)
+                .with_context(|| format!("decoding {}", path.display()))?;
+            speech_level_db(&pcm.samples)
+        }
+        None => -20.0,
+    };
+    Ok(AudioInputs {
+        music,
+        voice,
+        voice_level_db,
+    })
+}
+
+/// Mean power of the 20 ms windows of `stereo` louder than -50 dBFS, in dBFS (-20 if none).
+fn speech_level_db(stereo: &[f32]) -> f64 {
+    let mut sum = 0.0;
+    let mut n = 0usize;
+    for window in stereo.chunks(960 * 2) {
+        let ms = window
+            .iter()
+            .map(|&s| f64::from(s) * f64::from(s))
+            .sum::<f64>()
+            / window.len() as f64;
+        if ms > 1e-5 {
+            sum += ms;
+            n += 1;
+        }
+    }
+    if n == 0 {
+        return -20.0;
+    }
+    10.0 * (sum / n as f64).log10()
+}
+
+/// An FFmpeg command line (without the program name) and what it could not express.
+#[derive(Debug, Clone, Default)]
+struct FfmpegPlan {
+    args: Vec<String>,
+    notes: Vec<String>,
+}
+
+/// Builds the FFmpeg command that renders `timeline` like reelfarm does:
+///
+/// - a `color` source of the canvas size and duration is the base;
+/// - video layers are `-stream_loop -1` inputs (when looped), shifted to their start and scaled
+///   to their drawn size; static layers are the exported PNGs looped at the frame rate;
+/// - each layer is `overlay`ed in order, shown during `[start, end)`, at x/y expressions that
+///   follow its keyframed position, anchor and scale with the same easings; opacity ramps 0→1
+///   and 1→0 become `fade` on alpha; animated scale is `scale` with `eval=frame`;
+/// - like reelfarm, layers are blended in RGB (planar, `gbrp`, FFmpeg's fastest RGB overlay)
+///   and the result converted once to BT.709 limited-range YUV 4:2:0; overlaying in FFmpeg's
+///   default YUV 4:2:0 would convert every RGBA layer with BT.601 and shift colours;
+/// - audio: the music looped with its gain, the voice delayed to its slot, the music ducked under
+///   it with `sidechaincompress`, summed, `loudnorm`, faded out and trimmed;
+/// - the output uses reelfarm's encoder settings.
+///
+/// What the filtergraph cannot express (rotation, other opacity curves) is listed in the
+/// plan's notes rather than dropped silently.
+fn ffmpeg_command(
+    timeline: &Timeline,
+    bundle: &Bundle,
+    canvas: (u32, u32),
+    stills: &BTreeMap<String, Still>,
+    audio: &AudioInputs,
+    settings: &EncoderSettings,
+    out: &Path,
+) -> FfmpegPlan {
+    let mut plan = FfmpegPlan::default();
+    let args = &mut plan.args;
+    let notes = &mut plan.notes;
+    let fps = timeline.fps;
+    let duration = timeline.duration;
+    let s = f64::from(canvas.0) / f64::from(timeline.width);
+    for a in [
+        "-hide_banner",
+        "-nostdin",
+        "-y",
+        "-loglevel",
+        "error",
+        "-progress",
+        "pipe:1",
+        "-nostats",
+    ] {
+        args.push(a.to_owned());
+    }
+
+    let mut graph: Vec<String> = Vec::new();
+    let [r, g, b, a] = timeline.background;
+    if a != 255 {
+        notes.push(format!("background alpha {a}/255 drawn opaque"));
+    }
+    graph.push(format!(
+        "color=c=0x{r:02x}{g:02x}{b:02x}:s={}x{}:r={fps}:d={},format=gbrp[base]",
+        canvas.0,
+        canvas.1,
+        num(duration)
+    ));
+    let mut below = "base".to_owned();
+    let mut subpixel = false;
+    let mut input = 0usize;
+    for (i, layer) in timeline.layers.iter().enumerate() {
+        let mut chain: Vec<String> = Vec::new();
+        // Content size in template pixels, before the layer's own scale.
+        let content = match &layer.content {
+            ResolvedContent::Video {
+                src,
+                trim_start,
+                trim_duration,
+                looped,
+                size,
+            } => {
+                if *looped {
+                    args.extend(["-stream_loop".into(), "-1".into()]);
+                    if *trim_start > 0.0 || trim_duration.is_some() {
+                        notes.push(format!(
+                            "layer `{}`: FFmpeg's -stream_loop restarts at the start of the file, not at the trimmed part",
+                            layer.id
+                        ));
+                    }
+                }
+                if *trim_start > 0.0 {
+                    args.extend(["-ss".into(), num(*trim_start)]);
+                }
+                if let Some(d) = trim_duration {
+                    args.extend(["-t".into(), num(*d)]);
+                }
+                args.extend(["-i".into(), path_arg(&bundle.media_path(src))]);
+                chain.push(format!("setpts=PTS-STARTPTS+{}/TB", num(layer.start)));
+                size.map(|z| (z.width, z.height))
+                    .unwrap_or((f64::from(timeline.width), f64::from(timeline.height)))
+            }
+            other => {
+                let Some(still) = stills.get(&layer.id) else {
+                    notes.push(format!("layer `{}`: no exported image; left out", layer.id));
+                    continue;
+                };
+                args.extend([
+                    "-loop".into(),
+                    "1".into(),
+                    "-framerate".into(),
+                    fps.to_string(),
+                    "-t".into(),
+                    num(layer.end.min(duration)),
+                    "-i".into(),
+                    path_arg(&still.path),
+                ]);
+                match other {
+                    ResolvedContent::Image { size: Some(z), .. } => (z.width, z.height),
+                    ResolvedContent::Text { size, .. } | ResolvedContent::Solid { size, .. } => {
+                        (size.width, size.height)
+                    }
+                    _ => (f64::from(still.size.0) / s, f64::from(still.size.1) / s),
+                }
+            }
+        };
+        let (cw, ch) = (content.0 * s, content.1 * s);
+        let tr = &layer.transform;
+        subpixel |= matches!(tr.position, Animated::Keyframes(_))
+            || matches!(tr.scale, Animated::Keyframes(_));
+        if !matches!(tr.rotation, Animated::Constant(v) if v == 0.0) {
+            notes.push(format!(
+                "layer `{}`: rotation not expressed (drawn unrotated)",
+                layer.id
+            ));
+        }
+        let needs_alpha = !matches!(layer.opacity, Animated::Constant(v) if v >= 1.0)
+            || matches!(layer.content, ResolvedContent::Video { .. })
+                && !matches!(tr.scale, Animated::Constant(_));
+        if needs_alpha {
+            chain.push("format=rgba".to_owned());
+        }
+        match &tr.scale {
+            Animated::Constant(k) => {
+                let (w, h) = ((cw * k).round().max(1.0), (ch * k).round().max(1.0));
+                let raster = stills.get(&layer.id).map(|st| st.size);
+                if raster != Some((w as u32, h as u32)) {
+                    chain.push(format!("scale={w}:{h}:flags=bilinear"));
+                }
+            }
+            keyed => {
+                let k = animated(keyed, |v| *v);
+                chain.push(format!(
+                    "scale=w='max(1,round({}*({k})))':h='max(1,round({}*({k})))':eval=frame:flags=bilinear",
+                    num(cw),
+                    num(ch)
+                ));
+            }
+        }
+        chain.extend(opacity_filters(layer, notes));
+        let x = place(
+            &scaled(&animated(&tr.position, |p| p[0]), s),
+            tr.anchor[0] * cw,
+            &tr.scale,
+        );
+        let y = place(
+            &scaled(&animated(&tr.position, |p| p[1]), s),
+            tr.anchor[1] * ch,
+            &tr.scale,
+        );
+        // Visibility lives in x (off the canvas outside [start, end)) rather than in the
+        // overlay's timeline `enable`: FFmpeg 5.1 evaluates `enable` of a two-input filter at
+        // the time of the next main frame, which shows and hides layers one frame early.
+        let x = if layer.start <= 0.0 && layer.end >= duration {
+            x
+        } else {
+            format!(
+                "if(gte(t,{})*lt(t,{}),{x},W)",
+                num(layer.start),
+                num(layer.end)
+            )
+        };
+        let label = format!("l{i}");
+        let chain = if chain.is_empty() {
+            "null".to_owned()
+        } else {
+            chain.join(",")
+        };
+        graph.push(format!("[{input}:v]{chain}[{label}]"));
+        let next = format!("v{i}");
+        graph.push(format!(
+            "[{below}][{label}]overlay=x='{x}':y='{y}':format=gbrp[{next}]"
+        ));
+        below = next;
+        input += 1;
+    }
+    if subpixel {
+        notes.push(
+            "overlay places layers on whole pixels and an animated scale rounds sizes to whole pixels; \
+             reelfarm samples at sub-pixel positions, so moving and scaling edges differ slightly"
+                .to_owned(),
+        );
+    }
+    graph.push(format!(
+        "[{below}]scale=out_color_matrix=bt709:out_range=tv,format=yuv420p[vout]"
+    ));
+
+    let spec = &bundle.manifest.audio;
+    let to_stereo = "aresample=48000,aformat=sample_fmts=fltp:channel_layouts=stereo";
+    let dur = num(duration);
+    let mut music_label = None;
+    if let (Some(path), Some(music)) = (&audio.music, &spec.music) {
+        args.extend([
+            "-stream_loop".into(),
+            "-1".into(),
+            "-i".into(),
+            path_arg(path),
+        ]);
+        graph.push(format!(
+            "[{input}:a]{to_stereo},atrim=0:{dur},asetpts=N/SR/TB,volume={}dB[music]",
+            num(music.gain_db)
+        ));
+        music_label = Some("music");
+        input += 1;
+    }
+    let mut voice_gain = None;
+    if let (Some(path), Some(slot)) = (&audio.voice, &spec.voice) {
+        args.extend(["-i".into(), path_arg(path)]);
+        let delay_ms = (slot.start * 1000.0).round();
+        graph.push(format!(
+            "[{input}:a]{to_stereo},adelay=delays={delay_ms}:all=1,apad,atrim=0:{dur}[voice]"
+        ));
+        voice_gain = Some(format!("volume={}dB", num(slot.gain_db)));
+    }
+    let fade = spec
+        .music
+        .as_ref()
+        .map_or(0.0, |m| m.fade_out.min(duration));
+    let finish = format!(
+        "loudnorm=I={}:TP=-1,{to_stereo}{},atrim=0:{dur}[aout]",
+        num(spec.loudness_lufs),
+        if fade > 0.0 {
+            format!(",afade=t=out:st={}:d={}", num(duration - fade), num(fade))
+        } else {
+            String::new()
+        }
+    );
+    let has_audio = match (music_label, voice_gain, &spec.music) {
+        (Some(_), Some(voice_gain), Some(music)) => {
+            // Ratio 20 is close to a hard knee; the threshold sits where speech at its measured
+            // level pulls the music down by the template's duck depth.
+            let ratio = 20.0;
+            let threshold_db =
+                (audio.voice_level_db - music.duck_db / (1.0 - 1.0 / ratio)).clamp(-60.0, 0.0);
+            graph.push("[voice]asplit=2[vkey][vmix]".to_owned());
+            graph.push(format!(
+                "[music][vkey]sidechaincompress=threshold={}:ratio={ratio}:attack=50:release=300[ducked]",
+                num(10f64.powf(threshold_db / 20.0))
+            ));
+            graph.push(format!("[vmix]{voice_gain}[vg]"));
+            graph.push(format!(
+                "[ducked][vg]amix=inputs=2:duration=first:normalize=0,{finish}"
+            ));
+            true
+        }
+        (Some(_), None, _) => {
+            graph.push(format!("[music]{finish}"));
+            true
+        }
+        (None, Some(voice_gain), _) => {
+            graph.push(format!("[voice]{voice_gain},{finish}"));
+            true
+        }
+        _ => false,
+    };
+    if has_audio {
+        notes.push(
+            "audio: loudnorm runs single-pass (dynamic); reelfarm measures the whole mix and applies one gain with a peak limiter"
+                .to_owned(),
+        );
+    }
+
+    args.extend(["-filter_complex".into(), graph.join(";")]);
+    args.extend(["-map".into(), "[vout]".into()]);
+    if has_audio {
+        args.extend(["-map".into(), "[aout]".into()]);
+    }
+    let gop = settings.gop_frames.to_string();
+    let out_args = [
+        "-t",
+        &dur,
+        "-r",
+        &fps.to_string(),
+        "-c:v",
+        "libx264",
+        "-preset",
+        &settings.preset,
+        "-crf",
+        &num(f64::from(settings.crf)),
+        "-profile:v",
+        settings.profile.as_x264_str(),
+        "-threads",
+        &settings.threads.to_string(),
+        "-pix_fmt",
+        "yuv420p",
+        "-g",
+        &gop,
+        "-keyint_min",
+        &gop,
+        "-sc_threshold",
+        "0",
+    ]
+    .map(str::to_owned);
+    args.extend(out_args);
+    if has_audio {
+        let kbps = format!("{}k", settings.audio_bitrate / 1000);
+        args.extend(["-c:a", "aac", "-b:a", &kbps, "-ar", "48000", "-ac", "2"].map(str::to_owned));
+    }
+    args.extend(["-movflags".into(), "+faststart".into(), path_arg(out)]);
+    plan
+}
+
+/// `fade` filters for a layer's opacity keyframes, where each segment is a 0→1 or 1→0 ramp;
+/// a constant opacity below 1 becomes an alpha multiply. Anything else is noted.
+fn opacity_filters(layer: &ResolvedLayer, notes: &mut Vec<String>) -> Vec<String> {
+    let keys = match &layer.opacity {
+        Animated::Constant(v) if *v >= 1.0 => return Vec::new(),
+        Animated::Constant(v) => return vec![format!("colorchannelmixer=aa={}", num(*v))],
+        Animated::Keyframes(keys) => keys,
+    };
+    let mut out = Vec::new();
+    for pair in keys.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        let d = b.t - a.t;
+        let kind = match (a.value, b.value) {
+            (x, y) if x == y => continue,
+            (x, y) if x == 0.0 && y == 1.0 => "in",
+            (x, y) if x == 1.0 && y == 0.0 => "out",
+            (x, y) => {
+                notes.push(format!(
+                    "layer `{}`: opacity {x}→{y} at {} s is not a 0→1 or 1→0 ramp; not expressed",
+                    layer.id, a.t
+                ));
+                continue;
+            }
+        };
+        if a.easing != Easing::Linear {
+            notes.push(format!(
+                "layer `{}`: opacity easing {:?} at {} s drawn linear (fade is linear)",
+                layer.id, a.easing, a.t
+            ));
+        }
+        if d > 0.0 {
+            out.push(format!(
+                "fade=t={kind}:st={}:d={}:alpha=1",
+                num(a.t),
+                num(d)
+            ));
+        }
+    }
+    if keys
+        .first()
+        .is_some_and(|k| k.value != 0.0 && k.value != 1.0)
+    {
+        notes.push(format!(
+            "layer `{}`: starting opacity {} not expressed",
+            layer.id,
+            keys.first().map_or(1.0, |k| k.value)
+        ));
+    }
+    out
+}
+
+/// A keyframed value as an FFmpeg expression in `t`: the first value before the first keyframe,
+/// each segment interpolated with its easing, the last value after the last keyframe.
+fn animated<T>(value: &Animated<T>, component: impl Fn(&T) -> f64) -> String {
+    let keys = match value {
+        Animated::Constant(v) => return num(component(v)),
+        Animated::Keyframes(keys) => keys,
+    };
+    let (Some(first), Some(last)) = (keys.first(), keys.last()) else {
+        return "0".to_owned();
+    };
+    let v0 = component(&first.value);
+    if keys.iter().all(|k| component(&k.value) == v0) {
+        return num(v0);
+    }
+    let mut expr = num(component(&last.value));
+    for pair in keys.windows(2).rev() {
+        let (a, b) = (&pair[0], &pair[1]);
+        let (va, vb) = (component(&a.value), component(&b.value));
+        let span = b.t - a.t;
+        let segment = if va == vb || span.is_nan() || span <= 0.0 || a.easing == Easing::Hold {
+            num(va)
+        } else {
+            let u = format!("clip((t-{})/{},0,1)", num(a.t), num(span));
+            let (sign, delta) = if vb < va {
+                ('-', va - vb)
+            } else {
+                ('+', vb - va)
+            };
+            format!("{}{sign}{}*({})", num(va), num(delta), ease(a.easing, &u))
+        };
+        expr = format!("if(lt(t,{}),{segment},{expr})", num(b.t));
+    }
+    format!("if(lt(t,{}),{},{expr})", num(first.t), num(v0))
+}
+
+/// Easing of progress `u` (an expression in 0..=1), as in [`Easing::apply`].
+fn ease(easing: Easing, u: &str) -> String {
+    match easing {
+        Easing::Linear => u.to_owned(),
+        Easing::EaseIn => format!("pow({u},3)"),
+        Easing::EaseOut => format!("1-pow(1-{u},3)"),
+        Easing::EaseInOut => format!("if(lt({u},0.5),4*pow({u},3),1-pow(2-2*{u},3)/2)"),
+        Easing::Hold => "0".to_owned(),
+    }
+}
+
+/// The canvas coordinate of a layer's top-left edge: its anchor's position `pos` minus the
+/// anchor's offset `anchor_px` (in drawn pixels) times the layer's scale.
+fn place(pos: &str, anchor_px: f64, scale: &Animated<f64>) -> String {
+    match scale {
+        _ if anchor_px == 0.0 => pos.to_owned(),
+        Animated::Constant(k) => format!("{pos}-{}", num(anchor_px * k)),
+        keyed => format!("{pos}-{}*({})", num(anchor_px), animated(keyed, |v| *v)),
+    }
+}
+
+/// `expr` multiplied by the canvas scale `s`, without noise when `s` is 1.
+fn scaled(expr: &str, s: f64) -> String {
+    if s == 1.0 {
+        expr.to_owned()
+    } else {
+        format!("{}*({expr})", num(s))
+    }
+}
+
+/// A number for an FFmpeg expression: at most 6 decimals, no trailing zeros, no exponent.
+fn num(v: f64) -> String {
+    let v = (v * 1e6).round() / 1e6;
+    let v = if v == 0.0 { 0.0 } else { v };
+    format!("{v}")
+}
+
+fn path_arg(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// A layer id made safe for a file name.
+fn file_safe(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// `arg` quoted for a POSIX shell when it needs it.
+fn shell_quote(arg: &str) -> String {
+    let plain = !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=+,@%".contains(c));
+    if plain {
+        arg.to_owned()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
+
+/// How close another way's video is to reelfarm's: PSNR over all frames (average of Y, U, V),
+/// infinite when the video streams decode to identical frames.
+struct Check {
+    way: &'static str,
+    psnr_db: f64,
+}
+
+/// PSNR between the video streams of `a` and `b`, by FFmpeg's `psnr` filter (untimed).
+fn psnr(a: &Path, b: &Path) -> Result<f64> {
+    let output = Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostdin", "-nostats", "-i"])
+        .arg(a)
+        .arg("-i")
+        .arg(b)
+        .args(["-lavfi", "[0:v][1:v]psnr", "-f", "null", "-"])
+        .stdin(Stdio::null())
+        .output()
+        .context("cannot run `ffmpeg` for the PSNR check")?;
+    let log = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        bail!("ffmpeg psnr failed ({}): {}", output.status, log.trim());
+    }
+    let average = log
+        .lines()
+        .filter(|l| l.contains("PSNR"))
+        .filter_map(|l| l.split("average:").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .next_back()
+        .with_context(|| format!("no PSNR in ffmpeg's output: {}", log.trim()))?;
+    if average == "inf" {
+        return Ok(f64::INFINITY);
+    }
+    average
+        .parse()
+        .with_context(|| format!("unreadable PSNR `{average}`"))
+}
+
+/// Everything a run reports, printed and written as JSON.
+struct Summary<'a> {
+    recipient: &'a Recipient,
+    bundle: &'a Bundle,
+    report: &'a RenderReport,
+    adapter: &'a str,
+    /// reelfarm first; ratios are to `floor`.
+    rows: Vec<&'a Measured>,
+    floor: &'a Measured,
+    storage: String,
+    ffmpeg: Option<&'a FfmpegRun>,
+    checks: Vec<Check>,
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+fn stage_rows(t: &StageTimings) -> [(&'static str, Duration); 7] {
+    [
+        ("prepare", t.prepare),
+        ("rasterize", t.rasterize),
+        ("audio", t.audio),
+        ("decode", t.decode),
+        ("gpu", t.gpu),
+        ("encode", t.encode),
+        ("total", t.total),
+    ]
+}
+
+impl Summary<'_> {
+    fn ratio(&self, row: &Measured) -> f64 {
+        secs(row.wall) / secs(self.floor.wall).max(1e-9)
+    }
+
+    fn headline(&self) -> f64 {
+        self.rows.first().map_or(f64::NAN, |r| self.ratio(r))
+    }
+
+    fn print(&self) {
+        let report = self.report;
+        println!();
+        println!(
+            "{:<30} {:>8} {:>7} {:>9} {:>8}",
+            "way", "wall s", "fps", "/ x264", "out MB"
+        );
+        for row in &self.rows {
+            let mb = if row.bytes > 0 {
+                format!("{:.2}", row.bytes as f64 / 1e6)
+            } else {
+                "-".to_owned()
+            };
+            println!(
+                "{:<30} {:>8.2} {:>7.1} {:>8.2}× {:>8}",
+                row.way,
+                secs(row.wall),
+                row.fps(),
+                self.ratio(row),
+                mb
+            );
+        }
+        println!();
+        println!(
+            "{} frames at {}x{}; GPU adapter: {}",
+            report.frames, report.size.0, report.size.1, self.adapter
+        );
+        println!("reelfarm stages (busy time per thread; decode, gpu and encode overlap):");
+        for (name, d) in stage_rows(&report.timings) {
+            println!("  {name:<10} {:>9.3} s", secs(d));
+        }
+        println!(
+            "x264 alone: {}; opening the encoder, the frames and finishing are timed.",
+            self.storage
+        );
+        if let Some(f) = self.ffmpeg {
+            println!(
+                "FFmpeg: static layers exported to PNG in {:.2} s (not counted); command in {}",
+                secs(f.layer_export),
+                f.command_file.display()
+            );
+            for note in &f.notes {
+                println!("  note: {note}");
+            }
+        }
+        for check in &self.checks {
+            if check.psnr_db.is_infinite() {
+                println!("check: {} video is identical to reelfarm's", check.way);
+            } else {
+                println!(
+                    "check: {} video vs reelfarm's: PSNR {:.1} dB",
+                    check.way, check.psnr_db
+                );
+            }
+        }
+        println!();
+        println!(
+            "reelfarm / x264 alone = {:.2}× (target ≤ {TARGET_RATIO:.2}×)",
+            self.headline()
+        );
+    }
+
+    fn to_json(&self) -> Value {
+        let m = &self.bundle.manifest;
+        let report = self.report;
+        let runs: Vec<Value> = self
+            .rows
+            .iter()
+            .map(|r| {
+                json!({
+                    "way": r.way,
+                    "wall_s": secs(r.wall),
+                    "fps": r.fps(),
+                    "ratio_to_x264_alone": self.ratio(r),
+                    "bytes": r.bytes,
+                    "output": r.path.as_ref().map(|p| p.display().to_string()),
+                })
+            })
+            .collect();
+        let stages: serde_json::Map<String, Value> = stage_rows(&report.timings)
+            .into_iter()
+            .map(|(name, d)| (format!("{name}_s"), json!(secs(d))))
+            .collect();
+        let checks: serde_json::Map<String, Value> = self
+            .checks
+            .iter()
+            .map(|c| {
+                let v = if c.psnr_db.is_infinite() {
+                    json!("identical")
+                } else {
+                    json!(c.psnr_db)
+                };
+                (c.way.to_owned(), v)
+            })
+            .collect();
+        json!({
+            "workload": "W1",
+            "template": m.name,
+            "recipient": self.recipient.id,
+            "lang": self.recipient.lang,
+            "frames": report.frames,
+            "width": report.size.0,
+            "height": report.size.1,
+            "fps": m.fps,
+            "duration_s": m.duration,
+            "adapter": self.adapter,
+            "cpus": std::thread::available_parallelism().map(usize::from).unwrap_or(1),
+            "runs": runs,
+            "reelfarm_stages": stages,
+            "reelfarm_warnings": report.warnings,
+            "x264_alone_frames": self.storage,
+            "ffmpeg": self.ffmpeg.map(|f| json!({
+                "layer_export_s": secs(f.layer_export),
+                "command_file": f.command_file.display().to_string(),
+                "notes": f.notes,
+            })),
+            "video_psnr_db_vs_reelfarm": checks,
+            "ratio_reelfarm_to_x264_alone": self.headline(),
+            "target_ratio": TARGET_RATIO,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use template::Keyframe;
+
+    /// Evaluates the subset of FFmpeg's expression language [`animated`] emits, at time `t`.
+    fn eval(expr: &str, t: f64) -> f64 {
+        struct P<'a> {
+            s: &'a [u8],
+            i: usize,
+            t: f64,
+        }
+        impl P<'_> {
+            fn peek(&self) -> u8 {
+                self.s.get(self.i).copied().unwrap_or(0)
+            }
+            fn sum(&mut self) -> f64 {
+                let mut v = self.product();
+                loop {
+                    match self.peek() {
+                        b'+' => {
+                            self.i += 1;
+                            v += self.product();
+                        }
+                        b'-' => {
+                            self.i += 1;
+                            v -= self.product();
+                        }
+                        _ => return v,
+                    }
+                }
+            }
+            fn product(&mut self) -> f64 {
+                let mut v = self.atom();
+                loop {
+                    match self.peek() {
+                        b'*' => {
+                            self.i += 1;
+                            v *= self.atom();
+                        }
+                        b'/' => {
+                            self.i += 1;
+                            v /= self.atom();
+                        }
+                        _ => return v,
+                    }
+                }
+            }
+            fn args(&mut self) -> Vec<f64> {
+                let mut out = vec![self.sum()];
+                while self.peek() == b',' {
+                    self.i += 1;
+                    out.push(self.sum());
+                }
+                assert_eq!(self.peek(), b')');
+                self.i += 1;
+                out
+            }
+            fn atom(&mut self) -> f64 {
+                let c = self.peek();
+                if c == b'(' {
+                    self.i += 1;
+                    let v = self.sum();
+                    self.i += 1;
+                    return v;
+                }
+                if c == b'-' {
+                    self.i += 1;
+                    return -self.atom();
+                }
+                let start = self.i;
+                if c.is_ascii_digit() || c == b'.' {
+                    while self.peek().is_ascii_digit() || self.peek() == b'.' {
+                        self.i += 1;
+                    }
+                    let text = std::str::from_utf8(&self.s[start..self.i]).expect("ascii");
+                    return text.parse().expect("number");
+                }
+                while self.peek().is_ascii_alphabetic() {
+                    self.i += 1;
+                }
+                let name = std::str::from_utf8(&self.s[start..self.i])
+                    .expect("ascii")
+                    .to_owned();
+                if name == "t" {
+                    return self.t;
+                }
+                assert_eq!(self.peek(), b'(', "function call");
+                self.i += 1;
+                let a = self.args();
+                match name.as_str() {
+                    "if" => {
+                        if a[0] != 0.0 {
+                            a[1]
+                        } else {
+                            a[2]
+                        }
+                    }
+                    "lt" => f64::from(u8::from(a[0] < a[1])),
+                    "clip" => a[0].clamp(a[1], a[2]),
+                    "pow" => a[0].powf(a[1]),
+                    other => panic!("unknown function {other}"),
+                }
+            }
+        }
+        let mut p = P {
+            s: expr.as_bytes(),
+            i: 0,
+            t,
+        };
+        let v = p.sum();
+        assert_eq!(p.i, expr.len(), "trailing input in {expr}");
+        v
+    }
+
+    fn kf(t: f64, value: f64, easing: Easing) -> Keyframe<f64> {
+        Keyframe { t, value, easing }
+    }
+
+    #[test]
+    fn keyframe_expressions_match_the_timeline() {
+        let cases = [
+            Animated::Constant(3.5),
+            Animated::Keyframes(vec![
+                kf(0.5, 100.0, Easing::EaseOut),
+                kf(1.5, 40.0, Easing::Linear),
+            ]),
+            Animated::Keyframes(vec![
+                kf(1.0, 0.0, Easing::EaseIn),
+                kf(2.0, 10.0, Easing::EaseInOut),
+                kf(4.0, -30.0, Easing::Hold),
+                kf(5.0, 7.0, Easing::Linear),
+                kf(6.0, 7.0, Easing::Linear),
+            ]),
+            Animated::Keyframes(vec![
+                kf(0.0, 1080.0, Easing::EaseOut),
+                kf(0.6, 1080.0, Easing::Linear),
+            ]),
+        ];
+        for value in &cases {
+            let expr = animated(value, |v| *v);
+            for step in 0..=140 {
+                let t = f64::from(step) * 0.05;
+                let want = value.value_at(t).expect("non-empty");
+                let got = eval(&expr, t);
+                assert!((got - want).abs() < 1e-4, "{expr} at {t}: {got} != {want}");
+            }
+        }
+    }
+
+    const MANIFEST: &str = r##"{
+      "schema_version": 1, "name": "t", "width": 320, "height": 240, "fps": 30, "duration": 2,
+      "languages": ["en"], "default_language": "en",
+      "layers": [
+        {"id": "bg", "type": "video", "src": "bg.mp4", "loop": true},
+        {"id": "box", "type": "solid", "color": "#ff0000", "size": {"width": 60, "height": 40},
+         "start": 0.5, "end": 1.5,
+         "transform": {"position": [100, 50], "anchor": [0.5, 0.5],
+                       "scale": [{"t": 0.5, "value": 1}, {"t": 1, "value": 2}]},
+         "opacity": [{"t": 0.5, "value": 0}, {"t": 1, "value": 1}]},
+        {"id": "tilted", "type": "solid", "color": "#00ff00", "size": {"width": 8, "height": 8},
+         "transform": {"rotation": 10}}
+      ],
+      "audio": {"music": {"src": "m.wav", "gain_db": -6, "fade_out": 0.5}}
+    }"##;
+
+    #[test]
+    fn filtergraph_expresses_the_timeline() {
+        let manifest = template::Manifest::from_json(MANIFEST.as_bytes()).expect("manifest");
+        let timeline = template::resolve(&manifest, "en", &BTreeMap::new()).expect("timeline");
+        let bundle = Bundle {
+            dir: PathBuf::from("tpl"),
+            manifest,
+        };
+        let stills = ["box", "tilted"]
+            .map(|id| {
+                let still = Still {
+                    path: PathBuf::from(format!("{id}.png")),
+                    size: if id == "box" { (60, 40) } else { (8, 8) },
+                };
+                (id.to_owned(), still)
+            })
+            .into_iter()
+            .collect();
+        let audio = AudioInputs {
+            music: Some(PathBuf::from("tpl/m.wav")),
+            voice: None,
+            voice_level_db: -20.0,
+        };
+        let settings = Preset::P1080.encoder(320, 240, 30);
+        let plan = ffmpeg_command(
+            &timeline,
+            &bundle,
+            (320, 240),
+            &stills,
+            &audio,
+            &settings,
+            Path::new("out.mp4"),
+        );
+        let graph = plan
+            .args
+            .iter()
+            .skip_while(|a| *a != "-filter_complex")
+            .nth(1)
+            .expect("a filtergraph");
+        for piece in [
+            "color=c=0x000000:s=320x240:r=30:d=2",
+            "[0:v]setpts=PTS-STARTPTS+0/TB,scale=320:240:flags=bilinear[l0]",
+            "eval=frame",
+            "fade=t=in:st=0.5:d=0.5:alpha=1",
+            "if(gte(t,0.5)*lt(t,1.5),",
+            "[3:a]aresample=48000",
+            "volume=-6dB",
+            "loudnorm=I=-16:TP=-1",
+            "afade=t=out:st=1.5:d=0.5",
+        ] {
+            assert!(graph.contains(piece), "`{piece}` missing from {graph}");
+        }
+        assert!(
+            plan.notes
+                .iter()
+                .any(|n| n.contains("`tilted`") && n.contains("rotation")),
+            "{:?}",
+            plan.notes
+        );
+        for (flag, value) in [
+            ("-crf", "23"),
+            ("-preset", "veryfast"),
+            ("-g", "60"),
+            ("-b:a", "128k"),
+        ] {
+            let i = plan.args.iter().position(|a| a == flag).expect(flag);
+            assert_eq!(plan.args[i + 1], value, "{flag}");
+        }
+        assert_eq!(plan.args.last().map(String::as_str), Some("out.mp4"));
+    }
+
+    #[test]
+    fn numbers_are_plain() {
+        assert_eq!(num(30.0), "30");
+        assert_eq!(num(0.1 + 0.2), "0.3");
+        assert_eq!(num(-0.0), "0");
+        assert_eq!(num(1e-9), "0");
+    }
+
+    #[test]
+    fn shell_quoting() {
+        assert_eq!(shell_quote("-i"), "-i");
+        assert_eq!(shell_quote("[0:v]null[l0]"), "'[0:v]null[l0]'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+}
