@@ -105,7 +105,7 @@ impl FrameFixture {
             width: self.width,
             height: self.height,
             layer_count: self.layers.len() as u32,
-            _pad0: 0,
+            tiles_x: 0,
             background: self.background,
         }
     }

@@ -21,6 +21,11 @@ pub const YUV420_WGSL: &str = concat!(
     include_str!("../wgsl/yuv420.wgsl")
 );
 
+/// Tile width of the per-tile layer masks, in pixels (`TILE_WIDTH` in `common.wgsl`).
+pub const TILE_WIDTH: u32 = 64;
+/// Tile height of the per-tile layer masks, in pixels (`TILE_HEIGHT` in `common.wgsl`).
+pub const TILE_HEIGHT: u32 = 2;
+
 /// Invocations per workgroup of the RGBA shader; each handles four pixels of a row.
 pub const RGBA_WORKGROUP: u32 = 64;
 /// Invocations per workgroup of the YUV shader; each handles one 8x2 block.
@@ -36,13 +41,14 @@ pub struct FrameUniforms {
     pub height: u32,
     /// Number of valid entries in the layer buffer.
     pub layer_count: u32,
-    /// Explicit padding to 16 bytes.
-    pub _pad0: u32,
+    /// Tiles per row of the tile masks ([`TILE_WIDTH`] pixels wide).
+    pub tiles_x: u32,
     /// Canvas colour under all layers, premultiplied RGBA in 0..1.
     pub background: [f32; 4],
 }
 
-/// Buffer a layer samples from. Both hold packed premultiplied RGBA8, one `u32` per texel.
+/// Atlas a layer samples from. Both hold packed premultiplied RGBA8, one `u32` per texel; the
+/// compositor uploads them into one buffer and offsets video layers' `rect[0]`.
 pub mod source {
     /// The static atlas: text, images and shapes, uploaded once per job.
     pub const ATLAS: u32 = 0;
@@ -97,6 +103,13 @@ mod tests {
             struct_size(RGBA_WGSL, "Layer") as usize,
             std::mem::size_of::<GpuLayer>()
         );
+    }
+
+    #[test]
+    fn tile_size_matches_wgsl() {
+        let wgsl = include_str!("../wgsl/common.wgsl");
+        assert!(wgsl.contains(&format!("const TILE_WIDTH: u32 = {TILE_WIDTH}u;")));
+        assert!(wgsl.contains(&format!("const TILE_HEIGHT: u32 = {TILE_HEIGHT}u;")));
     }
 
     #[test]

@@ -6,7 +6,8 @@ struct FrameUniforms {
     width: u32,
     height: u32,
     layer_count: u32,
-    _pad0: u32,
+    // Tiles per row of the tile masks (TILE_WIDTH x TILE_HEIGHT pixels each).
+    tiles_x: u32,
     // Canvas colour under all layers, premultiplied, 0..1.
     background: vec4<f32>,
 }
@@ -22,11 +23,16 @@ struct Layer {
     rect: vec4<u32>,
     // Canvas pixels the layer may touch: x0, y0, x1, y1 (exclusive).
     bbox: vec4<i32>,
-    // 0: static atlas (text, images, shapes); 1: video atlas (updated every frame).
-    // Both are storage buffers of packed premultiplied RGBA8, one u32 per texel: software
-    // rasterizers fetch these far faster than texels from a sampled texture.
+    // 0: static atlas (text, images, shapes); 1: video atlas (updated every frame). The
+    // compositor lays both out in one storage buffer of packed premultiplied RGBA8, one u32 per
+    // texel, and offsets `rect.x` of video layers, so shaders never branch on it.
     source: u32,
     _pad0: u32,
     _pad1: u32,
     _pad2: u32,
 }
+
+// Pixels per tile of the tile masks: one row of a tile is exactly what eight consecutive
+// invocations of the YUV shader (8x2 blocks) cover, so SIMD lanes share one mask.
+const TILE_WIDTH: u32 = 64u;
+const TILE_HEIGHT: u32 = 2u;

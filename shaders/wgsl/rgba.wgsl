@@ -10,7 +10,8 @@ fn cs_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let x0 = (gid.x % quads_x) * 4u;
     let y = gid.x / quads_x;
     let base = y * frame.width + x0;
+    let mask = tile_mask(x0, y);
     for (var i = 0u; i < 4u; i++) {
-        out_words[base + i] = composite_pixel(x0 + i, y);
+        out_words[base + i] = composite_pixel(x0 + i, y, mask);
     }
 }

@@ -36,12 +36,13 @@ fn cs_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     var bottom1 = 0u;
     var u_word = 0u;
     var v_word = 0u;
+    let mask = tile_mask(x0, y0);
     for (var q = 0u; q < 4u; q++) {
         let x = x0 + 2u * q;
-        let a = composite_pixel(x, y0);
-        let b = composite_pixel(x + 1u, y0);
-        let c = composite_pixel(x, y0 + 1u);
-        let d = composite_pixel(x + 1u, y0 + 1u);
+        let a = composite_pixel(x, y0, mask);
+        let b = composite_pixel(x + 1u, y0, mask);
+        let c = composite_pixel(x, y0 + 1u, mask);
+        let d = composite_pixel(x + 1u, y0 + 1u, mask);
         let shift = 16u * (q % 2u);
         let top = (luma(a) | (luma(b) << 8u)) << shift;
         let bottom = (luma(c) | (luma(d) << 8u)) << shift;

@@ -6,10 +6,12 @@
 //! staging buffers: while frame `n` is read back, frames `n+1..n+ring` are already queued, so the
 //! CPU side (decode, encode) never waits on a single frame's round trip.
 //!
-//! Static layer pixels (text, images, shapes) live in one atlas buffer uploaded once per job;
-//! decoded video frames go into a second atlas buffer rewritten every frame. Both are storage
-//! buffers of packed RGBA8 rather than textures: the shader does its own bilinear filtering,
-//! and on software Vulkan (lavapipe) a buffer load is several times cheaper than a texel fetch.
+//! Static layer pixels (text, images, shapes) are uploaded once per job; decoded video frames
+//! follow them in the same storage buffer and are rewritten every frame. It is a buffer of
+//! packed RGBA8 rather than textures: the shader does its own bilinear filtering, and on
+//! software Vulkan (lavapipe) a buffer load is several times cheaper than a texel fetch.
+//! Every frame also carries a layer mask per 64x2-pixel tile, so each pixel visits only the
+//! layers that can touch it.
 
 use std::collections::VecDeque;
 use std::sync::mpsc;
@@ -257,8 +259,12 @@ pub struct Compositor<'a> {
     height: u32,
     uniforms: wgpu::Buffer,
     layers: wgpu::Buffer,
-    _atlas: wgpu::Buffer,
-    video: wgpu::Buffer,
+    texels: wgpu::Buffer,
+    video_base: u32,
+    tiles: wgpu::Buffer,
+    tiles_x: u32,
+    tile_masks: Vec<[u32; 2]>,
+    gpu_layers: Vec<GpuLayer>,
     output: wgpu::Buffer,
     group: wgpu::BindGroup,
     slots: Vec<Slot>,
@@ -276,8 +282,8 @@ impl std::fmt::Debug for Compositor<'_> {
     }
 }
 
-fn atlas_buffer(ctx: &GpuContext, label: &'static str, texels: &Texels) -> Result<wgpu::Buffer, GpuError> {
-    let bytes = (texels.pixels.len() as u64).max(4);
+fn atlas_buffer(ctx: &GpuContext, label: &'static str, atlas: &Texels, video: &Texels) -> Result<wgpu::Buffer, GpuError> {
+    let bytes = ((atlas.pixels.len() + video.pixels.len()) as u64).max(4);
     let limit = u64::from(ctx.device.limits().max_storage_buffer_binding_size);
     if bytes > limit {
         return Err(GpuError::Limit {
@@ -292,8 +298,12 @@ fn atlas_buffer(ctx: &GpuContext, label: &'static str, texels: &Texels) -> Resul
         usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
         mapped_at_creation: false,
     });
-    if !texels.is_empty() {
-        ctx.queue.write_buffer(&buffer, 0, &texels.pixels);
+    if !atlas.is_empty() {
+        ctx.queue.write_buffer(&buffer, 0, &atlas.pixels);
+    }
+    if !video.is_empty() {
+        ctx.queue
+            .write_buffer(&buffer, atlas.pixels.len() as u64, &video.pixels);
     }
     Ok(buffer)
 }
@@ -336,8 +346,16 @@ impl<'a> Compositor<'a> {
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let atlas = atlas_buffer(ctx, "atlas", atlas)?;
-        let video = atlas_buffer(ctx, "video atlas", video)?;
+        let video_base = atlas.len() as u32;
+        let texels = atlas_buffer(ctx, "atlases", atlas, video)?;
+        let tiles_x = width.div_ceil(shaders::TILE_WIDTH);
+        let tile_count = tiles_x as usize * height.div_ceil(shaders::TILE_HEIGHT) as usize;
+        let tiles = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("tile masks"),
+            size: (tile_count * 8) as u64,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
         let output = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("output"),
             size: pixels * 4,
@@ -358,11 +376,11 @@ impl<'a> Compositor<'a> {
                 },
                 wgpu::BindGroupEntry {
                     binding: 2,
-                    resource: atlas.as_entire_binding(),
+                    resource: texels.as_entire_binding(),
                 },
                 wgpu::BindGroupEntry {
                     binding: 3,
-                    resource: video.as_entire_binding(),
+                    resource: tiles.as_entire_binding(),
                 },
                 wgpu::BindGroupEntry {
                     binding: 4,
@@ -396,8 +414,12 @@ impl<'a> Compositor<'a> {
             height,
             uniforms,
             layers,
-            _atlas: atlas,
-            video,
+            texels,
+            video_base,
+            tiles,
+            tiles_x,
+            tile_masks: vec![[0, 0]; tile_count],
+            gpu_layers: Vec::with_capacity(MAX_LAYERS),
             output,
             group,
             slots,
@@ -411,9 +433,29 @@ impl<'a> Compositor<'a> {
     pub fn upload_video(&self, rect: [u32; 4], rgba: &[u8]) {
         let bytes = rect[2] as usize * rect[3] as usize * 4;
         let data = &rgba[..bytes.min(rgba.len())];
-        self.ctx
-            .queue
-            .write_buffer(&self.video, u64::from(rect[0]) * 4, data);
+        let offset = u64::from(self.video_base + rect[0]) * 4;
+        self.ctx.queue.write_buffer(&self.texels, offset, data);
+    }
+
+    /// Per-tile masks of the layers whose bounding box touches each tile.
+    fn build_tile_masks(&mut self, layers: &[GpuLayer]) {
+        self.tile_masks.fill([0, 0]);
+        let (tw, th) = (shaders::TILE_WIDTH as i32, shaders::TILE_HEIGHT as i32);
+        for (i, l) in layers.iter().enumerate() {
+            let [x0, y0, x1, y1] = l.bbox;
+            if x0 >= x1 || y0 >= y1 {
+                continue;
+            }
+            let (word, bit) = (i / 32, 1u32 << (i % 32));
+            for ty in (y0 / th)..=((y1 - 1) / th) {
+                let row = ty as usize * self.tiles_x as usize;
+                for tx in (x0 / tw)..=((x1 - 1) / tw) {
+                    if let Some(mask) = self.tile_masks.get_mut(row + tx as usize) {
+                        mask[word] |= bit;
+                    }
+                }
+            }
+        }
     }
 
     /// True when [`Self::submit`] would first have to wait for the oldest frame.
@@ -448,14 +490,25 @@ impl<'a> Compositor<'a> {
             width: self.width,
             height: self.height,
             layer_count: layers.len() as u32,
-            _pad0: 0,
+            tiles_x: self.tiles_x,
             background,
         };
+        // Both atlases share one buffer: video texels start after the static ones.
+        self.gpu_layers.clear();
+        self.gpu_layers.extend(layers.iter().map(|l| {
+            let mut l = *l;
+            if l.source == shaders::source::VIDEO {
+                l.rect[0] += self.video_base;
+            }
+            l
+        }));
+        self.build_tile_masks(layers);
         let queue = &self.ctx.queue;
         queue.write_buffer(&self.uniforms, 0, bytemuck::bytes_of(&uniforms));
         if !layers.is_empty() {
-            queue.write_buffer(&self.layers, 0, bytemuck::cast_slice(layers));
+            queue.write_buffer(&self.layers, 0, bytemuck::cast_slice(&self.gpu_layers));
         }
+        queue.write_buffer(&self.tiles, 0, bytemuck::cast_slice(&self.tile_masks));
         let index = self.next_slot;
         self.next_slot = (self.next_slot + 1) % self.slots.len();
         let mut encoder = self

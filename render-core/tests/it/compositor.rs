@@ -69,7 +69,7 @@ fn gpu_matches_cpu_reference() {
         width: w,
         height: h,
         layer_count: layers.len() as u32,
-        _pad0: 0,
+        tiles_x: 0,
         background,
     };
     let mut video_now = video.clone();

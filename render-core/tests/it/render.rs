@@ -130,7 +130,7 @@ fn still_matches_cpu_reference_of_the_whole_scene() {
         width: 320,
         height: 240,
         layer_count: layers.len() as u32,
-        _pad0: 0,
+        tiles_x: 0,
         background: scene.background,
     };
     let cpu_px = cpu::words_to_bytes(&cpu::composite(&frame, &layers, &scene.atlas, &video));
