@@ -29,7 +29,8 @@ use serde_json::{json, Value};
 use template::{Animated, Bundle, Easing, ResolvedContent, ResolvedLayer, Timeline};
 
 use crate::cli::{BenchCommand, W1Args};
-use crate::commands::{default_template, progress_bar, tokens_from_json};
+use crate::commands::{default_template, progress_bar};
+use crate::demo::{recipients, Recipient};
 
 /// Ratio of reelfarm's wall time to x264 alone that W1 aims to stay under.
 const TARGET_RATIO: f64 = 1.30;
@@ -44,53 +45,20 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
     }
 }
 
-/// The recipient W1 is rendered for.
-struct Recipient {
-    id: String,
-    lang: String,
-    tokens: BTreeMap<String, String>,
-}
-
 /// The first entry of the template's `recipients.json`; without that file, the template's
 /// default language with token fallbacks.
 fn first_recipient(dir: &Path, bundle: &Bundle) -> Result<Recipient> {
-    let path = dir.join("recipients.json");
-    if !path.is_file() {
+    if !dir.join("recipients.json").is_file() {
         return Ok(Recipient {
             id: "default".to_owned(),
             lang: bundle.manifest.default_language.clone(),
             tokens: BTreeMap::new(),
         });
     }
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("{}: cannot read", path.display()))?;
-    let value: Value = serde_json::from_str(&text)
-        .with_context(|| format!("{}: not valid JSON", path.display()))?;
-    let first = value
-        .as_array()
-        .and_then(|items| items.first())
-        .with_context(|| {
-            format!(
-                "{}: expected a non-empty array of recipients",
-                path.display()
-            )
-        })?;
-    let field = |name: &str| {
-        first
-            .get(name)
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .with_context(|| format!("{}: recipient 0 has no `{name}`", path.display()))
-    };
-    Ok(Recipient {
-        id: field("id")?,
-        lang: field("lang")?,
-        tokens: match first.get("tokens") {
-            Some(tokens) => tokens_from_json(tokens)
-                .with_context(|| format!("{}: recipient 0", path.display()))?,
-            None => BTreeMap::new(),
-        },
-    })
+    recipients(dir)?
+        .into_iter()
+        .next()
+        .with_context(|| format!("{}: no recipients", dir.join("recipients.json").display()))
 }
 
 /// One way of producing the video, as measured.
@@ -552,15 +520,7 @@ struct AudioInputs {
 fn audio_inputs(bundle: &Bundle, req: &RenderRequest) -> Result<AudioInputs> {
     let spec = &bundle.manifest.audio;
     let music = spec.music.as_ref().map(|m| bundle.media_path(&m.src));
-    let voice = match (&req.voice, &spec.voice) {
-        (Some(v), _) => Some(v.clone()),
-        (None, Some(slot)) => slot
-            .default
-            .get(&req.lang)
-            .or_else(|| slot.default.get("*"))
-            .map(|rel| bundle.media_path(rel)),
-        (None, None) => None,
-    };
+    let voice = req.voice_file(bundle);
     let voice_level_db = match &voice {
         Some(path) => {
             let pcm = render_core::audio::decode_file(path)

@@ -9,14 +9,15 @@ use serde_json::Value;
 use crate::cli::DemoArgs;
 use crate::commands::{default_template, parse_preset, progress_bar, tokens_from_json};
 
-/// One demo recipient from `recipients.json`.
-struct Recipient {
-    id: String,
-    lang: String,
-    tokens: std::collections::BTreeMap<String, String>,
+/// One demo recipient from a template's `recipients.json`.
+pub(crate) struct Recipient {
+    pub(crate) id: String,
+    pub(crate) lang: String,
+    pub(crate) tokens: std::collections::BTreeMap<String, String>,
 }
 
-fn recipients(dir: &Path) -> Result<Vec<Recipient>> {
+/// The recipients listed in `dir/recipients.json`: an array of `{id, lang, tokens}`.
+pub(crate) fn recipients(dir: &Path) -> Result<Vec<Recipient>> {
     let path = dir.join("recipients.json");
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("{}: cannot read", path.display()))?;

@@ -177,16 +177,20 @@ fn prepare(
     ))
 }
 
-fn voice_path(bundle: &Bundle, req: &RenderRequest) -> Option<PathBuf> {
-    if let Some(v) = &req.voice {
-        return Some(v.clone());
+impl RenderRequest {
+    /// The voice file this request speaks with: its own, else the template's default for its
+    /// language (or for any language), else none.
+    pub fn voice_file(&self, bundle: &Bundle) -> Option<PathBuf> {
+        if let Some(v) = &self.voice {
+            return Some(v.clone());
+        }
+        let voice = bundle.manifest.audio.voice.as_ref()?;
+        voice
+            .default
+            .get(&self.lang)
+            .or_else(|| voice.default.get("*"))
+            .map(|rel| bundle.media_path(rel))
     }
-    let voice = bundle.manifest.audio.voice.as_ref()?;
-    voice
-        .default
-        .get(&req.lang)
-        .or_else(|| voice.default.get("*"))
-        .map(|rel| bundle.media_path(rel))
 }
 
 fn mix_audio(
@@ -205,7 +209,7 @@ fn mix_audio(
         }),
         None => None,
     };
-    let voice = match (&spec.voice, voice_path(bundle, req)) {
+    let voice = match (&spec.voice, req.voice_file(bundle)) {
         (Some(slot), Some(path)) => {
             let pcm = audio::decode_file(&path)?;
             if pcm.duration_secs() > slot.max_duration + 1e-3 {
