@@ -26,7 +26,7 @@ pub const TILE_WIDTH: u32 = 64;
 /// Tile height of the per-tile layer masks, in pixels (`TILE_HEIGHT` in `common.wgsl`).
 pub const TILE_HEIGHT: u32 = 2;
 
-/// Invocations per workgroup of the RGBA shader; each handles four pixels of a row.
+/// Invocations per workgroup of the RGBA shader; each handles one 2x2 quad.
 pub const RGBA_WORKGROUP: u32 = 64;
 /// Invocations per workgroup of the YUV shader; each handles one 8x2 block.
 pub const YUV_WORKGROUP: u32 = 64;

@@ -39,10 +39,11 @@ fn cs_main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let mask = tile_mask(x0, y0);
     for (var q = 0u; q < 4u; q++) {
         let x = x0 + 2u * q;
-        let a = composite_pixel(x, y0, mask);
-        let b = composite_pixel(x + 1u, y0, mask);
-        let c = composite_pixel(x, y0 + 1u, mask);
-        let d = composite_pixel(x + 1u, y0 + 1u, mask);
+        let quad = composite_quad(x, y0, mask);
+        let a = quad.x;
+        let b = quad.y;
+        let c = quad.z;
+        let d = quad.w;
         let shift = 16u * (q % 2u);
         let top = (luma(a) | (luma(b) << 8u)) << shift;
         let bottom = (luma(c) | (luma(d) << 8u)) << shift;

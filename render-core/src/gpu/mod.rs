@@ -529,7 +529,7 @@ impl<'a> Compositor<'a> {
                 }
                 Readback::Rgba => {
                     pass.set_pipeline(&self.ctx.rgba);
-                    let quads = (self.width / 4) * self.height;
+                    let quads = (self.width / 2) * (self.height / 2);
                     pass.dispatch_workgroups(quads.div_ceil(shaders::RGBA_WORKGROUP), 1, 1);
                 }
             }
