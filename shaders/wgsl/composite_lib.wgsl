@@ -51,33 +51,63 @@ fn blend(acc: vec4<f32>, c: vec4<f32>) -> vec4<f32> {
     return c + acc * (1.0 - c.a);
 }
 
-// The composited colours of the 2x2 quad whose top-left pixel is (x, y), visiting the layers in
-// `mask`, each quantized to 8 bits per channel exactly as it would be stored (so every output
-// format starts from the same values): (x, y), (x + 1, y), (x, y + 1), (x + 1, y + 1).
-// One loop serves four pixels: loop overhead, not arithmetic, dominates on software Vulkan.
+// Four pixels in flight: (x, y), (x + 1, y), (x, y + 1), (x + 1, y + 1).
+struct Quad {
+    a: vec4<f32>,
+    b: vec4<f32>,
+    c: vec4<f32>,
+    d: vec4<f32>,
+}
+
+fn background_quad() -> Quad {
+    return Quad(frame.background, frame.background, frame.background, frame.background);
+}
+
+// Blends layer `i` over the quad whose top-left pixel centre is `p`.
+fn blend_quad(q: Quad, i: u32, p: vec2<f32>) -> Quad {
+    return Quad(
+        blend(q.a, sample_layer(i, p)),
+        blend(q.b, sample_layer(i, p + vec2<f32>(1.0, 0.0))),
+        blend(q.c, sample_layer(i, p + vec2<f32>(0.0, 1.0))),
+        blend(q.d, sample_layer(i, p + vec2<f32>(1.0, 1.0))),
+    );
+}
+
+// Each pixel quantized to 8 bits per channel exactly as it would be stored, so every output
+// format starts from the same values.
+fn pack_quad(q: Quad) -> vec4<u32> {
+    return vec4<u32>(pack4x8unorm(q.a), pack4x8unorm(q.b), pack4x8unorm(q.c), pack4x8unorm(q.d));
+}
+
+// Pops the lowest layer index from a 64-bit mask held in two words; 64 when it is empty.
+fn next_layer(low: ptr<function, u32>, high: ptr<function, u32>) -> u32 {
+    if *low != 0u {
+        let i = firstTrailingBit(*low);
+        *low &= *low - 1u;
+        return i;
+    }
+    if *high != 0u {
+        let i = 32u + firstTrailingBit(*high);
+        *high &= *high - 1u;
+        return i;
+    }
+    return 64u;
+}
+
+// The composited, quantized colours of the 2x2 quad whose top-left pixel is (x, y), visiting
+// the layers in `mask`. One loop serves the four pixels: loop overhead, not arithmetic,
+// dominates on software Vulkan.
 fn composite_quad(x: u32, y: u32, mask: vec2<u32>) -> vec4<u32> {
     let p = vec2<f32>(f32(x) + 0.5, f32(y) + 0.5);
-    var a = frame.background;
-    var b = frame.background;
-    var c = frame.background;
-    var d = frame.background;
+    var q = background_quad();
     var low = mask.x;
     var high = mask.y;
     loop {
-        var i = 0u;
-        if low != 0u {
-            i = firstTrailingBit(low);
-            low &= low - 1u;
-        } else if high != 0u {
-            i = 32u + firstTrailingBit(high);
-            high &= high - 1u;
-        } else {
+        let i = next_layer(&low, &high);
+        if i >= 64u {
             break;
         }
-        a = blend(a, sample_layer(i, p));
-        b = blend(b, sample_layer(i, p + vec2<f32>(1.0, 0.0)));
-        c = blend(c, sample_layer(i, p + vec2<f32>(0.0, 1.0)));
-        d = blend(d, sample_layer(i, p + vec2<f32>(1.0, 1.0)));
+        q = blend_quad(q, i, p);
     }
-    return vec4<u32>(pack4x8unorm(a), pack4x8unorm(b), pack4x8unorm(c), pack4x8unorm(d));
+    return pack_quad(q);
 }
