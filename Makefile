@@ -1,5 +1,8 @@
 # Two entry points: `make demo` and `make test`. Both install what is missing first.
 CARGO ?= cargo
+# Mesa's Vulkan device-select layer probes for a display server and complains on headless
+# machines; wgpu chooses the adapter itself.
+export NODEVICE_SELECT ?= 1
 
 .PHONY: setup build demo test bench bless
 

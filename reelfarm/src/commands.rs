@@ -69,7 +69,13 @@ pub fn run(cli: Cli) -> Result<()> {
                 eprintln!("warning: {w}");
             }
             media::save_png(&args.out, &image)?;
-            println!("{}: {}x{} at {} s", args.out.display(), image.width, image.height, args.at);
+            println!(
+                "{}: {}x{} at {} s",
+                args.out.display(),
+                image.width,
+                image.height,
+                args.at
+            );
             Ok(())
         }
         Command::Template(TemplateCommand::Validate { dir }) => {
@@ -90,7 +96,10 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Template(TemplateCommand::Schema) => {
-            println!("{}", serde_json::to_string_pretty(&template::json_schema())?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&template::json_schema())?
+            );
             Ok(())
         }
         Command::Demo(args) => crate::demo::run(args),
@@ -99,16 +108,14 @@ pub fn run(cli: Cli) -> Result<()> {
 }
 
 pub fn parse_preset(s: &str) -> Result<Preset> {
-    s.parse::<Preset>().map_err(|e| anyhow::anyhow!("--preset: {e}"))
+    s.parse::<Preset>()
+        .map_err(|e| anyhow::anyhow!("--preset: {e}"))
 }
 
 fn check_output(path: &Path, ext: &str) -> Result<()> {
     let actual = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     if !actual.eq_ignore_ascii_case(ext) {
-        bail!(
-            "--out {}: expected a .{ext} file name",
-            path.display()
-        );
+        bail!("--out {}: expected a .{ext} file name", path.display());
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         if !dir.is_dir() {
@@ -191,9 +198,9 @@ fn request(job: &JobArgs, preset: Preset) -> Result<RenderRequest> {
 
 pub fn progress_bar(label: &'static str) -> ProgressBar {
     let bar = ProgressBar::new(0);
-    if let Ok(style) = ProgressStyle::with_template(
-        "{msg} [{bar:40}] {pos}/{len} frames, {per_sec}, eta {eta}",
-    ) {
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} frames, {per_sec}, eta {eta}")
+    {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_message(label);

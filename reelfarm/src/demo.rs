@@ -21,8 +21,8 @@ pub(crate) fn recipients(dir: &Path) -> Result<Vec<Recipient>> {
     let path = dir.join("recipients.json");
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("{}: cannot read", path.display()))?;
-    let value: Value =
-        serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", path.display()))?;
+    let value: Value = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not valid JSON", path.display()))?;
     let Some(items) = value.as_array() else {
         bail!("{}: expected an array of recipients", path.display());
     };
@@ -107,12 +107,26 @@ pub fn run(args: DemoArgs) -> Result<()> {
         let path = stills.join(format!("{}-greeting.png", person.id));
         media::save_png(&path, &image)?;
     }
-    println!("wrote {} greeting stills to {}", all.len(), stills.display());
+    println!(
+        "wrote {} greeting stills to {}",
+        all.len(),
+        stills.display()
+    );
 
     println!();
     println!(
         "{:<14} {:<4} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>7}",
-        "recipient", "lang", "frames", "prep ms", "text ms", "audio ms", "decode", "gpu ms", "encode", "total ms", "fps"
+        "recipient",
+        "lang",
+        "frames",
+        "prep ms",
+        "text ms",
+        "audio ms",
+        "decode",
+        "gpu ms",
+        "encode",
+        "total ms",
+        "fps"
     );
     for (id, lang, r) in &rows {
         let t = &r.timings;
@@ -131,6 +145,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
             r.frames as f64 / t.total.as_secs_f64().max(1e-9)
         );
     }
-    println!("decode, gpu and encode run on three overlapping threads; their sum exceeds the total.");
+    println!(
+        "decode, gpu and encode run on three overlapping threads; their sum exceeds the total."
+    );
     Ok(())
 }

@@ -36,8 +36,10 @@ impl Texels {
     pub fn push(&mut self, width: u32, height: u32, pixels: &[u8]) -> [u32; 4] {
         let base = self.len() as u32;
         let bytes = width as usize * height as usize * 4;
-        self.pixels.extend_from_slice(&pixels[..bytes.min(pixels.len())]);
-        self.pixels.resize(self.pixels.len() + bytes - bytes.min(pixels.len()), 0);
+        self.pixels
+            .extend_from_slice(&pixels[..bytes.min(pixels.len())]);
+        self.pixels
+            .resize(self.pixels.len() + bytes - bytes.min(pixels.len()), 0);
         [base, width, width, height]
     }
 

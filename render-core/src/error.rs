@@ -52,7 +52,9 @@ pub enum RenderError {
         max: f64,
     },
     /// A voice was supplied for a template without a voice slot.
-    #[error("this template has no voice slot (audio.voice); remove the voice file from the request")]
+    #[error(
+        "this template has no voice slot (audio.voice); remove the voice file from the request"
+    )]
     NoVoiceSlot,
     /// A video file could not be opened to read its frame size.
     #[error("{}: cannot read video: {message}", path.display())]

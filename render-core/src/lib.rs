@@ -21,6 +21,5 @@ mod render;
 pub mod scene;
 pub mod text;
 
-
 pub use error::RenderError;
 pub use render::{Preset, RenderReport, RenderRequest, Renderer, StageTimings, ENCODER_THREADS};

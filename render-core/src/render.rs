@@ -260,13 +260,15 @@ fn spawn_decoder(
             for (slot, local) in scene.active_videos(&timeline, t) {
                 let reader = match &mut readers[slot] {
                     Some(r) => r,
-                    empty => match VideoReader::open(&slots[slot].path, slots[slot].options.clone()) {
-                        Ok(r) => empty.insert(r),
-                        Err(e) => {
-                            let _ = tx.send(Err(e.into()));
-                            return busy;
+                    empty => {
+                        match VideoReader::open(&slots[slot].path, slots[slot].options.clone()) {
+                            Ok(r) => empty.insert(r),
+                            Err(e) => {
+                                let _ = tx.send(Err(e.into()));
+                                return busy;
+                            }
                         }
-                    },
+                    }
                 };
                 match reader.frame_at(local) {
                     Ok(px) => {
@@ -419,7 +421,12 @@ impl Renderer {
         consume: C,
     ) -> Result<(RenderReport, u64), RenderError>
     where
-        C: FnOnce(EncoderSettings, Pcm, Receiver<Vec<u8>>, SyncSender<Vec<u8>>) -> Result<(Duration, u64), RenderError>
+        C: FnOnce(
+                EncoderSettings,
+                Pcm,
+                Receiver<Vec<u8>>,
+                SyncSender<Vec<u8>>,
+            ) -> Result<(Duration, u64), RenderError>
             + Send
             + 'static,
     {
@@ -428,7 +435,12 @@ impl Renderer {
         let (bundle, mut job) = prepare(req, &mut self.text, &mut timings)?;
         let timeline = &job.timeline;
         let (t0, t1) = req.range.unwrap_or((0.0, timeline.duration));
-        if !(t0.is_finite() && t1.is_finite() && 0.0 <= t0 && t0 < t1 && t1 <= timeline.duration + 1e-9) {
+        if !(t0.is_finite()
+            && t1.is_finite()
+            && 0.0 <= t0
+            && t0 < t1
+            && t1 <= timeline.duration + 1e-9)
+        {
             return Err(RenderError::Range {
                 t0,
                 t1,
@@ -496,7 +508,10 @@ impl Renderer {
     /// The job's static layers (text, images, shapes) exactly as rasterized for the GPU, by
     /// layer id, at output resolution; video layers are absent. Tools that rebuild a template
     /// elsewhere (the W1 benchmark's FFmpeg filtergraph) draw from these.
-    pub fn layer_images(&mut self, req: &RenderRequest) -> Result<Vec<(String, RgbaImage)>, RenderError> {
+    pub fn layer_images(
+        &mut self,
+        req: &RenderRequest,
+    ) -> Result<Vec<(String, RgbaImage)>, RenderError> {
         let mut timings = StageTimings::default();
         let (_bundle, job) = prepare(req, &mut self.text, &mut timings)?;
         let mut out = Vec::new();
@@ -519,7 +534,11 @@ impl Renderer {
     }
 
     /// Renders the frame at `at` seconds as a straight-alpha-free RGBA image (premultiplied).
-    pub fn still(&mut self, req: &RenderRequest, at: f64) -> Result<(RgbaImage, Vec<String>), RenderError> {
+    pub fn still(
+        &mut self,
+        req: &RenderRequest,
+        at: f64,
+    ) -> Result<(RgbaImage, Vec<String>), RenderError> {
         let mut timings = StageTimings::default();
         let (_bundle, job) = prepare(req, &mut self.text, &mut timings)?;
         let timeline = &job.timeline;
@@ -542,7 +561,8 @@ impl Renderer {
             1,
         )?;
         for (slot, local) in scene.active_videos(timeline, t) {
-            let mut reader = VideoReader::open(&scene.videos[slot].path, scene.videos[slot].options.clone())?;
+            let mut reader =
+                VideoReader::open(&scene.videos[slot].path, scene.videos[slot].options.clone())?;
             let px = reader.frame_at(local)?;
             comp.upload_video(scene.videos[slot].rect, px);
         }

@@ -164,15 +164,16 @@ impl Scene {
                         color: *color,
                         align: *align,
                         line_height: *line_height as f32,
-                        shadow: shadow.map(|(c, o)| (c, [(o[0] * scale) as f32, (o[1] * scale) as f32])),
+                        shadow: shadow
+                            .map(|(c, o)| (c, [(o[0] * scale) as f32, (o[1] * scale) as f32])),
                         lang: timeline.lang.clone(),
                     };
-                    let raster = text
-                        .rasterize(string, bw, bh, &style)
-                        .map_err(|error| RenderError::Text {
+                    let raster = text.rasterize(string, bw, bh, &style).map_err(|error| {
+                        RenderError::Text {
                             layer: layer.id.clone(),
                             error,
-                        })?;
+                        }
+                    })?;
                     warnings.extend(
                         raster
                             .warnings
@@ -269,13 +270,20 @@ impl Scene {
                 continue;
             };
             let (cw, ch) = scene.content_size;
-            let to_texel = Affine::scale(f64::from(scene.rect[2]) / cw, f64::from(scene.rect[3]) / ch);
+            let to_texel =
+                Affine::scale(f64::from(scene.rect[2]) / cw, f64::from(scene.rect[3]) / ch);
             let m = to_texel.mul(&inverse).0;
             let corners = [[0.0, 0.0], [cw, 0.0], [0.0, ch], [cw, ch]].map(|p| to_canvas.apply(p));
             let min_x = corners.iter().map(|p| p[0]).fold(f64::INFINITY, f64::min);
             let min_y = corners.iter().map(|p| p[1]).fold(f64::INFINITY, f64::min);
-            let max_x = corners.iter().map(|p| p[0]).fold(f64::NEG_INFINITY, f64::max);
-            let max_y = corners.iter().map(|p| p[1]).fold(f64::NEG_INFINITY, f64::max);
+            let max_x = corners
+                .iter()
+                .map(|p| p[0])
+                .fold(f64::NEG_INFINITY, f64::max);
+            let max_y = corners
+                .iter()
+                .map(|p| p[1])
+                .fold(f64::NEG_INFINITY, f64::max);
             let clamp_x = |v: f64| v.clamp(0.0, f64::from(self.width)) as i32;
             let clamp_y = |v: f64| v.clamp(0.0, f64::from(self.height)) as i32;
             let bbox = [
@@ -305,12 +313,9 @@ impl Scene {
         t: f64,
     ) -> impl Iterator<Item = (usize, f64)> + 'a {
         let layers = &timeline.layers;
-        self.videos
-            .iter()
-            .enumerate()
-            .filter_map(move |(i, slot)| {
-                let layer = &layers[slot.layer];
-                (t >= layer.start && t < layer.end).then(|| (i, t - layer.start))
-            })
+        self.videos.iter().enumerate().filter_map(move |(i, slot)| {
+            let layer = &layers[slot.layer];
+            (t >= layer.start && t < layer.end).then(|| (i, t - layer.start))
+        })
     }
 }

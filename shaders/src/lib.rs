@@ -82,9 +82,7 @@ mod tests {
     fn struct_size(source: &str, name: &str) -> u32 {
         let module = naga::front::wgsl::parse_str(source).expect("shader parses");
         let mut layouter = naga::proc::Layouter::default();
-        layouter
-            .update(module.to_ctx())
-            .expect("layout computes");
+        layouter.update(module.to_ctx()).expect("layout computes");
         let (handle, _) = module
             .types
             .iter()
@@ -116,7 +114,11 @@ mod tests {
     fn entry_points_are_cs_main() {
         for src in [RGBA_WGSL, YUV420_WGSL] {
             let module = naga::front::wgsl::parse_str(src).expect("shader parses");
-            let names: Vec<_> = module.entry_points.iter().map(|e| e.name.as_str()).collect();
+            let names: Vec<_> = module
+                .entry_points
+                .iter()
+                .map(|e| e.name.as_str())
+                .collect();
             assert_eq!(names, ["cs_main"]);
         }
     }

@@ -165,7 +165,10 @@ pub enum TokenError {
         max: usize,
     },
     /// A `code` token holds a character other than ASCII letters, digits, `-` and `_`.
-    #[error("token `{name}`: may hold only ASCII letters, digits, '-' and '_' (found {})", first_offender(value))]
+    #[error(
+        "token `{name}`: may hold only ASCII letters, digits, '-' and '_' (found {})",
+        first_offender(value)
+    )]
     NotCode {
         /// The token.
         name: String,

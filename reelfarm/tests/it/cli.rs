@@ -40,37 +40,145 @@ fn bad_arguments_name_the_problem() {
     let out = dir.join("out.mp4");
     let o = out.to_str().expect("utf-8 path");
 
-    let e = fails(&["render", "--template", t, "--tokens", tk, "--lang", "en", "--out", o, "--preset", "4k"]);
-    assert!(e.contains("--preset") && e.contains("4k") && e.contains("whatsapp"), "{e}");
+    let e = fails(&[
+        "render",
+        "--template",
+        t,
+        "--tokens",
+        tk,
+        "--lang",
+        "en",
+        "--out",
+        o,
+        "--preset",
+        "4k",
+    ]);
+    assert!(
+        e.contains("--preset") && e.contains("4k") && e.contains("whatsapp"),
+        "{e}"
+    );
 
-    let e = fails(&["render", "--template", "/nonexistent", "--tokens", tk, "--lang", "en", "--out", o]);
-    assert!(e.contains("--template") && e.contains("template.json"), "{e}");
+    let e = fails(&[
+        "render",
+        "--template",
+        "/nonexistent",
+        "--tokens",
+        tk,
+        "--lang",
+        "en",
+        "--out",
+        o,
+    ]);
+    assert!(
+        e.contains("--template") && e.contains("template.json"),
+        "{e}"
+    );
 
-    let e = fails(&["render", "--template", t, "--tokens", tk, "--lang", "en", "--out", "x.avi"]);
+    let e = fails(&[
+        "render",
+        "--template",
+        t,
+        "--tokens",
+        tk,
+        "--lang",
+        "en",
+        "--out",
+        "x.avi",
+    ]);
     assert!(e.contains("--out") && e.contains(".mp4"), "{e}");
 
-    let e = fails(&["render", "--template", t, "--tokens", tk, "--lang", "zz", "--out", o]);
+    let e = fails(&[
+        "render",
+        "--template",
+        t,
+        "--tokens",
+        tk,
+        "--lang",
+        "zz",
+        "--out",
+        o,
+    ]);
     assert!(e.contains("zz") && e.contains("hi"), "{e}");
 
     std::fs::write(&tokens, "[1, 2]").expect("tokens");
-    let e = fails(&["render", "--template", t, "--tokens", tk, "--lang", "en", "--out", o]);
+    let e = fails(&[
+        "render",
+        "--template",
+        t,
+        "--tokens",
+        tk,
+        "--lang",
+        "en",
+        "--out",
+        o,
+    ]);
     assert!(e.contains("--tokens") && e.contains("JSON object"), "{e}");
 
     std::fs::write(&tokens, "{not json").expect("tokens");
-    let e = fails(&["render", "--template", t, "--tokens", tk, "--lang", "en", "--out", o]);
+    let e = fails(&[
+        "render",
+        "--template",
+        t,
+        "--tokens",
+        tk,
+        "--lang",
+        "en",
+        "--out",
+        o,
+    ]);
     assert!(e.contains("not valid JSON"), "{e}");
 
     std::fs::write(&tokens, r#"{"frist_name": "Priya"}"#).expect("tokens");
-    let e = fails(&["render", "--template", t, "--tokens", tk, "--lang", "en", "--out", o]);
+    let e = fails(&[
+        "render",
+        "--template",
+        t,
+        "--tokens",
+        tk,
+        "--lang",
+        "en",
+        "--out",
+        o,
+    ]);
     assert!(e.contains("frist_name") && e.contains("first_name"), "{e}");
 
-    let e = fails(&["still", "--template", t, "--lang", "en", "--at", "-1", "--out", "x.png"]);
+    let e = fails(&[
+        "still",
+        "--template",
+        t,
+        "--lang",
+        "en",
+        "--at",
+        "-1",
+        "--out",
+        "x.png",
+    ]);
     assert!(e.contains("--at"), "{e}");
 
-    let e = fails(&["still", "--template", t, "--lang", "en", "--at", "99", "--out", dir.join("s.png").to_str().expect("path")]);
+    let e = fails(&[
+        "still",
+        "--template",
+        t,
+        "--lang",
+        "en",
+        "--at",
+        "99",
+        "--out",
+        dir.join("s.png").to_str().expect("path"),
+    ]);
     assert!(e.contains("99") && e.contains("30"), "{e}");
 
-    let e = fails(&["render", "--template", t, "--lang", "en", "--out", o, "--voice", "/nonexistent.wav"]);
+    let e = fails(&[
+        "render",
+        "--template",
+        t,
+        "--lang",
+        "en",
+        "--out",
+        o,
+        "--voice",
+        "/nonexistent.wav",
+    ]);
     assert!(e.contains("--voice"), "{e}");
     assert!(!out.exists(), "no output written on failure");
 }
@@ -94,19 +202,27 @@ fn broken_template_lists_every_problem() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     for needle in ["name", "width", "font_size", "who"] {
-        assert!(stderr.contains(needle), "`{needle}` not reported in:\n{stderr}");
+        assert!(
+            stderr.contains(needle),
+            "`{needle}` not reported in:\n{stderr}"
+        );
     }
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[test]
 fn schema_command_prints_the_committed_schema() {
-    let out = bin().args(["template", "schema"]).output().expect("run reelfarm");
+    let out = bin()
+        .args(["template", "schema"])
+        .output()
+        .expect("run reelfarm");
     assert!(out.status.success());
     let printed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     let committed: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../template/template.schema.json"))
-            .expect("schema file"),
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../template/template.schema.json"),
+        )
+        .expect("schema file"),
     )
     .expect("JSON");
     assert_eq!(printed, committed);

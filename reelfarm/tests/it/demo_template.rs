@@ -10,7 +10,8 @@ fn demo_template() -> PathBuf {
 }
 
 fn recipients() -> Vec<serde_json::Value> {
-    let text = std::fs::read_to_string(demo_template().join("recipients.json")).expect("recipients");
+    let text =
+        std::fs::read_to_string(demo_template().join("recipients.json")).expect("recipients");
     serde_json::from_str(&text).expect("JSON array")
 }
 
@@ -66,7 +67,16 @@ fn whatsapp_preset_fits_the_limit_and_profile() {
     let projected = report.bytes as f64 / 6.0 * 30.0;
     assert!(projected < 16e6, "projected 30 s size {projected} bytes");
     let probe = std::process::Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "v:0", "-show_entries", "stream=profile,width,height", "-of", "json"])
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=profile,width,height",
+            "-of",
+            "json",
+        ])
         .arg(&out)
         .output()
         .expect("ffprobe");

@@ -161,7 +161,9 @@ impl GpuContext {
             name: info.name.clone(),
             backend: format!("{:?}", info.backend),
             device_type: format!("{:?}", info.device_type),
-            driver: format!("{} {}", info.driver, info.driver_info).trim().to_owned(),
+            driver: format!("{} {}", info.driver, info.driver_info)
+                .trim()
+                .to_owned(),
         };
         let limits = wgpu::Limits {
             max_storage_buffer_binding_size: adapter.limits().max_storage_buffer_binding_size,
@@ -282,7 +284,12 @@ impl std::fmt::Debug for Compositor<'_> {
     }
 }
 
-fn atlas_buffer(ctx: &GpuContext, label: &'static str, atlas: &Texels, video: &Texels) -> Result<wgpu::Buffer, GpuError> {
+fn atlas_buffer(
+    ctx: &GpuContext,
+    label: &'static str,
+    atlas: &Texels,
+    video: &Texels,
+) -> Result<wgpu::Buffer, GpuError> {
     let bytes = ((atlas.pixels.len() + video.pixels.len()) as u64).max(4);
     let limit = u64::from(ctx.device.limits().max_storage_buffer_binding_size);
     if bytes > limit {
@@ -514,7 +521,9 @@ impl<'a> Compositor<'a> {
         let mut encoder = self
             .ctx
             .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("frame") });
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("frame"),
+            });
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some("composite"),

@@ -44,7 +44,11 @@ fn layer(src: u32, rect: [u32; 4], pos: [f32; 2], scale: f32, deg: f32, opacity:
 
 fn max_diff(a: &[u8], b: &[u8]) -> u8 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| x.abs_diff(*y)).max().unwrap_or(0)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| x.abs_diff(*y))
+        .max()
+        .unwrap_or(0)
 }
 
 #[test]
@@ -78,12 +82,17 @@ fn gpu_matches_cpu_reference() {
 
     let mut comp = Compositor::new(&ctx, w, h, &atlas, &video, 2).expect("compositor");
     comp.upload_video(v, &frame_pixels);
-    comp.submit(background, &layers, Readback::Rgba, 1).expect("submit");
-    comp.submit(background, &layers, Readback::Yuv420, 2).expect("submit");
+    comp.submit(background, &layers, Readback::Rgba, 1)
+        .expect("submit");
+    comp.submit(background, &layers, Readback::Yuv420, 2)
+        .expect("submit");
     let mut rgba = Vec::new();
     assert_eq!(comp.read_oldest(&mut rgba).expect("readback"), Some(1));
     let diff = max_diff(&rgba, &expected);
-    assert!(diff <= TOLERANCE, "GPU RGBA differs from CPU by {diff} > {TOLERANCE}");
+    assert!(
+        diff <= TOLERANCE,
+        "GPU RGBA differs from CPU by {diff} > {TOLERANCE}"
+    );
     // Not blank: the layers actually drew.
     assert!(rgba.chunks_exact(4).any(|p| p[0] != rgba[0]));
 
@@ -96,7 +105,10 @@ fn gpu_matches_cpu_reference() {
     let expected_yuv = cpu::rgba_to_yuv420(w, h, &words);
     assert_eq!(yuv.len(), (w * h * 3 / 2) as usize);
     let diff = max_diff(&yuv, &expected_yuv);
-    assert!(diff <= TOLERANCE, "GPU YUV differs from CPU by {diff} > {TOLERANCE}");
+    assert!(
+        diff <= TOLERANCE,
+        "GPU YUV differs from CPU by {diff} > {TOLERANCE}"
+    );
     assert_eq!(comp.read_oldest(&mut yuv).expect("empty ring"), None);
 }
 
@@ -109,7 +121,11 @@ fn ring_keeps_frames_in_order() {
     let mut seen = Vec::new();
     for tag in 0..10u64 {
         if comp.is_full() {
-            seen.push(comp.read_oldest(&mut out).expect("readback").expect("frame"));
+            seen.push(
+                comp.read_oldest(&mut out)
+                    .expect("readback")
+                    .expect("frame"),
+            );
         }
         let grey = tag as f32 / 10.0;
         comp.submit([grey, grey, grey, 1.0], &[], Readback::Rgba, tag)
@@ -131,6 +147,7 @@ fn ring_keeps_frames_in_order() {
 fn rejects_bad_canvas() {
     let ctx = GpuContext::new().expect("a Vulkan adapter (lavapipe) is available");
     let atlas = Texels::new();
-    let err = Compositor::new(&ctx, 100, 50, &atlas, &Texels::new(), 2).expect_err("width 100 is not a multiple of 8");
+    let err = Compositor::new(&ctx, 100, 50, &atlas, &Texels::new(), 2)
+        .expect_err("width 100 is not a multiple of 8");
     assert!(err.to_string().contains("multiple of 8"), "{err}");
 }

@@ -23,7 +23,10 @@ fn request(dir: &Path, lang: &str, name: &str) -> RenderRequest {
 }
 
 fn f(v: &serde_json::Value) -> f64 {
-    v.as_str().and_then(|s| s.parse().ok()).or_else(|| v.as_f64()).expect("a number")
+    v.as_str()
+        .and_then(|s| s.parse().ok())
+        .or_else(|| v.as_f64())
+        .expect("a number")
 }
 
 #[test]
@@ -33,10 +36,14 @@ fn renders_valid_mp4() {
     let mut r = Renderer::new().expect("renderer");
     let mut calls = 0u64;
     let report = r
-        .render(&request(&dir, "hi", "प्रिया"), &out, &mut |done, total| {
-            calls += 1;
-            assert!(done <= total);
-        })
+        .render(
+            &request(&dir, "hi", "प्रिया"),
+            &out,
+            &mut |done, total| {
+                calls += 1;
+                assert!(done <= total);
+            },
+        )
         .expect("render");
     assert_eq!(report.frames, 60);
     assert_eq!(calls, 60, "progress reported once per frame");
@@ -44,12 +51,21 @@ fn renders_valid_mp4() {
 
     let probe = ffprobe(&out);
     let streams = probe["streams"].as_array().expect("streams");
-    let video = streams.iter().find(|s| s["codec_type"] == "video").expect("video stream");
-    let audio = streams.iter().find(|s| s["codec_type"] == "audio").expect("audio stream");
+    let video = streams
+        .iter()
+        .find(|s| s["codec_type"] == "video")
+        .expect("video stream");
+    let audio = streams
+        .iter()
+        .find(|s| s["codec_type"] == "audio")
+        .expect("audio stream");
     assert_eq!(video["codec_name"], "h264");
     assert_eq!(video["pix_fmt"], "yuv420p");
     assert_eq!(video["width"], 320);
-    assert_eq!(video["color_space"], "bt709", "tagged as the compositor converts");
+    assert_eq!(
+        video["color_space"], "bt709",
+        "tagged as the compositor converts"
+    );
     assert_eq!(video["color_range"], "tv");
     assert_eq!(audio["codec_name"], "aac");
     assert_eq!(audio["profile"], "LC");
@@ -57,17 +73,29 @@ fn renders_valid_mp4() {
     assert_eq!(audio["channels"], 2);
     let vdur = f(&video["duration"]);
     let adur = f(&audio["duration"]);
-    assert!((vdur - 2.0).abs() < 1.0 / 30.0 + 1e-6, "video duration {vdur}");
-    assert!((adur - vdur).abs() <= 1.0 / 30.0 + 0.03, "audio {adur} vs video {vdur}");
+    assert!(
+        (vdur - 2.0).abs() < 1.0 / 30.0 + 1e-6,
+        "video duration {vdur}"
+    );
+    assert!(
+        (adur - vdur).abs() <= 1.0 / 30.0 + 0.03,
+        "audio {adur} vs video {vdur}"
+    );
     let vstart = f(&video["start_time"]);
     let astart = f(&audio["start_time"]);
-    assert!((vstart - astart).abs() <= 1.0 / 30.0, "A/V start {astart} vs {vstart}");
+    assert!(
+        (vstart - astart).abs() <= 1.0 / 30.0,
+        "A/V start {astart} vs {vstart}"
+    );
 
     let boxes = mp4_boxes(&out);
     let moov = boxes.iter().position(|b| b == "moov").expect("moov box");
     let mdat = boxes.iter().position(|b| b == "mdat").expect("mdat box");
     assert!(moov < mdat, "fast start: moov before mdat, got {boxes:?}");
-    assert!(!dir.join(".out.mp4.partial.mp4").exists(), "no partial file left");
+    assert!(
+        !dir.join(".out.mp4.partial.mp4").exists(),
+        "no partial file left"
+    );
 }
 
 #[test]
@@ -75,12 +103,19 @@ fn same_inputs_same_bytes() {
     let dir = tiny_template("determinism");
     let mut r = Renderer::new().expect("renderer");
     let req = request(&dir, "en", "Ana");
-    r.render(&req, &dir.join("a.mp4"), &mut |_, _| {}).expect("render a");
-    r.render(&req, &dir.join("b.mp4"), &mut |_, _| {}).expect("render b");
+    r.render(&req, &dir.join("a.mp4"), &mut |_, _| {})
+        .expect("render a");
+    r.render(&req, &dir.join("b.mp4"), &mut |_, _| {})
+        .expect("render b");
     let a = std::fs::read(dir.join("a.mp4")).expect("a");
     let b = std::fs::read(dir.join("b.mp4")).expect("b");
     assert!(a == b, "two renders of the same inputs differ");
-    r.render(&request(&dir, "en", "Bob"), &dir.join("c.mp4"), &mut |_, _| {}).expect("render c");
+    r.render(
+        &request(&dir, "en", "Bob"),
+        &dir.join("c.mp4"),
+        &mut |_, _| {},
+    )
+    .expect("render c");
     let c = std::fs::read(dir.join("c.mp4")).expect("c");
     assert!(a != c, "a different name must change the video");
 }
@@ -99,7 +134,9 @@ fn renders_a_time_range() {
     assert!((dur - 1.0).abs() < 0.06, "range duration {dur}");
 
     req.range = Some((1.5, 3.0));
-    let err = r.render(&req, &dir.join("bad.mp4"), &mut |_, _| {}).expect_err("past the end");
+    let err = r
+        .render(&req, &dir.join("bad.mp4"), &mut |_, _| {})
+        .expect_err("past the end");
     assert!(matches!(err, RenderError::Range { .. }), "{err}");
 }
 
@@ -123,7 +160,8 @@ fn still_matches_cpu_reference_of_the_whole_scene() {
     let mut video = scene.video.clone();
     for (slot, local) in scene.active_videos(&timeline, at) {
         let s = &scene.videos[slot];
-        let mut reader = render_core::media::VideoReader::open(&s.path, s.options.clone()).expect("video");
+        let mut reader =
+            render_core::media::VideoReader::open(&s.path, s.options.clone()).expect("video");
         video.write(s.rect, reader.frame_at(local).expect("frame"));
     }
     let frame = shaders::FrameUniforms {
@@ -134,13 +172,23 @@ fn still_matches_cpu_reference_of_the_whole_scene() {
         background: scene.background,
     };
     let cpu_px = cpu::words_to_bytes(&cpu::composite(&frame, &layers, &scene.atlas, &video));
-    let diff = gpu.pixels.iter().zip(&cpu_px).map(|(a, b)| a.abs_diff(*b)).max().unwrap_or(0);
-    assert!(diff <= 1, "GPU still differs from the CPU reference by {diff}");
+    let diff = gpu
+        .pixels
+        .iter()
+        .zip(&cpu_px)
+        .map(|(a, b)| a.abs_diff(*b))
+        .max()
+        .unwrap_or(0);
+    assert!(
+        diff <= 1,
+        "GPU still differs from the CPU reference by {diff}"
+    );
 
     // The red box is where the template puts it, and the text drew something.
     let px = |x: usize, y: usize| &gpu.pixels[(y * 320 + x) * 4..(y * 320 + x) * 4 + 4];
     assert_eq!(px(50, 40), &[255, 0, 0, 255]);
-    let text_region_changes = (140..200).any(|y| (20..300).any(|x| px(x, y)[0] > 240 && px(x, y)[1] > 240));
+    let text_region_changes =
+        (140..200).any(|y| (20..300).any(|x| px(x, y)[0] > 240 && px(x, y)[1] > 240));
     assert!(text_region_changes, "white greeting text visible");
 }
 
@@ -150,14 +198,21 @@ fn bad_inputs_are_clear_errors() {
     let mut r = Renderer::new().expect("renderer");
     let out = dir.join("never.mp4");
 
-    let err = r.render(&request(&dir, "xx", "Ana"), &out, &mut |_, _| {}).expect_err("language");
+    let err = r
+        .render(&request(&dir, "xx", "Ana"), &out, &mut |_, _| {})
+        .expect_err("language");
     assert!(err.to_string().contains("xx"), "{err}");
 
     let long = "A".repeat(50);
-    let err = r.render(&request(&dir, "en", &long), &out, &mut |_, _| {}).expect_err("too long");
+    let err = r
+        .render(&request(&dir, "en", &long), &out, &mut |_, _| {})
+        .expect_err("too long");
     let msg = err.to_string();
     assert!(msg.contains("first_name") && msg.contains("20"), "{msg}");
-    assert!(!msg.contains(&long), "recipient data must not appear in errors: {msg}");
+    assert!(
+        !msg.contains(&long),
+        "recipient data must not appear in errors: {msg}"
+    );
 
     let mut req = request(&dir, "en", "Ana");
     let voice = dir.join("long-voice.wav");
@@ -168,12 +223,16 @@ fn bad_inputs_are_clear_errors() {
         .expect("ffmpeg");
     assert!(status.success());
     req.voice = Some(voice);
-    let err = r.render(&req, &out, &mut |_, _| {}).expect_err("voice too long");
+    let err = r
+        .render(&req, &out, &mut |_, _| {})
+        .expect_err("voice too long");
     assert!(matches!(err, RenderError::VoiceTooLong { .. }), "{err}");
 
     // A corrupt video: the render fails naming the file, and leaves nothing behind.
     std::fs::write(dir.join("bg.mp4"), b"this is not a video").expect("corrupt");
-    let err = r.render(&request(&dir, "en", "Ana"), &out, &mut |_, _| {}).expect_err("corrupt");
+    let err = r
+        .render(&request(&dir, "en", "Ana"), &out, &mut |_, _| {})
+        .expect_err("corrupt");
     assert!(err.to_string().contains("bg.mp4"), "{err}");
     assert!(!out.exists());
     assert!(!dir.join(".never.mp4.partial.mp4").exists());
@@ -186,6 +245,10 @@ fn existing_output_survives_a_failed_render() {
     std::fs::write(&out, b"previous good render").expect("seed");
     let mut r = Renderer::new().expect("renderer");
     let long = "A".repeat(50);
-    r.render(&request(&dir, "en", &long), &out, &mut |_, _| {}).expect_err("bad token");
-    assert_eq!(std::fs::read(&out).expect("still there"), b"previous good render");
+    r.render(&request(&dir, "en", &long), &out, &mut |_, _| {})
+        .expect_err("bad token");
+    assert_eq!(
+        std::fs::read(&out).expect("still there"),
+        b"previous good render"
+    );
 }

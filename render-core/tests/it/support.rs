@@ -65,14 +65,42 @@ pub fn tiny_template(name: &str) -> PathBuf {
     let dir = temp_dir(name);
     std::fs::write(dir.join("template.json"), MANIFEST).expect("write manifest");
     let p = |f: &str| dir.join(f).to_string_lossy().into_owned();
-    ffmpeg(&["-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25", "-t", "1", "-pix_fmt", "yuv420p", &p("bg.mp4")]);
-    ffmpeg(&["-f", "lavfi", "-i", "sine=frequency=220:sample_rate=44100:duration=3", "-ac", "2", &p("music.wav")]);
-    ffmpeg(&["-f", "lavfi", "-i", "sine=frequency=660:sample_rate=22050:duration=1", &p("voice.wav")]);
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=160x120:rate=25",
+        "-t",
+        "1",
+        "-pix_fmt",
+        "yuv420p",
+        &p("bg.mp4"),
+    ]);
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=220:sample_rate=44100:duration=3",
+        "-ac",
+        "2",
+        &p("music.wav"),
+    ]);
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=660:sample_rate=22050:duration=1",
+        &p("voice.wav"),
+    ]);
     // A 32x32 logo: opaque green disc with a transparent surround.
     let mut logo = image::RgbaImage::new(32, 32);
     for (x, y, px) in logo.enumerate_pixels_mut() {
         let d = ((x as f32 - 15.5).powi(2) + (y as f32 - 15.5).powi(2)).sqrt();
-        *px = if d < 14.0 { image::Rgba([0, 200, 0, 255]) } else { image::Rgba([0, 0, 0, 0]) };
+        *px = if d < 14.0 {
+            image::Rgba([0, 200, 0, 255])
+        } else {
+            image::Rgba([0, 0, 0, 0])
+        };
     }
     logo.save(dir.join("logo.png")).expect("write logo");
     dir
@@ -81,7 +109,14 @@ pub fn tiny_template(name: &str) -> PathBuf {
 /// ffprobe's JSON for a file.
 pub fn ffprobe(path: &Path) -> serde_json::Value {
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-show_streams", "-show_format", "-of", "json"])
+        .args([
+            "-v",
+            "error",
+            "-show_streams",
+            "-show_format",
+            "-of",
+            "json",
+        ])
         .arg(path)
         .output()
         .expect("ffprobe is installed (scripts/setup)");
@@ -95,7 +130,8 @@ pub fn mp4_boxes(path: &Path) -> Vec<String> {
     let mut boxes = Vec::new();
     let mut pos = 0usize;
     while pos + 8 <= bytes.len() {
-        let size = u32::from_be_bytes([bytes[pos], bytes[pos + 1], bytes[pos + 2], bytes[pos + 3]]) as usize;
+        let size = u32::from_be_bytes([bytes[pos], bytes[pos + 1], bytes[pos + 2], bytes[pos + 3]])
+            as usize;
         boxes.push(String::from_utf8_lossy(&bytes[pos + 4..pos + 8]).into_owned());
         let size = if size == 1 {
             u64::from_be_bytes(bytes[pos + 8..pos + 16].try_into().expect("8 bytes")) as usize
