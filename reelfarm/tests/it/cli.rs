@@ -39,6 +39,19 @@ fn bad_arguments_name_the_problem() {
     let tk = tokens.to_str().expect("utf-8 path");
     let out = dir.join("out.mp4");
     let o = out.to_str().expect("utf-8 path");
+    let render = |lang: &str| {
+        fails(&[
+            "render",
+            "--template",
+            t,
+            "--tokens",
+            tk,
+            "--lang",
+            lang,
+            "--out",
+            o,
+        ])
+    };
 
     let e = fails(&[
         "render",
@@ -87,59 +100,19 @@ fn bad_arguments_name_the_problem() {
     ]);
     assert!(e.contains("--out") && e.contains(".mp4"), "{e}");
 
-    let e = fails(&[
-        "render",
-        "--template",
-        t,
-        "--tokens",
-        tk,
-        "--lang",
-        "zz",
-        "--out",
-        o,
-    ]);
+    let e = render("zz");
     assert!(e.contains("zz") && e.contains("hi"), "{e}");
 
     std::fs::write(&tokens, "[1, 2]").expect("tokens");
-    let e = fails(&[
-        "render",
-        "--template",
-        t,
-        "--tokens",
-        tk,
-        "--lang",
-        "en",
-        "--out",
-        o,
-    ]);
+    let e = render("en");
     assert!(e.contains("--tokens") && e.contains("JSON object"), "{e}");
 
     std::fs::write(&tokens, "{not json").expect("tokens");
-    let e = fails(&[
-        "render",
-        "--template",
-        t,
-        "--tokens",
-        tk,
-        "--lang",
-        "en",
-        "--out",
-        o,
-    ]);
+    let e = render("en");
     assert!(e.contains("not valid JSON"), "{e}");
 
     std::fs::write(&tokens, r#"{"frist_name": "Priya"}"#).expect("tokens");
-    let e = fails(&[
-        "render",
-        "--template",
-        t,
-        "--tokens",
-        tk,
-        "--lang",
-        "en",
-        "--out",
-        o,
-    ]);
+    let e = render("en");
     assert!(e.contains("frist_name") && e.contains("first_name"), "{e}");
 
     let e = fails(&[
