@@ -315,7 +315,7 @@ impl Scene {
         let layers = &timeline.layers;
         self.videos.iter().enumerate().filter_map(move |(i, slot)| {
             let layer = &layers[slot.layer];
-            (t >= layer.start && t < layer.end).then(|| (i, t - layer.start))
+            (t >= layer.start && t < layer.end).then_some((i, t - layer.start))
         })
     }
 }

@@ -291,7 +291,7 @@ fn atlas_buffer(
     video: &Texels,
 ) -> Result<wgpu::Buffer, GpuError> {
     let bytes = ((atlas.pixels.len() + video.pixels.len()) as u64).max(4);
-    let limit = u64::from(ctx.device.limits().max_storage_buffer_binding_size);
+    let limit = ctx.device.limits().max_storage_buffer_binding_size;
     if bytes > limit {
         return Err(GpuError::Limit {
             what: label,
@@ -327,12 +327,12 @@ impl<'a> Compositor<'a> {
         video: &Texels,
         ring: usize,
     ) -> Result<Self, GpuError> {
-        if width % 8 != 0 || height % 2 != 0 || width == 0 || height == 0 {
+        if !width.is_multiple_of(8) || !height.is_multiple_of(2) || width == 0 || height == 0 {
             return Err(GpuError::Canvas { width, height });
         }
         let device = &ctx.device;
         let pixels = u64::from(width) * u64::from(height);
-        let max_binding = u64::from(device.limits().max_storage_buffer_binding_size);
+        let max_binding = device.limits().max_storage_buffer_binding_size;
         if pixels * 4 > max_binding {
             return Err(GpuError::Limit {
                 what: "frame buffer bytes",
