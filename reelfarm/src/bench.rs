@@ -19,10 +19,9 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use render_core::media::{self, EncoderSettings, Mp4Writer};
 use render_core::{Preset, RenderReport, RenderRequest, Renderer, StageTimings};
 use serde_json::{json, Value};
@@ -268,15 +267,9 @@ fn collect_frames(
             .with_context(|| format!("cannot create {}", raw_path.display()))?;
         sink.file = Some(BufWriter::with_capacity(8 << 20, file));
     }
-    let shared = Arc::new(Mutex::new(sink));
-    let for_thread = Arc::clone(&shared);
     let bar = progress_bar("frames");
     bar.set_length(report.frames);
-    let bar_thread = bar.clone();
-    let frames_report = renderer.render_frames(req, move |frame| {
-        let Ok(mut sink) = for_thread.lock() else {
-            return;
-        };
+    let frames_report = renderer.render_frames(req, |frame| {
         if sink.error.is_some() {
             return;
         }
@@ -291,14 +284,9 @@ fn collect_frames(
             Ok(()) => sink.count += 1,
             Err(e) => sink.error = Some(e),
         }
-        bar_thread.inc(1);
+        bar.inc(1);
     })?;
     bar.finish_and_clear();
-    let mut sink = std::mem::take(
-        &mut *shared
-            .lock()
-            .map_err(|_| anyhow!("the frame sink panicked"))?,
-    );
     if let Some(e) = sink.error.take() {
         return Err(e).with_context(|| format!("writing {}", raw_path.display()));
     }

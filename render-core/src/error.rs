@@ -56,14 +56,6 @@ pub enum RenderError {
         "this template has no voice slot (audio.voice); remove the voice file from the request"
     )]
     NoVoiceSlot,
-    /// A video file could not be opened to read its frame size.
-    #[error("{}: cannot read video: {message}", path.display())]
-    Probe {
-        /// The file.
-        path: PathBuf,
-        /// FFmpeg's message.
-        message: String,
-    },
     /// The encoder thread ended before the frames did.
     #[error("the encoder stopped unexpectedly")]
     EncoderStopped,

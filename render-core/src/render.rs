@@ -144,11 +144,11 @@ pub struct RenderReport {
     pub warnings: Vec<String>,
 }
 
-/// A job prepared up to the frame loop: timeline, atlases and mixed audio.
+/// A job prepared up to the frame loop: its timeline and its scene (atlases, video slots and the
+/// warnings so far, to which audio adds its own).
 struct Prepared {
     timeline: Timeline,
     scene: Scene,
-    warnings: Vec<String>,
 }
 
 fn prepare(
@@ -166,15 +166,7 @@ fn prepare(
     let (w, h) = req.preset.canvas(timeline.width, timeline.height);
     let scene = Scene::build(&bundle, &timeline, text, w, h)?;
     timings.rasterize = t.elapsed();
-    let warnings = scene.warnings.clone();
-    Ok((
-        bundle,
-        Prepared {
-            timeline,
-            scene,
-            warnings,
-        },
-    ))
+    Ok((bundle, Prepared { timeline, scene }))
 }
 
 impl RenderRequest {
@@ -240,56 +232,52 @@ fn mix_audio(
 /// Decoded video frames for one output frame: (slot, rgba) pairs.
 type DecodedFrame = (u64, Vec<(usize, Vec<u8>)>);
 
-fn spawn_decoder(
+/// The decode stage: reads every active video layer for each frame of `frames`, in order.
+/// Returns the time it was busy.
+fn decode_frames(
     scene: &Scene,
     timeline: &Timeline,
     frames: std::ops::Range<u64>,
     tx: SyncSender<Result<DecodedFrame, RenderError>>,
     recycle: Receiver<Vec<u8>>,
-) -> thread::JoinHandle<Duration> {
-    let slots = scene.videos.clone();
-    let scene = scene.clone();
-    let timeline = timeline.clone();
-    thread::spawn(move || {
-        let mut busy = Duration::ZERO;
-        let mut readers: Vec<Option<VideoReader>> = slots.iter().map(|_| None).collect();
-        for frame in frames {
-            let t0 = Instant::now();
-            let t = timeline.frame_time(frame);
-            let mut out = Vec::new();
-            for (slot, local) in scene.active_videos(&timeline, t) {
-                let reader = match &mut readers[slot] {
-                    Some(r) => r,
-                    empty => {
-                        match VideoReader::open(&slots[slot].path, slots[slot].options.clone()) {
-                            Ok(r) => empty.insert(r),
-                            Err(e) => {
-                                let _ = tx.send(Err(e.into()));
-                                return busy;
-                            }
-                        }
-                    }
-                };
-                match reader.frame_at(local) {
-                    Ok(px) => {
-                        let mut buf = recycle.try_recv().unwrap_or_default();
-                        buf.clear();
-                        buf.extend_from_slice(px);
-                        out.push((slot, buf));
-                    }
+) -> Duration {
+    let slots = &scene.videos;
+    let mut busy = Duration::ZERO;
+    let mut readers: Vec<Option<VideoReader>> = slots.iter().map(|_| None).collect();
+    for frame in frames {
+        let t0 = Instant::now();
+        let t = timeline.frame_time(frame);
+        let mut out = Vec::new();
+        for (slot, local) in scene.active_videos(timeline, t) {
+            let reader = match &mut readers[slot] {
+                Some(r) => r,
+                empty => match VideoReader::open(&slots[slot].path, slots[slot].options.clone()) {
+                    Ok(r) => empty.insert(r),
                     Err(e) => {
                         let _ = tx.send(Err(e.into()));
                         return busy;
                     }
+                },
+            };
+            match reader.frame_at(local) {
+                Ok(px) => {
+                    let mut buf = recycle.try_recv().unwrap_or_default();
+                    buf.clear();
+                    buf.extend_from_slice(px);
+                    out.push((slot, buf));
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e.into()));
+                    return busy;
                 }
             }
-            busy += t0.elapsed();
-            if tx.send(Ok((frame, out))).is_err() {
-                break;
-            }
         }
-        busy
-    })
+        busy += t0.elapsed();
+        if tx.send(Ok((frame, out))).is_err() {
+            break;
+        }
+    }
+    busy
 }
 
 /// Encodes frames from `rx` with the range's `audio` into an MP4 at `out`. Returns the time
@@ -372,17 +360,15 @@ impl Renderer {
         // Written beside the target and renamed on success, so a failed render never leaves a
         // truncated file where a good one was.
         let partial = partial_path(out);
-        let target = partial.clone();
-        let result = self.run(req, progress, move |settings, audio, rx, recycle| {
-            encode_frames(&target, settings, &audio, rx, recycle)
+        let result = self.run(req, progress, |settings, audio, rx, recycle| {
+            encode_frames(&partial, settings, &audio, rx, recycle)
         });
         match result {
-            Ok((mut report, bytes)) => {
+            Ok(report) => {
                 std::fs::rename(&partial, out).map_err(|error| RenderError::Io {
                     path: out.to_owned(),
                     error,
                 })?;
-                report.bytes = bytes;
                 Ok(report)
             }
             Err(e) => {
@@ -397,9 +383,9 @@ impl Renderer {
     pub fn render_frames(
         &mut self,
         req: &RenderRequest,
-        mut sink: impl FnMut(&[u8]) + Send + 'static,
+        mut sink: impl FnMut(&[u8]) + Send,
     ) -> Result<RenderReport, RenderError> {
-        let (report, _) = self.run(req, &mut |_, _| {}, move |_, _, rx, recycle| {
+        self.run(req, &mut |_, _| {}, move |_, _, rx, recycle| {
             let t = Instant::now();
             for frame in rx {
                 sink(&frame);
@@ -407,8 +393,7 @@ impl Renderer {
                 let _ = recycle.try_send(frame);
             }
             Ok((t.elapsed(), 0))
-        })?;
-        Ok(report)
+        })
     }
 
     /// The pipeline: decode thread → this thread (GPU) → `consume` on its own thread, which
@@ -419,7 +404,7 @@ impl Renderer {
         req: &RenderRequest,
         progress: &mut dyn FnMut(u64, u64),
         consume: C,
-    ) -> Result<(RenderReport, u64), RenderError>
+    ) -> Result<RenderReport, RenderError>
     where
         C: FnOnce(
                 EncoderSettings,
@@ -427,8 +412,7 @@ impl Renderer {
                 Receiver<Vec<u8>>,
                 SyncSender<Vec<u8>>,
             ) -> Result<(Duration, u64), RenderError>
-            + Send
-            + 'static,
+            + Send,
     {
         let start = Instant::now();
         let mut timings = StageTimings::default();
@@ -451,7 +435,7 @@ impl Renderer {
         let total = frames.end - frames.start;
 
         let t = Instant::now();
-        let program = mix_audio(&bundle, req, timeline.duration, &mut job.warnings)?;
+        let program = mix_audio(&bundle, req, timeline.duration, &mut job.scene.warnings)?;
         let audio = audio::slice(
             &program,
             timeline.frame_time(frames.start),
@@ -463,23 +447,32 @@ impl Renderer {
         let settings = req.preset.encoder(scene.width, scene.height, timeline.fps);
         let (dec_tx, dec_rx) = mpsc::sync_channel(4);
         let (dec_recycle_tx, dec_recycle_rx) = mpsc::sync_channel(16);
-        let decoder = spawn_decoder(scene, timeline, frames.clone(), dec_tx, dec_recycle_rx);
         let (enc_tx, enc_rx) = mpsc::sync_channel::<Vec<u8>>(4);
         let (enc_recycle_tx, enc_recycle_rx) = mpsc::sync_channel(8);
-        let consumer = thread::spawn(move || consume(settings, audio, enc_rx, enc_recycle_tx));
-        let loop_result = frame_loop(
-            &self.gpu,
-            scene,
-            timeline,
-            total,
-            dec_rx,
-            dec_recycle_tx,
-            enc_tx,
-            enc_recycle_rx,
-            progress,
-        );
-        let decode_busy = decoder.join().unwrap_or_default();
-        let consumed = consumer.join().map_err(|_| RenderError::EncoderStopped)?;
+        let gpu = &self.gpu;
+        // Scoped threads borrow the scene and timeline instead of copying them per job.
+        let (loop_result, decode_busy, consumed) = thread::scope(|s| {
+            let decoder =
+                s.spawn(|| decode_frames(scene, timeline, frames.clone(), dec_tx, dec_recycle_rx));
+            let consumer = s.spawn(move || consume(settings, audio, enc_rx, enc_recycle_tx));
+            let loop_result = frame_loop(
+                gpu,
+                scene,
+                timeline,
+                total,
+                dec_rx,
+                dec_recycle_tx,
+                enc_tx,
+                enc_recycle_rx,
+                progress,
+            );
+            (
+                loop_result,
+                decoder.join().unwrap_or_default(),
+                consumer.join(),
+            )
+        });
+        let consumed = consumed.map_err(|_| RenderError::EncoderStopped)?;
         // Report the first failure: a decode or GPU error stops the encoder, not the reverse.
         let (gpu_busy, (encode_busy, bytes)) = match (loop_result, consumed) {
             (Ok(g), Ok(c)) => (g, c),
@@ -491,18 +484,15 @@ impl Renderer {
         timings.decode = decode_busy;
         timings.gpu = gpu_busy;
         timings.total = start.elapsed();
-        Ok((
-            RenderReport {
-                frames: total,
-                seconds: total as f64 / f64::from(timeline.fps),
-                bytes,
-                size: (scene.width, scene.height),
-                timings,
-                adapter: self.adapter(),
-                warnings: job.warnings,
-            },
+        Ok(RenderReport {
+            frames: total,
+            seconds: total as f64 / f64::from(timeline.fps),
             bytes,
-        ))
+            size: (scene.width, scene.height),
+            timings,
+            adapter: self.adapter(),
+            warnings: job.scene.warnings,
+        })
     }
 
     /// The job's static layers (text, images, shapes) exactly as rasterized for the GPU, by
@@ -577,7 +567,7 @@ impl Renderer {
                 height: scene.height,
                 pixels,
             },
-            job.warnings,
+            job.scene.warnings,
         ))
     }
 }

@@ -55,7 +55,8 @@ pub struct Scene {
     pub layers: Vec<SceneLayer>,
     /// Video layers.
     pub videos: Vec<VideoSlot>,
-    /// Partial degradations (text shrunk below its minimum, a missing glyph).
+    /// Partial degradations (text shrunk below its minimum, a missing glyph); a render
+    /// appends those of its audio.
     pub warnings: Vec<String>,
 }
 
@@ -88,27 +89,6 @@ fn solid(color: [u8; 4], w: u32, h: u32, radius: f64) -> Vec<u8> {
         }
     }
     out
-}
-
-/// Width and height of the first video stream of `path`.
-fn probe_video_size(path: &std::path::Path) -> Result<(u32, u32), RenderError> {
-    let fail = |message: String| RenderError::Probe {
-        path: path.to_owned(),
-        message,
-    };
-    media::init();
-    let input = ffmpeg_next::format::input(path).map_err(|e| fail(e.to_string()))?;
-    let stream = input
-        .streams()
-        .best(ffmpeg_next::media::Type::Video)
-        .ok_or_else(|| fail("no video stream".to_owned()))?;
-    let context = ffmpeg_next::codec::Context::from_parameters(stream.parameters())
-        .map_err(|e| fail(e.to_string()))?;
-    let decoder = context.decoder().video().map_err(|e| fail(e.to_string()))?;
-    if decoder.width() == 0 || decoder.height() == 0 {
-        return Err(fail("video stream has no frame size".to_owned()));
-    }
-    Ok((decoder.width(), decoder.height()))
 }
 
 fn size_px(v: f64) -> u32 {
@@ -211,7 +191,7 @@ impl Scene {
                         .unwrap_or((f64::from(timeline.width), f64::from(timeline.height)));
                     let path = bundle.media_path(src);
                     // Decode no larger than the source or the drawn size: the GPU scales up.
-                    let (sw, sh) = probe_video_size(&path)?;
+                    let (sw, sh) = media::probe_video_size(&path)?;
                     let dw = size_px(content.0 * scale).min(sw).max(2);
                     let dh = size_px(content.1 * scale).min(sh).max(2);
                     let rect = video.push(dw, dh, &[]);

@@ -26,10 +26,8 @@ pub const TILE_WIDTH: u32 = 64;
 /// Tile height of the per-tile layer masks, in pixels (`TILE_HEIGHT` in `common.wgsl`).
 pub const TILE_HEIGHT: u32 = 2;
 
-/// Invocations per workgroup of the RGBA shader; each handles one 2x2 quad.
-pub const RGBA_WORKGROUP: u32 = 64;
-/// Invocations per workgroup of the YUV shader; each handles one 8x2 block.
-pub const YUV_WORKGROUP: u32 = 64;
+/// Invocations per workgroup of both entry points; each invocation handles one 8x2 block.
+pub const WORKGROUP_SIZE: u32 = 64;
 
 /// Per-frame constants, `FrameUniforms` in `common.wgsl`.
 #[repr(C)]
@@ -108,6 +106,9 @@ mod tests {
         let wgsl = include_str!("../wgsl/common.wgsl");
         assert!(wgsl.contains(&format!("const TILE_WIDTH: u32 = {TILE_WIDTH}u;")));
         assert!(wgsl.contains(&format!("const TILE_HEIGHT: u32 = {TILE_HEIGHT}u;")));
+        for entry in [RGBA_WGSL, YUV420_WGSL] {
+            assert!(entry.contains(&format!("@workgroup_size({WORKGROUP_SIZE}, 1, 1)")));
+        }
     }
 
     #[test]

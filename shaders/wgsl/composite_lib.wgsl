@@ -94,12 +94,24 @@ fn next_layer(low: ptr<function, u32>, high: ptr<function, u32>) -> u32 {
     return 64u;
 }
 
-// The composited, quantized colours of the 2x2 quad whose top-left pixel is (x, y), visiting
-// the layers in `mask`. One loop serves the four pixels: loop overhead, not arithmetic,
-// dominates on software Vulkan.
-fn composite_quad(x: u32, y: u32, mask: vec2<u32>) -> vec4<u32> {
-    let p = vec2<f32>(f32(x) + 0.5, f32(y) + 0.5);
-    var q = background_quad();
+// The composited colours of the 8x2 block whose top-left pixel is (x0, y0), as four packed
+// quads left to right (see `pack_quad`). One loop over the tile's layers serves all sixteen
+// pixels: loop overhead, not arithmetic, dominates on software Vulkan. Blocks never straddle
+// a tile (TILE_WIDTH is a multiple of 8, TILE_HEIGHT is 2).
+struct Block {
+    q0: vec4<u32>,
+    q1: vec4<u32>,
+    q2: vec4<u32>,
+    q3: vec4<u32>,
+}
+
+fn composite_block(x0: u32, y0: u32) -> Block {
+    let mask = tile_mask(x0, y0);
+    let p = vec2<f32>(f32(x0) + 0.5, f32(y0) + 0.5);
+    var q0 = background_quad();
+    var q1 = background_quad();
+    var q2 = background_quad();
+    var q3 = background_quad();
     var low = mask.x;
     var high = mask.y;
     loop {
@@ -107,7 +119,18 @@ fn composite_quad(x: u32, y: u32, mask: vec2<u32>) -> vec4<u32> {
         if i >= 64u {
             break;
         }
-        q = blend_quad(q, i, p);
+        q0 = blend_quad(q0, i, p);
+        q1 = blend_quad(q1, i, p + vec2<f32>(2.0, 0.0));
+        q2 = blend_quad(q2, i, p + vec2<f32>(4.0, 0.0));
+        q3 = blend_quad(q3, i, p + vec2<f32>(6.0, 0.0));
     }
-    return pack_quad(q);
+    return Block(pack_quad(q0), pack_quad(q1), pack_quad(q2), pack_quad(q3));
+}
+
+// Top-left pixel (x, y) of 8x2 block number `block`, and in z 1 when the block is inside the
+// canvas, 0 past its end.
+fn block_origin(block: u32) -> vec3<u32> {
+    let blocks_x = frame.width / 8u;
+    let inside = select(0u, 1u, block < blocks_x * (frame.height / 2u));
+    return vec3<u32>((block % blocks_x) * 8u, (block / blocks_x) * 2u, inside);
 }

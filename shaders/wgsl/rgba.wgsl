@@ -1,18 +1,23 @@
 // Entry point writing the composited frame as packed RGBA8, one word per pixel (stills, tests).
-// One-dimensional workgroups, one 2x2 quad per invocation (width and height even).
+// One-dimensional workgroups, one 8x2 block per invocation (width % 8 == 0, height % 2 == 0).
+
+fn store_quad(top: u32, q: vec4<u32>) {
+    out_words[top] = q.x;
+    out_words[top + 1u] = q.y;
+    out_words[top + frame.width] = q.z;
+    out_words[top + frame.width + 1u] = q.w;
+}
 
 @compute @workgroup_size(64, 1, 1)
 fn cs_main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let quads_x = frame.width / 2u;
-    if gid.x >= quads_x * (frame.height / 2u) {
+    let origin = block_origin(gid.x);
+    if origin.z == 0u {
         return;
     }
-    let x = (gid.x % quads_x) * 2u;
-    let y = (gid.x / quads_x) * 2u;
-    let quad = composite_quad(x, y, tile_mask(x, y));
-    let top = y * frame.width + x;
-    out_words[top] = quad.x;
-    out_words[top + 1u] = quad.y;
-    out_words[top + frame.width] = quad.z;
-    out_words[top + frame.width + 1u] = quad.w;
+    let b = composite_block(origin.x, origin.y);
+    let top = origin.y * frame.width + origin.x;
+    store_quad(top, b.q0);
+    store_quad(top + 2u, b.q1);
+    store_quad(top + 4u, b.q2);
+    store_quad(top + 6u, b.q3);
 }

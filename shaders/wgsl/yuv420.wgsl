@@ -1,8 +1,7 @@
 // Entry point compositing straight into planar YUV 4:2:0 (BT.709, limited range), so readback
 // carries 1.5 bytes per pixel and no RGBA frame is ever stored. Each invocation handles one 8x2
-// block as four 2x2 quads sharing one loop over the tile's layers: four words of luma (two per
-// row), one word of U and one of V (chroma is the mean of each quad). Requires width % 8 == 0
-// and height % 2 == 0.
+// block (`composite_block`): four words of luma (two per row), one word of U and one of V
+// (chroma is the mean of each 2x2 quad). Requires width % 8 == 0 and height % 2 == 0.
 //
 // Shaped for software Vulkan as much as for GPUs: one-dimensional workgroups, sixteen pixels
 // per invocation, and no private arrays (which a SIMD-across-invocations compiler turns into
@@ -32,35 +31,18 @@ fn quad_yuv(q: vec4<u32>) -> vec4<u32> {
 
 @compute @workgroup_size(64, 1, 1)
 fn cs_main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let blocks_x = frame.width / 8u;
     let block = gid.x;
-    if block >= blocks_x * (frame.height / 2u) {
+    let origin = block_origin(block);
+    if origin.z == 0u {
         return;
     }
-    let x0 = (block % blocks_x) * 8u;
-    let y0 = (block / blocks_x) * 2u;
-    let mask = tile_mask(x0, y0);
-    let p = vec2<f32>(f32(x0) + 0.5, f32(y0) + 0.5);
-    var q0 = background_quad();
-    var q1 = background_quad();
-    var q2 = background_quad();
-    var q3 = background_quad();
-    var low = mask.x;
-    var high = mask.y;
-    loop {
-        let i = next_layer(&low, &high);
-        if i >= 64u {
-            break;
-        }
-        q0 = blend_quad(q0, i, p);
-        q1 = blend_quad(q1, i, p + vec2<f32>(2.0, 0.0));
-        q2 = blend_quad(q2, i, p + vec2<f32>(4.0, 0.0));
-        q3 = blend_quad(q3, i, p + vec2<f32>(6.0, 0.0));
-    }
-    let c0 = quad_yuv(pack_quad(q0));
-    let c1 = quad_yuv(pack_quad(q1));
-    let c2 = quad_yuv(pack_quad(q2));
-    let c3 = quad_yuv(pack_quad(q3));
+    let x0 = origin.x;
+    let y0 = origin.y;
+    let b = composite_block(x0, y0);
+    let c0 = quad_yuv(b.q0);
+    let c1 = quad_yuv(b.q1);
+    let c2 = quad_yuv(b.q2);
+    let c3 = quad_yuv(b.q3);
     let row_words = frame.width / 4u;
     let y_top = y0 * row_words + x0 / 4u;
     out_words[y_top] = c0.x | (c1.x << 16u);

@@ -470,11 +470,6 @@ impl<'a> Compositor<'a> {
         self.in_flight.len() == self.slots.len()
     }
 
-    /// Frames submitted and not yet read back.
-    pub fn in_flight(&self) -> usize {
-        self.in_flight.len()
-    }
-
     /// Queues one frame: composite `layers` over `background` (premultiplied), convert, and copy
     /// into the next staging buffer. `tag` comes back with the pixels. Call [`Self::read_oldest`]
     /// first when [`Self::is_full`].
@@ -530,18 +525,13 @@ impl<'a> Compositor<'a> {
                 timestamp_writes: None,
             });
             pass.set_bind_group(0, &self.group, &[]);
-            match readback {
-                Readback::Yuv420 => {
-                    pass.set_pipeline(&self.ctx.yuv);
-                    let blocks = (self.width / 8) * (self.height / 2);
-                    pass.dispatch_workgroups(blocks.div_ceil(shaders::YUV_WORKGROUP), 1, 1);
-                }
-                Readback::Rgba => {
-                    pass.set_pipeline(&self.ctx.rgba);
-                    let quads = (self.width / 2) * (self.height / 2);
-                    pass.dispatch_workgroups(quads.div_ceil(shaders::RGBA_WORKGROUP), 1, 1);
-                }
-            }
+            pass.set_pipeline(match readback {
+                Readback::Yuv420 => &self.ctx.yuv,
+                Readback::Rgba => &self.ctx.rgba,
+            });
+            // Both entry points take one 8x2 block per invocation.
+            let blocks = (self.width / 8) * (self.height / 2);
+            pass.dispatch_workgroups(blocks.div_ceil(shaders::WORKGROUP_SIZE), 1, 1);
         }
         let pixels = u64::from(self.width) * u64::from(self.height);
         let bytes = match readback {

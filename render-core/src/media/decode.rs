@@ -88,6 +88,41 @@ struct ScalerKey {
     full_range: bool,
 }
 
+/// Width and height of the best video stream of `path`, read from its header without decoding,
+/// so a renderer can choose the size to decode at before opening a [`VideoReader`].
+pub fn probe_video_size(path: &Path) -> Result<(u32, u32), MediaError> {
+    super::init();
+    let owned = || path.to_path_buf();
+    if !path.exists() {
+        return Err(MediaError::NotFound { path: owned() });
+    }
+    let input = format::input(path).map_err(|source| MediaError::Open {
+        path: owned(),
+        source,
+    })?;
+    let stream = input
+        .streams()
+        .best(media::Type::Video)
+        .ok_or_else(|| MediaError::NoVideoStream { path: owned() })?;
+    let params = stream.parameters();
+    let decoder = codec::context::Context::from_parameters(params)
+        .and_then(|ctx| ctx.decoder().video())
+        .map_err(|source| MediaError::Decode {
+            path: owned(),
+            stage: "reading the stream parameters",
+            source,
+        })?;
+    let (width, height) = (decoder.width(), decoder.height());
+    if width == 0 || height == 0 {
+        return Err(MediaError::ZeroSize {
+            path: owned(),
+            width,
+            height,
+        });
+    }
+    Ok((width, height))
+}
+
 impl VideoReader {
     /// Opens `path` and prepares to decode its best video stream.
     ///

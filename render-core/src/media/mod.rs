@@ -18,7 +18,7 @@ mod test_util;
 
 use std::sync::Once;
 
-pub use decode::{VideoReader, VideoReaderOptions};
+pub use decode::{probe_video_size, VideoReader, VideoReaderOptions};
 pub use encode::{
     EncodeStats, EncoderSettings, H264Profile, Mp4Writer, AUDIO_SAMPLE_RATE, X264_PRESETS,
 };
