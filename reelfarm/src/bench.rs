@@ -613,6 +613,9 @@ fn ffmpeg_command(
     let mut input = 0usize;
     for (i, layer) in timeline.layers.iter().enumerate() {
         let mut chain: Vec<String> = Vec::new();
+        let declared = layer
+            .content
+            .declared_size((timeline.width, timeline.height));
         // Content size in template pixels, before the layer's own scale.
         let content = match &layer.content {
             ResolvedContent::Video {
@@ -620,7 +623,7 @@ fn ffmpeg_command(
                 trim_start,
                 trim_duration,
                 looped,
-                size,
+                ..
             } => {
                 if *looped {
                     args.extend(["-stream_loop".into(), "-1".into()]);
@@ -639,10 +642,10 @@ fn ffmpeg_command(
                 }
                 args.extend(["-i".into(), path_arg(&bundle.media_path(src))]);
                 chain.push(format!("setpts=PTS-STARTPTS+{}/TB", num(layer.start)));
-                size.map(|z| (z.width, z.height))
-                    .unwrap_or((f64::from(timeline.width), f64::from(timeline.height)))
+                // Always declared for videos.
+                declared.unwrap_or_default()
             }
-            other => {
+            _ => {
                 let Some(still) = stills.get(&layer.id) else {
                     notes.push(format!("layer `{}`: no exported image; left out", layer.id));
                     continue;
@@ -657,13 +660,7 @@ fn ffmpeg_command(
                     "-i".into(),
                     path_arg(&still.path),
                 ]);
-                match other {
-                    ResolvedContent::Image { size: Some(z), .. } => (z.width, z.height),
-                    ResolvedContent::Text { size, .. } | ResolvedContent::Solid { size, .. } => {
-                        (size.width, size.height)
-                    }
-                    _ => (f64::from(still.size.0) / s, f64::from(still.size.1) / s),
-                }
+                declared.unwrap_or((f64::from(still.size.0) / s, f64::from(still.size.1) / s))
             }
         };
         let (cw, ch) = (content.0 * s, content.1 * s);

@@ -112,12 +112,13 @@ impl Scene {
         let mut videos = Vec::new();
         let mut warnings = Vec::new();
         for (i, layer) in timeline.layers.iter().enumerate() {
+            let declared = layer
+                .content
+                .declared_size((timeline.width, timeline.height));
             match &layer.content {
-                ResolvedContent::Image { src, size } => {
+                ResolvedContent::Image { src, .. } => {
                     let img = media::load_image(&bundle.media_path(src))?;
-                    let content = size
-                        .map(|s| (s.width, s.height))
-                        .unwrap_or((f64::from(img.width), f64::from(img.height)));
+                    let content = declared.unwrap_or((f64::from(img.width), f64::from(img.height)));
                     layers.push(SceneLayer {
                         source: shaders::source::ATLAS,
                         rect: atlas.push(img.width, img.height, &img.pixels),
@@ -184,11 +185,10 @@ impl Scene {
                     trim_start,
                     trim_duration,
                     looped,
-                    size,
+                    ..
                 } => {
-                    let content = size
-                        .map(|s| (s.width, s.height))
-                        .unwrap_or((f64::from(timeline.width), f64::from(timeline.height)));
+                    // Always declared for videos.
+                    let content = declared.unwrap_or_default();
                     let path = bundle.media_path(src);
                     // Decode no larger than the source or the drawn size: the GPU scales up.
                     let (sw, sh) = media::probe_video_size(&path)?;

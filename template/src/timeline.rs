@@ -263,6 +263,27 @@ pub struct LayerState {
     pub opacity: f64,
 }
 
+impl ResolvedContent {
+    /// The size the content is drawn at before the layer's transform, in canvas pixels, as the
+    /// template declares it: a video's `size` or the whole canvas (`canvas` is width, height),
+    /// a text's or solid's box, an image's `size`. `None` for an image without `size`, which is
+    /// drawn at its own pixel size.
+    pub fn declared_size(&self, canvas: (u32, u32)) -> Option<(f64, f64)> {
+        let pair = |s: &Size| (s.width, s.height);
+        match self {
+            ResolvedContent::Video { size, .. } => Some(
+                size.as_ref()
+                    .map(pair)
+                    .unwrap_or((f64::from(canvas.0), f64::from(canvas.1))),
+            ),
+            ResolvedContent::Image { size, .. } => size.as_ref().map(pair),
+            ResolvedContent::Text { size, .. } | ResolvedContent::Solid { size, .. } => {
+                Some(pair(size))
+            }
+        }
+    }
+}
+
 impl ResolvedLayer {
     /// The layer's state at time `t`, for content drawn at `content_size` (width, height) pixels
     /// before scaling. `None` when `t` is outside `[start, end)` or the opacity is 0.
@@ -583,5 +604,35 @@ mod tests {
         for t in [-1.0, 0.0, 1.0, 1.5, 2.0, 2.5, f64::NAN, f64::INFINITY] {
             assert!(a.value_at(t).is_some());
         }
+    }
+
+    #[test]
+    fn declared_sizes() {
+        let size = Size {
+            width: 10.0,
+            height: 20.0,
+        };
+        let video = |size| ResolvedContent::Video {
+            src: "v.mp4".to_owned(),
+            trim_start: 0.0,
+            trim_duration: None,
+            looped: false,
+            size,
+        };
+        let canvas = (1920, 1080);
+        assert_eq!(video(None).declared_size(canvas), Some((1920.0, 1080.0)));
+        assert_eq!(video(Some(size)).declared_size(canvas), Some((10.0, 20.0)));
+        let image = |size| ResolvedContent::Image {
+            src: "i.png".to_owned(),
+            size,
+        };
+        assert_eq!(image(None).declared_size(canvas), None);
+        assert_eq!(image(Some(size)).declared_size(canvas), Some((10.0, 20.0)));
+        let solid = ResolvedContent::Solid {
+            color: [0; 4],
+            size,
+            corner_radius: 0.0,
+        };
+        assert_eq!(solid.declared_size(canvas), Some((10.0, 20.0)));
     }
 }

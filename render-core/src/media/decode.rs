@@ -88,21 +88,35 @@ struct ScalerKey {
     full_range: bool,
 }
 
+/// Opens `path` as a media file and finds its best video stream.
+fn open_video_input(path: &Path) -> Result<(format::context::Input, usize), MediaError> {
+    super::init();
+    if !path.exists() {
+        return Err(MediaError::NotFound {
+            path: path.to_path_buf(),
+        });
+    }
+    let input = format::input(path).map_err(|source| MediaError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let index = input
+        .streams()
+        .best(media::Type::Video)
+        .map(|stream| stream.index())
+        .ok_or_else(|| MediaError::NoVideoStream {
+            path: path.to_path_buf(),
+        })?;
+    Ok((input, index))
+}
+
 /// Width and height of the best video stream of `path`, read from its header without decoding,
 /// so a renderer can choose the size to decode at before opening a [`VideoReader`].
 pub fn probe_video_size(path: &Path) -> Result<(u32, u32), MediaError> {
-    super::init();
     let owned = || path.to_path_buf();
-    if !path.exists() {
-        return Err(MediaError::NotFound { path: owned() });
-    }
-    let input = format::input(path).map_err(|source| MediaError::Open {
-        path: owned(),
-        source,
-    })?;
+    let (input, index) = open_video_input(path)?;
     let stream = input
-        .streams()
-        .best(media::Type::Video)
+        .stream(index)
         .ok_or_else(|| MediaError::NoVideoStream { path: owned() })?;
     let params = stream.parameters();
     let decoder = codec::context::Context::from_parameters(params)
@@ -130,7 +144,6 @@ impl VideoReader {
     /// zero size, or if `opts` are out of range (zero output size, negative or non-finite
     /// trim, trim start at or past the source's known end).
     pub fn open(path: &Path, opts: VideoReaderOptions) -> Result<Self, MediaError> {
-        super::init();
         let owned = || path.to_path_buf();
         let invalid = |message: String| MediaError::InvalidRequest {
             path: owned(),
@@ -159,19 +172,10 @@ impl VideoReader {
                 )));
             }
         }
-        if !path.exists() {
-            return Err(MediaError::NotFound { path: owned() });
-        }
-
-        let input = format::input(path).map_err(|source| MediaError::Open {
-            path: owned(),
-            source,
-        })?;
+        let (input, stream_index) = open_video_input(path)?;
         let stream = input
-            .streams()
-            .best(media::Type::Video)
+            .stream(stream_index)
             .ok_or_else(|| MediaError::NoVideoStream { path: owned() })?;
-        let stream_index = stream.index();
         let tb = stream.time_base();
         let time_base = rational_secs(tb).unwrap_or(1.0 / 90_000.0);
         let start_pts = match stream.start_time() {
