@@ -17,8 +17,12 @@ demo: build
 
 # Release profile: tests share the optimized dependency build with `make demo`, and the
 # GPU/encoder tests run at realistic speed.
+# The store suite runs against SQLite and a real PostgreSQL on loopback (started here).
+export REELFARM_TEST_POSTGRES_URL ?= postgres://reelfarm:reelfarm@127.0.0.1:5432/reelfarm_test
 test: setup
+	bash scripts/postgres-up
 	$(CARGO) test --release --locked --workspace
+	bash scripts/python-client-test
 
 bench: build
 	./target/release/reelfarm bench w1

@@ -1,2 +1,25 @@
-//! proto: the `reelfarm.v1` wire contract (gRPC services, messages, conversions to domain
-//! types). Reserved: the contract arrives with the coordinator; nothing here yet.
+//! proto: the `reelfarm.v1` wire contract.
+//!
+//! The `.proto` files under `proto/reelfarm/v1/` are the source of truth: a client in any
+//! language can be generated from them alone. This crate compiles them with protox (no `protoc`)
+//! into tonic clients and servers ([`v1`]) and carries the encoded descriptor set for gRPC
+//! reflection ([`FILE_DESCRIPTOR_SET`]).
+//!
+//! **Invariant:** this is the only crate that knows prost types; the coordinator and the worker
+//! convert at their edges.
+
+/// Generated messages, enums, clients (`*_client`) and servers (`*_server`) of `reelfarm.v1`.
+#[allow(clippy::all, missing_docs)]
+pub mod v1 {
+    tonic::include_proto!("reelfarm.v1");
+}
+
+/// Encoded `FileDescriptorSet` of every `reelfarm.v1` file, for gRPC reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/reelfarm_v1_descriptor.bin"));
+
+/// Largest piece of a streamed file ([`v1::Chunk`], upload chunks), in bytes.
+pub const CHUNK_BYTES: usize = 1 << 20;
+
+/// Metadata key of the bearer secret on every call.
+pub const AUTHORIZATION: &str = "authorization";

@@ -1,5 +1,6 @@
 //! Command-line arguments.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -21,11 +22,193 @@ pub enum Command {
     /// Work with template bundles.
     #[command(subcommand)]
     Template(TemplateCommand),
-    /// Render the demo template for several recipients into out/ and print per-stage timings.
+    /// Run a local farm (coordinator and two worker processes), render the demo recipients
+    /// through it over gRPC into out/, and print per-stage timings.
     Demo(DemoArgs),
-    /// Benchmarks.
+    /// Benchmarks: `bench --jobs N --concurrency C` drives a farm; `bench w1` is the render
+    /// reference workload.
+    Bench(BenchArgs),
+    /// Run the coordinator: gRPC services on SQLite and local blobs by default.
+    Serve(ServeArgs),
+    /// Run a render worker that pulls work from a coordinator.
+    Work(WorkArgs),
+    /// Create tenants and their API keys (directly on the coordinator's store).
     #[command(subcommand)]
-    Bench(BenchCommand),
+    Tenant(TenantCommand),
+    /// Submit a render to a farm; optionally wait for it and download the video.
+    Submit(SubmitArgs),
+}
+
+/// How to reach a coordinator as a tenant.
+#[derive(Debug, Args, Clone)]
+pub struct ClientArgs {
+    /// Coordinator URL (http:// or https://).
+    #[arg(
+        long,
+        env = "REELFARM_COORDINATOR",
+        default_value = "http://127.0.0.1:7600"
+    )]
+    pub coordinator: String,
+    /// Tenant API key (`rf_…`), from `reelfarm tenant create`.
+    #[arg(long, env = "REELFARM_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// PEM certificate authority to trust for an https:// coordinator.
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+}
+
+/// Where a coordinator keeps its state.
+#[derive(Debug, Args, Clone)]
+pub struct DataArgs {
+    /// Data folder: the SQLite store, local blobs and the join token live here unless
+    /// --store / --blobs say otherwise.
+    #[arg(long, value_name = "DIR", default_value = "reelfarm-data")]
+    pub data: PathBuf,
+    /// Job store URL: sqlite://PATH or postgres://USER:PASS@HOST/DB. Default: sqlite in --data.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "REELFARM_STORE",
+        hide_env_values = true
+    )]
+    pub store: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// gRPC listen address.
+    #[arg(long, default_value = "127.0.0.1:7600")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Blob store: a folder, file:///path or s3://bucket/prefix (AWS_* variables configure S3).
+    /// Default: blobs/ in --data.
+    #[arg(long, value_name = "URL")]
+    pub blobs: Option<String>,
+    /// Secret workers join with. Default: read from (or generated into) DATA/join-token.
+    #[arg(long, env = "REELFARM_JOIN_TOKEN", hide_env_values = true)]
+    pub join_token: Option<String>,
+    /// Serve Prometheus metrics at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// TLS certificate chain (PEM); with --tls-key, serve gRPC over TLS.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Start this many workers inside this process.
+    #[arg(long, default_value_t = 0)]
+    pub workers: u32,
+    /// Slots of each in-process worker.
+    #[arg(long, default_value_t = 1)]
+    pub worker_slots: u32,
+    /// In-process workers complete renders without rendering (to measure the coordinator).
+    #[arg(long)]
+    pub noop_workers: bool,
+    /// Lease time-to-live in milliseconds (default 30000).
+    #[arg(long, default_value_t = 30_000, value_name = "MS")]
+    pub lease_ttl_ms: u32,
+    /// Worker heartbeat interval in milliseconds (default 5000).
+    #[arg(long, default_value_t = 5_000, value_name = "MS")]
+    pub heartbeat_ms: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkArgs {
+    /// Coordinator URL (http:// or https://).
+    #[arg(
+        long,
+        env = "REELFARM_COORDINATOR",
+        default_value = "http://127.0.0.1:7600"
+    )]
+    pub coordinator: String,
+    /// The farm's join token.
+    #[arg(
+        long,
+        env = "REELFARM_JOIN_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "join_token_file"
+    )]
+    pub join_token: Option<String>,
+    /// File holding the join token (e.g. the coordinator's DATA/join-token).
+    #[arg(long, value_name = "FILE")]
+    pub join_token_file: Option<PathBuf>,
+    /// Renders at once.
+    #[arg(long, default_value_t = 1)]
+    pub slots: u32,
+    /// Worker name (stable across restarts); default: host name and process id.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Complete every render at once without rendering (coordinator benchmarks).
+    #[arg(long)]
+    pub noop: bool,
+    /// Folder for cached templates and work files.
+    #[arg(long, value_name = "DIR", default_value = "reelfarm-worker")]
+    pub cache: PathBuf,
+    /// PEM certificate authority to trust for an https:// coordinator.
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant and print its first API key (shown once).
+    Create {
+        /// Tenant name: 1 to 64 of a-z, 0-9 and -.
+        name: String,
+        /// Most renders of this tenant running at once.
+        #[arg(long, default_value_t = 1000)]
+        max_running: u32,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Issue another API key for a tenant.
+    Key {
+        /// Tenant name.
+        name: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Template: NAME, NAME@VERSION or NAME@ALIAS.
+    #[arg(long)]
+    pub template: String,
+    /// JSON object of token name to value.
+    #[arg(long, value_name = "FILE.json")]
+    pub tokens: Option<PathBuf>,
+    /// Language code; default: the template's default language.
+    #[arg(long, value_name = "CODE", default_value = "")]
+    pub lang: String,
+    /// Idempotency key; default: a new random key (resubmitting then creates a new render).
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Output preset: 720p, 1080p, whatsapp.
+    #[arg(long, default_value = "720p")]
+    pub preset: String,
+    /// Lane: realtime or bulk.
+    #[arg(long, default_value = "realtime")]
+    pub lane: String,
+    /// Give up after this many seconds (0: 3600).
+    #[arg(long, default_value_t = 0)]
+    pub deadline_s: u32,
+    /// Follow the render until it finishes.
+    #[arg(long)]
+    pub wait: bool,
+    /// Download the finished video here (implies --wait).
+    #[arg(long, value_name = "FILE.mp4")]
+    pub out: Option<PathBuf>,
+    /// Download the finished poster here (implies --wait).
+    #[arg(long, value_name = "FILE.jpg")]
+    pub poster: Option<PathBuf>,
 }
 
 /// What every render needs: the template, the recipient and the language.
@@ -87,6 +270,16 @@ pub enum TemplateCommand {
     },
     /// Print the JSON Schema of template.json.
     Schema,
+    /// Upload a template folder to a farm as a new immutable version.
+    Push {
+        /// Template folder.
+        dir: PathBuf,
+        /// Point these aliases (e.g. live) at the uploaded version.
+        #[arg(long = "alias", value_name = "ALIAS")]
+        aliases: Vec<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -103,6 +296,63 @@ pub struct DemoArgs {
     /// Render every demo recipient, not only the first three (English, Hindi, Tamil).
     #[arg(long)]
     pub all: bool,
+    /// Render in this process instead of through a local farm, and write greeting stills in
+    /// every demo language.
+    #[arg(long)]
+    pub direct: bool,
+    /// Worker processes of the local farm.
+    #[arg(long, default_value_t = 2)]
+    pub workers: u32,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub command: Option<BenchCommand>,
+    #[command(flatten)]
+    pub farm: FarmBenchArgs,
+}
+
+/// `reelfarm bench --jobs N --concurrency C`.
+#[derive(Debug, Args)]
+pub struct FarmBenchArgs {
+    /// Renders to run.
+    #[arg(long, default_value_t = 10_000)]
+    pub jobs: u64,
+    /// Clients, each submitting a render and waiting for it before the next.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: u32,
+    /// Drive this farm; without it, a local farm with in-process no-op workers is started.
+    #[arg(long, env = "REELFARM_COORDINATOR")]
+    pub coordinator: Option<String>,
+    /// Tenant API key of the farm given by --coordinator.
+    #[arg(long, env = "REELFARM_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// PEM certificate authority to trust for an https:// coordinator.
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+    /// Template to render (pushed from the bundled demo when missing).
+    #[arg(long, default_value = "order-delivered")]
+    pub template: String,
+    /// Language of every render.
+    #[arg(long, default_value = "en")]
+    pub lang: String,
+    /// Output preset of every render.
+    #[arg(long, default_value = "720p")]
+    pub preset: String,
+    /// Local farm: job store URL (default: SQLite in a temporary folder).
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+    /// Local farm: in-process no-op workers.
+    #[arg(long, default_value_t = 2)]
+    pub workers: u32,
+    /// Local farm: slots per worker.
+    #[arg(long, default_value_t = 64)]
+    pub slots: u32,
+    /// Write the results as JSON here.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -102,8 +102,21 @@ pub fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Demo(args) => crate::demo::run(args),
-        Command::Bench(cmd) => crate::bench::run(cmd),
+        Command::Template(TemplateCommand::Push {
+            dir,
+            aliases,
+            client,
+        }) => crate::farm::push(dir, aliases, client),
+        Command::Demo(args) if args.direct => crate::demo::run(args),
+        Command::Demo(args) => crate::farmdemo::run(args),
+        Command::Bench(args) => match args.command {
+            Some(cmd) => crate::bench::run(cmd),
+            None => crate::loadbench::run(args.farm),
+        },
+        Command::Serve(args) => crate::farm::serve(args),
+        Command::Work(args) => crate::farm::work(args),
+        Command::Tenant(cmd) => crate::farm::tenant(cmd),
+        Command::Submit(args) => crate::farm::submit(args),
     }
 }
 

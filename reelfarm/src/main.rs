@@ -6,8 +6,12 @@ use clap::Parser;
 
 mod bench;
 mod cli;
+mod client;
 mod commands;
 mod demo;
+mod farm;
+mod farmdemo;
+mod loadbench;
 
 fn main() -> ExitCode {
     // Mesa's Vulkan device-select layer probes for a display server and complains on headless

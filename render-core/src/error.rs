@@ -56,6 +56,9 @@ pub enum RenderError {
         "this template has no voice slot (audio.voice); remove the voice file from the request"
     )]
     NoVoiceSlot,
+    /// The caller stopped the render ([`crate::Renderer::render_cancellable`]).
+    #[error("the render was cancelled")]
+    Cancelled,
     /// The encoder thread ended before the frames did.
     #[error("the encoder stopped unexpectedly")]
     EncoderStopped,

@@ -6,6 +6,7 @@
 //! travel back through return channels, so the steady state allocates nothing per frame.
 
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread;
@@ -357,6 +358,21 @@ impl Renderer {
         out: &Path,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<RenderReport, RenderError> {
+        self.render_cancellable(req, out, &mut |done, total| {
+            progress(done, total);
+            ControlFlow::Continue(())
+        })
+    }
+
+    /// Renders `req` into an MP4 at `out` as [`Renderer::render`] does, but `progress` may stop
+    /// it: once it returns [`ControlFlow::Break`] (it is called after each frame), the frame loop
+    /// ends, the partial output is removed and the render fails with [`RenderError::Cancelled`].
+    pub fn render_cancellable(
+        &mut self,
+        req: &RenderRequest,
+        out: &Path,
+        progress: &mut dyn FnMut(u64, u64) -> ControlFlow<()>,
+    ) -> Result<RenderReport, RenderError> {
         // Written beside the target and renamed on success, so a failed render never leaves a
         // truncated file where a good one was.
         let partial = partial_path(out);
@@ -385,15 +401,19 @@ impl Renderer {
         req: &RenderRequest,
         mut sink: impl FnMut(&[u8]) + Send,
     ) -> Result<RenderReport, RenderError> {
-        self.run(req, &mut |_, _| {}, move |_, _, rx, recycle| {
-            let t = Instant::now();
-            for frame in rx {
-                sink(&frame);
-                // The frame loop may have finished; a closed recycle channel is fine.
-                let _ = recycle.try_send(frame);
-            }
-            Ok((t.elapsed(), 0))
-        })
+        self.run(
+            req,
+            &mut |_, _| ControlFlow::Continue(()),
+            move |_, _, rx, recycle| {
+                let t = Instant::now();
+                for frame in rx {
+                    sink(&frame);
+                    // The frame loop may have finished; a closed recycle channel is fine.
+                    let _ = recycle.try_send(frame);
+                }
+                Ok((t.elapsed(), 0))
+            },
+        )
     }
 
     /// The pipeline: decode thread → this thread (GPU) → `consume` on its own thread, which
@@ -402,7 +422,7 @@ impl Renderer {
     fn run<C>(
         &mut self,
         req: &RenderRequest,
-        progress: &mut dyn FnMut(u64, u64),
+        progress: &mut dyn FnMut(u64, u64) -> ControlFlow<()>,
         consume: C,
     ) -> Result<RenderReport, RenderError>
     where
@@ -592,7 +612,7 @@ fn frame_loop(
     decode_recycle: SyncSender<Vec<u8>>,
     enc_tx: SyncSender<Vec<u8>>,
     enc_recycle: Receiver<Vec<u8>>,
-    progress: &mut dyn FnMut(u64, u64),
+    progress: &mut dyn FnMut(u64, u64) -> ControlFlow<()>,
 ) -> Result<Duration, RenderError> {
     let mut busy = Duration::ZERO;
     let mut comp = Compositor::new(
@@ -613,7 +633,10 @@ fn frame_loop(
         // A closed channel means the encoder failed; its own error is reported by the caller.
         enc_tx.send(buf).map_err(|_| RenderError::EncoderStopped)?;
         done += 1;
-        progress(done, total);
+        if progress(done, total).is_break() {
+            // Dropping the channels on return stops the decoder and ends the encoder.
+            return Err(RenderError::Cancelled);
+        }
         Ok(true)
     };
     for item in decoded {

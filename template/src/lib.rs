@@ -20,10 +20,16 @@
 //!   placement and opacity at any time; [`Timeline::frame_range`] maps a time range to frames;
 //!   [`Timeline::dependent_ranges`] tells which time ranges depend on the recipient.
 //! - **Schema**: [`json_schema`], kept in `template/template.schema.json`.
+//! - **Archives**: [`pack_dir`] packs a bundle folder into a deterministic tar for upload;
+//!   [`inspect`] checks an untrusted archive (plain or gzip tar) against [`Limits`], entry paths
+//!   and kinds and its manifest; [`unpack`] checks and writes it to a new folder atomically.
+//!   Failures are [`ArchiveError`]s.
 //!
 //! **Invariant:** everything here is a pure function of its inputs (file reads aside in
-//! [`Bundle::load`]); nothing panics on any input.
+//! [`Bundle::load`] and [`pack_dir`], and the folder [`unpack`] writes); nothing panics on any
+//! input.
 
+mod archive;
 mod bundle;
 mod color;
 mod error;
@@ -33,6 +39,7 @@ mod timeline;
 mod tokens;
 mod validate;
 
+pub use archive::{inspect, pack_dir, unpack, ArchiveError, ArchiveInfo, Limits};
 pub use bundle::{Bundle, MANIFEST_FILE};
 pub use error::{ColorError, Problem, TemplateError, TokenError};
 pub use manifest::*;

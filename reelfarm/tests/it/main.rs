@@ -1,2 +1,3 @@
 mod cli;
 mod demo_template;
+mod farm;

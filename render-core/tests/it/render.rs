@@ -99,6 +99,35 @@ fn renders_valid_mp4() {
 }
 
 #[test]
+fn cancelled_render_stops_and_leaves_no_file() {
+    let dir = tiny_template("cancel");
+    let out = dir.join("cancelled.mp4");
+    let mut r = Renderer::new().expect("renderer");
+    let mut calls = 0u64;
+    let err = r
+        .render_cancellable(&request(&dir, "en", "Ana"), &out, &mut |done, _| {
+            calls += 1;
+            if done >= 5 {
+                std::ops::ControlFlow::Break(())
+            } else {
+                std::ops::ControlFlow::Continue(())
+            }
+        })
+        .expect_err("cancelled");
+    assert!(matches!(err, RenderError::Cancelled), "{err}");
+    assert_eq!(calls, 5, "no progress after the callback said stop");
+    assert!(!out.exists(), "no output for a cancelled render");
+    assert!(
+        !dir.join(".cancelled.mp4.partial.mp4").exists(),
+        "no partial file left"
+    );
+    // The renderer stays usable.
+    r.render(&request(&dir, "en", "Ana"), &out, &mut |_, _| {})
+        .expect("render after a cancelled one");
+    assert!(out.exists());
+}
+
+#[test]
 fn same_inputs_same_bytes() {
     let dir = tiny_template("determinism");
     let mut r = Renderer::new().expect("renderer");

@@ -1,3 +1,4 @@
+mod archive;
 mod broken;
 mod load;
 mod sanitize;

@@ -1,0 +1,148 @@
+//! Authentication: per-tenant API keys (stored as SHA-256 hashes) and the workers' join token.
+//!
+//! Every call carries `authorization: Bearer <secret>`. API keys are 256-bit random secrets,
+//! so a plain SHA-256 is a sound way to store them (nothing to brute-force); the comparison is
+//! a database lookup by hash, and the join token is compared hash to hash.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use tonic::metadata::MetadataMap;
+
+use crate::error::ApiError;
+use crate::model::Tenant;
+use crate::store::DynStore;
+
+/// Prefix of tenant API keys.
+pub const API_KEY_PREFIX: &str = "rf_";
+
+/// How long a verified key stays cached.
+const CACHE_TTL: Duration = Duration::from_secs(10);
+
+/// A fresh API key: `rf_` and 64 hex digits (256 random bits).
+pub fn generate_api_key() -> String {
+    format!("{API_KEY_PREFIX}{}", random_hex(32))
+}
+
+/// A fresh random secret of `bytes` bytes, as hex (join tokens, ids).
+pub fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buf);
+    hex::encode(buf)
+}
+
+/// Lowercase hex SHA-256 of a secret, as stored.
+pub fn hash_secret(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// The bearer secret of a call.
+pub fn bearer(metadata: &MetadataMap) -> Result<&str, ApiError> {
+    let value = metadata
+        .get(proto::AUTHORIZATION)
+        .ok_or(ApiError::Unauthenticated(
+            "missing `authorization: Bearer <key>` metadata",
+        ))?;
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::Unauthenticated("authorization metadata is not ASCII"))?;
+    value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .ok_or(ApiError::Unauthenticated(
+            "authorization metadata must be `Bearer <key>`",
+        ))
+}
+
+/// Checks the secrets on incoming calls.
+pub struct Authenticator {
+    store: DynStore,
+    join_token_hash: String,
+    cache: Mutex<HashMap<String, (Tenant, Instant)>>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator").finish_non_exhaustive()
+    }
+}
+
+impl Authenticator {
+    pub fn new(store: DynStore, join_token: &str) -> Authenticator {
+        Authenticator {
+            store,
+            join_token_hash: hash_secret(join_token),
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The tenant whose API key the call carries.
+    pub async fn tenant(&self, metadata: &MetadataMap) -> Result<Tenant, ApiError> {
+        let hash = hash_secret(bearer(metadata)?);
+        if let Ok(cache) = self.cache.lock() {
+            if let Some((tenant, at)) = cache.get(&hash) {
+                if at.elapsed() < CACHE_TTL {
+                    return Ok(tenant.clone());
+                }
+            }
+        }
+        let tenant = self
+            .store
+            .tenant_by_key(&hash)
+            .await?
+            .ok_or(ApiError::Unauthenticated("unknown API key"))?;
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() > 10_000 {
+                cache.clear();
+            }
+            cache.insert(hash, (tenant.clone(), Instant::now()));
+        }
+        Ok(tenant)
+    }
+
+    /// Succeeds when the call carries the farm's join token.
+    pub fn worker(&self, metadata: &MetadataMap) -> Result<(), ApiError> {
+        let hash = hash_secret(bearer(metadata)?);
+        // Both sides are fixed-length hashes; compare without early exit.
+        let same = hash
+            .bytes()
+            .zip(self.join_token_hash.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+        if same {
+            Ok(())
+        } else {
+            Err(ApiError::Unauthenticated("wrong worker join token"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_random_and_hash_stably() {
+        let a = generate_api_key();
+        let b = generate_api_key();
+        assert_ne!(a, b);
+        assert!(a.starts_with(API_KEY_PREFIX) && a.len() == 3 + 64);
+        assert_eq!(hash_secret(&a), hash_secret(&a));
+        assert_ne!(hash_secret(&a), hash_secret(&b));
+    }
+
+    #[test]
+    fn bearer_parsing() {
+        let mut md = MetadataMap::new();
+        assert!(bearer(&md).is_err());
+        md.insert("authorization", "Basic abc".parse().expect("ascii"));
+        assert!(bearer(&md).is_err());
+        md.insert("authorization", "Bearer rf_x".parse().expect("ascii"));
+        assert_eq!(bearer(&md).ok(), Some("rf_x"));
+    }
+}

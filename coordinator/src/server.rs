@@ -1,0 +1,262 @@
+//! Assembles and runs the coordinator: gRPC services (with health and reflection), background
+//! sweeps, metrics endpoint.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use proto::v1::render_service_server::RenderServiceServer;
+use proto::v1::template_service_server::TemplateServiceServer;
+use proto::v1::worker_service_server::WorkerServiceServer;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::blobs::Blobs;
+use crate::clock::Clock;
+use crate::metrics::Metrics;
+use crate::service::{RenderApi, Settings, Shared, TemplateApi, WorkerApi};
+use crate::store::DynStore;
+
+/// Largest gRPC message accepted (upload chunks are 1 MiB; batch responses can be larger).
+const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+/// Everything the coordinator needs to start.
+#[derive(Debug, Clone)]
+pub struct CoordinatorConfig {
+    /// gRPC listen address (`127.0.0.1:0` picks a free port).
+    pub listen: SocketAddr,
+    /// Blob store: a folder path, `file:///path` or `s3://bucket/prefix`.
+    pub blobs_url: String,
+    /// Secret that workers present to join.
+    pub join_token: String,
+    pub settings: Settings,
+    /// TLS certificate chain and private key (PEM); plain HTTP/2 when absent.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Where to serve `/metrics`; none when absent.
+    pub metrics_listen: Option<SocketAddr>,
+    /// How often expired leases and deadlines are swept.
+    pub sweep_interval: Duration,
+    /// After start, leases are not expired for this long, so workers that could not reach a
+    /// restarting coordinator get to heartbeat first (default: lease TTL + one heartbeat).
+    pub start_grace: Option<Duration>,
+}
+
+impl CoordinatorConfig {
+    /// Defaults for a coordinator on `listen` with blobs in `blobs_url`.
+    pub fn new(
+        listen: SocketAddr,
+        blobs_url: impl Into<String>,
+        join_token: impl Into<String>,
+    ) -> Self {
+        CoordinatorConfig {
+            listen,
+            blobs_url: blobs_url.into(),
+            join_token: join_token.into(),
+            settings: Settings::default(),
+            tls: None,
+            metrics_listen: None,
+            sweep_interval: Duration::from_secs(1),
+            start_grace: None,
+        }
+    }
+}
+
+/// A running coordinator.
+#[derive(Debug)]
+pub struct Running {
+    /// The bound gRPC address.
+    pub addr: SocketAddr,
+    /// The bound metrics address, if any.
+    pub metrics_addr: Option<SocketAddr>,
+    pub shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Stops accepting calls, finishes those in flight and waits for the server to end.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        self.task.await.context("coordinator task panicked")?
+    }
+
+    /// Waits until the server ends (it ends on its own only on error).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        let Running { task, stop, .. } = self;
+        let result = task.await.context("coordinator task panicked")?;
+        drop(stop);
+        result
+    }
+
+    /// A handle that stops the server when sent `true`.
+    pub fn stopper(&self) -> watch::Sender<bool> {
+        self.stop.clone()
+    }
+}
+
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    while !*rx.borrow() {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Starts the coordinator on `store`.
+pub async fn start(config: CoordinatorConfig, store: DynStore) -> anyhow::Result<Running> {
+    start_with_clock(config, store, Clock::system()).await
+}
+
+/// Starts the coordinator with an explicit clock (tests pause tokio time).
+pub async fn start_with_clock(
+    config: CoordinatorConfig,
+    store: DynStore,
+    clock: Clock,
+) -> anyhow::Result<Running> {
+    let blobs = Blobs::open(&config.blobs_url)?;
+    let metrics = Arc::new(Metrics::new());
+    let shared = Arc::new(Shared::new(
+        store,
+        blobs,
+        &config.join_token,
+        clock,
+        config.settings.clone(),
+        metrics.clone(),
+    ));
+    let (stop, stop_rx) = watch::channel(false);
+
+    let metrics_addr = match config.metrics_listen {
+        Some(addr) => Some(
+            crate::metrics::serve(addr, metrics.clone(), stopped(stop_rx.clone()))
+                .await
+                .with_context(|| format!("binding the metrics endpoint on {addr}"))?,
+        ),
+        None => None,
+    };
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding the gRPC endpoint on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<RenderServiceServer<RenderApi>>().await;
+    health
+        .set_serving::<TemplateServiceServer<TemplateApi>>()
+        .await;
+    health.set_serving::<WorkerServiceServer<WorkerApi>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("building the reflection service")?;
+
+    let mut builder = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(20)))
+        .tcp_nodelay(true);
+    if let Some((cert, key)) = &config.tls {
+        let cert_pem = std::fs::read(cert)
+            .with_context(|| format!("reading TLS certificate {}", cert.display()))?;
+        let key_pem =
+            std::fs::read(key).with_context(|| format!("reading TLS key {}", key.display()))?;
+        let identity = tonic::transport::Identity::from_pem(cert_pem, key_pem);
+        builder = builder
+            .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+            .context("configuring TLS")?;
+    }
+    let router = builder
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(
+            RenderServiceServer::new(RenderApi::new(shared.clone()))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            TemplateServiceServer::new(TemplateApi::new(shared.clone()))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            WorkerServiceServer::new(WorkerApi::new(shared.clone()))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        );
+
+    let grace = config.start_grace.unwrap_or_else(|| {
+        let lease = config.settings.lease;
+        Duration::from_millis(u64::from(lease.lease_ttl_ms) + u64::from(lease.heartbeat_ms))
+    });
+    tokio::spawn(background(
+        shared.clone(),
+        config.sweep_interval,
+        grace,
+        stop_rx.clone(),
+    ));
+
+    let incoming = TcpListenerStream::new(listener);
+    let stop_rx2 = stop_rx.clone();
+    let task = tokio::spawn(async move {
+        router
+            .serve_with_incoming_shutdown(incoming, stopped(stop_rx2))
+            .await
+            .context("gRPC server failed")
+    });
+    tracing::info!(%addr, store = shared.store.backend(), blobs = %config.blobs_url, tls = config.tls.is_some(), "coordinator listening");
+    Ok(Running {
+        addr,
+        metrics_addr,
+        shared,
+        stop,
+        task,
+    })
+}
+
+/// Periodic work: queue gauges and backpressure every 250 ms, lease and deadline sweeps.
+async fn background(
+    shared: Arc<Shared>,
+    sweep_every: Duration,
+    grace: Duration,
+    stop: watch::Receiver<bool>,
+) {
+    let started_ms = shared.now();
+    let grace_ms = grace.as_millis() as i64;
+    let mut stats_tick = tokio::time::interval(Duration::from_millis(250));
+    stats_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut sweep_tick = tokio::time::interval(sweep_every);
+    sweep_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let stop_fut = stopped(stop);
+    tokio::pin!(stop_fut);
+    loop {
+        tokio::select! {
+            _ = &mut stop_fut => return,
+            _ = stats_tick.tick() => {
+                match shared.store.stats().await {
+                    Ok(s) => {
+                        shared.set_queued(s.queued);
+                        shared.metrics.set_queue(s.queued, s.running, s.workers, s.slots);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "reading queue stats failed"),
+                }
+            }
+            _ = sweep_tick.tick() => {
+                let now = shared.now();
+                if now - started_ms < grace_ms {
+                    continue;
+                }
+                match shared.store.sweep(now, &shared.settings.lease, &shared.settings.retry).await {
+                    Ok(swept) => {
+                        if !swept.requeued.is_empty() || !swept.failed.is_empty() {
+                            tracing::warn!(requeued = swept.requeued.len(), failed = swept.failed.len(), "swept expired leases and deadlines");
+                            shared.metrics.lease_expired(swept.requeued.len() as u64);
+                            for id in swept.requeued.iter().chain(&swept.failed) {
+                                shared.changed(id);
+                            }
+                            shared.work_ready.notify_waiters();
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "sweeping leases failed"),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,385 @@
+//! RenderService: submit, follow, cancel, list and download renders.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use proto::v1;
+use proto::v1::render_service_server::RenderService;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::convert::{artifact_from_proto, page_size, render_to_proto, state_from_proto};
+use super::submit::prepare;
+use super::Shared;
+use crate::error::ApiError;
+use crate::model::{ArtifactKind, Job, JobState, Tenant};
+use crate::store::{JobCursor, Submitted};
+
+/// Most requests in one SubmitRenders stream.
+pub const MAX_BATCH: usize = 10_000;
+/// Requests stored per transaction in a SubmitRenders stream.
+const STORE_BATCH: usize = 500;
+
+/// The RenderService implementation.
+#[derive(Debug, Clone)]
+pub struct RenderApi {
+    shared: Arc<Shared>,
+}
+
+impl RenderApi {
+    pub fn new(shared: Arc<Shared>) -> RenderApi {
+        RenderApi { shared }
+    }
+
+    async fn tenant<T>(&self, req: &Request<T>) -> Result<Tenant, ApiError> {
+        self.shared.auth.tenant(req.metadata()).await
+    }
+
+    async fn job(&self, tenant: &Tenant, id: &str) -> Result<Job, ApiError> {
+        if id.is_empty() {
+            return Err(ApiError::invalid("id", "required"));
+        }
+        self.shared
+            .store
+            .job(Some(&tenant.id), id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("render `{}`", short(id))))
+    }
+
+    /// Stores prepared jobs (one transaction) and returns per-job results.
+    async fn store_batch(
+        &self,
+        jobs: Vec<crate::model::NewJob>,
+    ) -> Result<Vec<Submitted>, ApiError> {
+        let results = self.shared.store.submit(&jobs).await?;
+        let mut created = [0u64; 2];
+        for (job, r) in jobs.iter().zip(&results) {
+            if matches!(r, Submitted::Created(_)) {
+                created[job.lane.as_i64() as usize] += 1;
+            }
+        }
+        for lane in crate::model::Lane::ALL {
+            let n = created[lane.as_i64() as usize];
+            if n > 0 {
+                self.shared.metrics.submitted(lane.name(), n);
+            }
+        }
+        if created.iter().any(|&n| n > 0) {
+            self.shared.work_ready.notify_waiters();
+        }
+        Ok(results)
+    }
+}
+
+/// Ids in messages are the caller's input: keep them short and printable.
+fn short(id: &str) -> String {
+    id.chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(64)
+        .collect()
+}
+
+fn conflict(key: &str, existing: &str) -> ApiError {
+    ApiError::AlreadyExists(format!(
+        "idempotency key `{}` was used for another request (render {existing})",
+        short(key)
+    ))
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+#[tonic::async_trait]
+impl RenderService for RenderApi {
+    async fn submit_render(
+        &self,
+        request: Request<v1::SubmitRenderRequest>,
+    ) -> Result<Response<v1::SubmitRenderResponse>, Status> {
+        let tenant = self.tenant(&request).await?;
+        let req = request.into_inner();
+        let job = prepare(&self.shared, &tenant, &req).await?;
+        self.shared.admit(job.lane, 1)?;
+        let mut results = self.store_batch(vec![job]).await?;
+        let (render, created) = match results.pop() {
+            Some(Submitted::Created(job)) => (job, true),
+            Some(Submitted::Existing(job)) => (job, false),
+            Some(Submitted::Conflict { existing_id }) => {
+                return Err(conflict(&req.idempotency_key, &existing_id).into())
+            }
+            None => return Err(ApiError::Internal("store returned no result".into()).into()),
+        };
+        Ok(Response::new(v1::SubmitRenderResponse {
+            render: Some(render_to_proto(&render, false)),
+            created,
+        }))
+    }
+
+    async fn submit_renders(
+        &self,
+        request: Request<Streaming<v1::SubmitRenderRequest>>,
+    ) -> Result<Response<v1::SubmitRendersResponse>, Status> {
+        let tenant = self.tenant(&request).await?;
+        let mut stream = request.into_inner();
+        let mut results: Vec<v1::SubmitResult> = Vec::new();
+        // Prepared jobs waiting to be stored, with the index of their result slot.
+        let mut pending: Vec<(usize, crate::model::NewJob)> = Vec::new();
+        let error_result = |key: String, e: ApiError| v1::SubmitResult {
+            idempotency_key: key,
+            outcome: Some(v1::submit_result::Outcome::Error(v1::SubmitError {
+                code: e.code() as i32,
+                message: e.to_string(),
+            })),
+            created: false,
+        };
+        while let Some(req) = stream.message().await? {
+            if results.len() >= MAX_BATCH {
+                return Err(ApiError::invalid(
+                    "requests",
+                    format!("at most {MAX_BATCH} requests per stream; open another stream"),
+                )
+                .into());
+            }
+            let key = req.idempotency_key.clone();
+            let prepared = match prepare(&self.shared, &tenant, &req).await {
+                Ok(job) => self.shared.admit(job.lane, 1).map(|_| job),
+                Err(e) => Err(e),
+            };
+            match prepared {
+                Ok(job) => {
+                    pending.push((results.len(), job));
+                    results.push(v1::SubmitResult {
+                        idempotency_key: key,
+                        outcome: None,
+                        created: false,
+                    });
+                }
+                Err(e) => results.push(error_result(key, e)),
+            }
+            if pending.len() >= STORE_BATCH {
+                self.flush(&mut pending, &mut results).await?;
+            }
+        }
+        self.flush(&mut pending, &mut results).await?;
+        Ok(Response::new(v1::SubmitRendersResponse { results }))
+    }
+
+    async fn get_render(
+        &self,
+        request: Request<v1::GetRenderRequest>,
+    ) -> Result<Response<v1::Render>, Status> {
+        let tenant = self.tenant(&request).await?;
+        let job = self.job(&tenant, &request.get_ref().id).await?;
+        Ok(Response::new(render_to_proto(&job, true)))
+    }
+
+    type WatchRenderStream = BoxStream<v1::Render>;
+
+    async fn watch_render(
+        &self,
+        request: Request<v1::WatchRenderRequest>,
+    ) -> Result<Response<Self::WatchRenderStream>, Status> {
+        let tenant = self.tenant(&request).await?;
+        let id = request.into_inner().id;
+        // Subscribe before the first read so no change falls between them.
+        let mut changes = self.shared.changes.subscribe();
+        let first = self.job(&tenant, &id).await?;
+        let shared = self.shared.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(async move {
+            let mut last = first;
+            if tx.send(Ok(render_to_proto(&last, true))).await.is_err() {
+                return;
+            }
+            while !last.state.is_terminal() {
+                // A local change wakes us at once; work done through another coordinator is
+                // seen by the periodic re-read.
+                let wait = async {
+                    loop {
+                        match changes.recv().await {
+                            Ok(changed) if *changed == *last.id => return,
+                            Ok(_) => continue,
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                                std::future::pending::<()>().await
+                            }
+                        }
+                    }
+                };
+                tokio::select! {
+                    _ = wait => {}
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = tx.closed() => return,
+                }
+                let job = match shared.store.job(Some(&tenant.id), &last.id).await {
+                    Ok(Some(job)) => job,
+                    Ok(None) => return,
+                    Err(e) => {
+                        let _ = tx.send(Err(Status::from(ApiError::from(e)))).await;
+                        return;
+                    }
+                };
+                let moved = job.state != last.state
+                    || job.stage != last.stage
+                    || (job.progress - last.progress).abs() >= 0.01
+                    || job.attempts != last.attempts;
+                if moved {
+                    if tx.send(Ok(render_to_proto(&job, true))).await.is_err() {
+                        return;
+                    }
+                    last = job;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
+
+    async fn cancel_render(
+        &self,
+        request: Request<v1::CancelRenderRequest>,
+    ) -> Result<Response<v1::Render>, Status> {
+        let tenant = self.tenant(&request).await?;
+        let id = &request.get_ref().id;
+        if id.is_empty() {
+            return Err(ApiError::invalid("id", "required").into());
+        }
+        let now = self.shared.now();
+        let job = self
+            .shared
+            .store
+            .cancel(&tenant.id, id, now)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::NotFound(format!("render `{}`", short(id))))?;
+        if job.state == JobState::Cancelled && job.finished_ms == now {
+            self.shared
+                .metrics
+                .finished("cancelled", (now - job.created_ms) as f64 / 1000.0);
+        }
+        self.shared.changed(&job.id);
+        Ok(Response::new(render_to_proto(&job, true)))
+    }
+
+    async fn list_renders(
+        &self,
+        request: Request<v1::ListRendersRequest>,
+    ) -> Result<Response<v1::ListRendersResponse>, Status> {
+        let tenant = self.tenant(&request).await?;
+        let req = request.into_inner();
+        let limit = page_size(req.page_size, "page_size")?;
+        let state = state_from_proto(req.state, "state")?;
+        let cursor = parse_cursor(&req.page_token)?;
+        let jobs = self
+            .shared
+            .store
+            .list_jobs(&tenant.id, state, cursor.as_ref(), limit)
+            .await
+            .map_err(ApiError::from)?;
+        let next_page_token = match jobs.last() {
+            Some(last) if jobs.len() == limit as usize => {
+                format!("{}:{}", last.created_ms, last.id)
+            }
+            _ => String::new(),
+        };
+        Ok(Response::new(v1::ListRendersResponse {
+            renders: jobs.iter().map(|j| render_to_proto(j, false)).collect(),
+            next_page_token,
+        }))
+    }
+
+    type DownloadRenderStream = BoxStream<v1::Chunk>;
+
+    async fn download_render(
+        &self,
+        request: Request<v1::DownloadRenderRequest>,
+    ) -> Result<Response<Self::DownloadRenderStream>, Status> {
+        let tenant = self.tenant(&request).await?;
+        let req = request.into_inner();
+        let artifact = artifact_from_proto(req.artifact, "artifact")?;
+        let job = self.job(&tenant, &req.id).await?;
+        if job.state != JobState::Succeeded {
+            return Err(ApiError::FailedPrecondition(format!(
+                "render {} is {}, not succeeded",
+                job.id, job.state
+            ))
+            .into());
+        }
+        let file = job.output.as_ref().and_then(|o| match artifact {
+            ArtifactKind::Video => o.video.as_ref(),
+            ArtifactKind::Poster => o.poster.as_ref(),
+        });
+        let file = file.ok_or_else(|| {
+            ApiError::NotFound(format!("{} of render {}", artifact.as_str(), job.id))
+        })?;
+        let stream = self
+            .shared
+            .blobs
+            .get_stream(&file.blob_key)
+            .await
+            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+        Ok(Response::new(chunked(stream)))
+    }
+}
+
+impl RenderApi {
+    async fn flush(
+        &self,
+        pending: &mut Vec<(usize, crate::model::NewJob)>,
+        results: &mut [v1::SubmitResult],
+    ) -> Result<(), ApiError> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let (slots, jobs): (Vec<usize>, Vec<_>) = pending.drain(..).unzip();
+        let stored = self.store_batch(jobs).await?;
+        for (slot, outcome) in slots.into_iter().zip(stored) {
+            let r = &mut results[slot];
+            match outcome {
+                Submitted::Created(job) => {
+                    r.outcome = Some(v1::submit_result::Outcome::RenderId(job.id));
+                    r.created = true;
+                }
+                Submitted::Existing(job) => {
+                    r.outcome = Some(v1::submit_result::Outcome::RenderId(job.id));
+                }
+                Submitted::Conflict { existing_id } => {
+                    let e = conflict(&r.idempotency_key, &existing_id);
+                    r.outcome = Some(v1::submit_result::Outcome::Error(v1::SubmitError {
+                        code: e.code() as i32,
+                        message: e.to_string(),
+                    }));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn parse_cursor(token: &str) -> Result<Option<JobCursor>, ApiError> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let bad = || ApiError::invalid("page_token", "not a token from a previous page");
+    let (ms, id) = token.split_once(':').ok_or_else(bad)?;
+    Ok(Some(JobCursor {
+        created_ms: ms.parse().map_err(|_| bad())?,
+        id: id.to_owned(),
+    }))
+}
+
+/// Re-chunks a blob stream into messages of at most [`proto::CHUNK_BYTES`].
+pub fn chunked(
+    stream: futures::stream::BoxStream<'static, Result<bytes::Bytes, crate::blobs::BlobError>>,
+) -> BoxStream<v1::Chunk> {
+    Box::pin(stream.flat_map(|piece| {
+        let items: Vec<Result<v1::Chunk, Status>> = match piece {
+            Ok(b) => b
+                .chunks(proto::CHUNK_BYTES)
+                .map(|c| Ok(v1::Chunk { data: c.to_vec() }))
+                .collect(),
+            Err(e) => vec![Err(Status::unavailable(e.to_string()))],
+        };
+        futures::stream::iter(items)
+    }))
+}

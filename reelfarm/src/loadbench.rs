@@ -1,0 +1,400 @@
+//! `reelfarm bench --jobs N --concurrency C`: drives a farm over gRPC and reports latency
+//! percentiles, throughput and a per-stage breakdown.
+//!
+//! Closed loop: C clients each submit a render, follow it to its end (WatchRender), then submit
+//! the next, until N renders have run. Without `--coordinator`, a local farm is started in this
+//! process (coordinator on SQLite in a temporary folder, or `--store`, plus no-op workers), which
+//! measures the coordinator alone.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use proto::v1;
+
+use crate::cli::FarmBenchArgs;
+use crate::client::{status_error, Farm};
+use crate::farm::{parse_preset_proto, runtime, watch};
+
+/// What one render measured.
+#[derive(Debug, Clone)]
+struct Sample {
+    /// Client: from sending SubmitRender to seeing the terminal state.
+    end_to_end: Duration,
+    /// Client: the SubmitRender call alone.
+    submit_rpc: Duration,
+    /// Server: submission to a worker acquiring it (ms).
+    queued_ms: i64,
+    /// Server: acquisition to the terminal state (ms).
+    running_ms: i64,
+    succeeded: bool,
+    stage_seconds: BTreeMap<String, f64>,
+}
+
+/// A farm started inside this process for the benchmark.
+struct LocalFarm {
+    running: coordinator::Running,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+    stop_workers: tokio::sync::watch::Sender<bool>,
+    _dir: tempfile::TempDir,
+}
+
+async fn start_local(args: &FarmBenchArgs) -> Result<(String, String, LocalFarm)> {
+    let dir = tempfile::tempdir().context("creating a temporary folder")?;
+    let store_url = match &args.store {
+        Some(url) => url.clone(),
+        None => format!("sqlite://{}", dir.path().join("bench.db").display()),
+    };
+    let store = coordinator::store::open(&store_url)
+        .await
+        .context("opening the job store")?;
+    let token = coordinator::auth::random_hex(16);
+    let config = coordinator::CoordinatorConfig::new(
+        "127.0.0.1:0".parse()?,
+        dir.path().join("blobs").display().to_string(),
+        token.clone(),
+    );
+    let now = coordinator::Clock::system().now_ms();
+    let tenant_name = format!("bench-{}", coordinator::auth::random_hex(4));
+    let (_, key) = coordinator::admin::create_tenant(&store, &tenant_name, 1_000_000, now).await?;
+    let running = coordinator::start(config, store).await?;
+    let url = format!("http://{}", running.addr);
+    let (stop_workers, stop_rx) = tokio::sync::watch::channel(false);
+    let mut workers = Vec::new();
+    for i in 0..args.workers.max(1) {
+        let mut wc = worker::WorkerConfig::new(
+            url.clone(),
+            token.clone(),
+            dir.path().join(format!("worker-{i}")),
+        );
+        wc.name = format!("bench-noop-{i}");
+        wc.slots = args.slots.clamp(1, 64);
+        wc.noop = true;
+        let mut rx = stop_rx.clone();
+        workers.push(tokio::spawn(async move {
+            let stop = async move {
+                let _ = rx.wait_for(|s| *s).await;
+            };
+            if let Err(e) = worker::run(wc, stop).await {
+                eprintln!("error: bench worker {i}: {e:#}");
+            }
+        }));
+    }
+    Ok((
+        url,
+        key,
+        LocalFarm {
+            running,
+            workers,
+            stop_workers,
+            _dir: dir,
+        },
+    ))
+}
+
+impl LocalFarm {
+    async fn stop(self) -> Result<()> {
+        let _ = self.stop_workers.send(true);
+        for w in self.workers {
+            let _ = w.await;
+        }
+        self.running.shutdown().await
+    }
+}
+
+/// Makes sure the template exists, pushing the bundled demo when it is the one asked for.
+async fn ensure_template(farm: &mut Farm, reference: &str) -> Result<()> {
+    match farm
+        .templates
+        .get_template(v1::GetTemplateRequest {
+            r#ref: reference.to_owned(),
+        })
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(s) if s.code() == tonic::Code::NotFound && reference == "order-delivered" => {
+            let v = farm
+                .push_template(&crate::commands::default_template(), &[])
+                .await?;
+            eprintln!("pushed the demo template as {}@{}", v.name, v.version);
+            Ok(())
+        }
+        Err(s) => Err(status_error(s)).with_context(|| format!("template `{reference}`")),
+    }
+}
+
+/// Tokens that fit the template: the first demo recipient's for the demo template.
+fn tokens_for(lang: &str) -> BTreeMap<String, String> {
+    let people = crate::demo::recipients(&crate::commands::default_template()).unwrap_or_default();
+    people
+        .into_iter()
+        .find(|p| p.lang == lang)
+        .map(|p| p.tokens)
+        .unwrap_or_default()
+}
+
+async fn one(farm: &mut Farm, spec: v1::RenderSpec, key: String) -> Result<Sample> {
+    let t0 = Instant::now();
+    let resp = farm
+        .renders
+        .submit_render(v1::SubmitRenderRequest {
+            idempotency_key: key,
+            spec: Some(spec),
+        })
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    let submit_rpc = t0.elapsed();
+    let id = resp
+        .render
+        .map(|r| r.id)
+        .context("no render in the answer")?;
+    let done = watch(farm, &id, |_| {}).await?;
+    let end_to_end = t0.elapsed();
+    Ok(Sample {
+        end_to_end,
+        submit_rpc,
+        queued_ms: (done.started_unix_ms - done.created_unix_ms).max(0),
+        running_ms: (done.finished_unix_ms - done.started_unix_ms).max(0),
+        succeeded: done.state == v1::RenderState::Succeeded as i32,
+        stage_seconds: done.output.map(|o| o.stage_seconds).unwrap_or_default(),
+    })
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn summary(values: &mut [f64]) -> (f64, f64, f64, f64) {
+    values.sort_by(|a, b| a.total_cmp(b));
+    let mean = values.iter().sum::<f64>() / values.len().max(1) as f64;
+    (
+        percentile(values, 50.0),
+        percentile(values, 95.0),
+        percentile(values, 99.0),
+        mean,
+    )
+}
+
+/// Runs `count` renders over `concurrency` clients; returns the samples and the wall time.
+async fn drive(
+    farm: &Farm,
+    spec: &v1::RenderSpec,
+    count: u64,
+    concurrency: u32,
+    run_id: &str,
+    bar: Option<indicatif::ProgressBar>,
+) -> Result<(Vec<Sample>, Duration)> {
+    let next = Arc::new(AtomicU64::new(0));
+    let samples = Arc::new(Mutex::new(Vec::with_capacity(count as usize)));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency.max(1) {
+        let mut farm = farm.clone();
+        let spec = spec.clone();
+        let next = next.clone();
+        let samples = samples.clone();
+        let run_id = run_id.to_owned();
+        let bar = bar.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= count {
+                    return Ok::<(), anyhow::Error>(());
+                }
+                let sample = one(&mut farm, spec.clone(), format!("{run_id}-{i}")).await?;
+                if let Ok(mut s) = samples.lock() {
+                    s.push(sample);
+                }
+                if let Some(b) = &bar {
+                    b.inc(1);
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.context("a benchmark client panicked")??;
+    }
+    let wall = started.elapsed();
+    let samples = std::mem::take(&mut *samples.lock().map_err(|_| anyhow::anyhow!("poisoned"))?);
+    Ok((samples, wall))
+}
+
+pub fn run(args: FarmBenchArgs) -> Result<()> {
+    if args.jobs == 0 {
+        bail!("--jobs must be at least 1");
+    }
+    runtime()?.block_on(async move {
+        let (url, key, local) = match &args.coordinator {
+            Some(url) => {
+                let key = args.api_key.clone().context(
+                    "--coordinator needs a tenant API key: --api-key or REELFARM_API_KEY",
+                )?;
+                (url.clone(), key, None)
+            }
+            None => {
+                let (url, key, farm) = start_local(&args).await?;
+                (url, key, Some(farm))
+            }
+        };
+        let mut farm = Farm::connect_with(&url, &key, args.tls_ca.as_deref()).await?;
+        ensure_template(&mut farm, &args.template).await?;
+        let spec = v1::RenderSpec {
+            template: args.template.clone(),
+            lang: args.lang.clone(),
+            tokens: tokens_for(&args.lang),
+            preset: parse_preset_proto(&args.preset)? as i32,
+            lane: v1::Lane::Realtime as i32,
+            deadline_s: 0,
+        };
+        let run_id = format!("bench-{}", coordinator::auth::random_hex(6));
+        // Warm-up: connections, prepared statements, caches.
+        let warm = (args.jobs / 10).clamp(1, 500);
+        drive(
+            &farm,
+            &spec,
+            warm,
+            args.concurrency,
+            &format!("{run_id}-warm"),
+            None,
+        )
+        .await?;
+
+        let bar = indicatif::ProgressBar::new(args.jobs);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "renders [{bar:40}] {pos}/{len} {per_sec} eta {eta}",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        let (samples, wall) = drive(
+            &farm,
+            &spec,
+            args.jobs,
+            args.concurrency,
+            &run_id,
+            Some(bar.clone()),
+        )
+        .await?;
+        bar.finish_and_clear();
+        if let Some(local) = local {
+            local.stop().await?;
+        }
+        report(&args, &url, &samples, wall)
+    })
+}
+
+fn report(args: &FarmBenchArgs, url: &str, samples: &[Sample], wall: Duration) -> Result<()> {
+    let ok = samples.iter().filter(|s| s.succeeded).count();
+    let per_s = samples.len() as f64 / wall.as_secs_f64();
+    let mut e2e: Vec<f64> = samples
+        .iter()
+        .map(|s| s.end_to_end.as_secs_f64() * 1e3)
+        .collect();
+    let mut queued: Vec<f64> = samples.iter().map(|s| s.queued_ms as f64).collect();
+    let mut running: Vec<f64> = samples.iter().map(|s| s.running_ms as f64).collect();
+    let mut submit: Vec<f64> = samples
+        .iter()
+        .map(|s| s.submit_rpc.as_secs_f64() * 1e3)
+        .collect();
+    let (e50, e95, e99, emean) = summary(&mut e2e);
+    let (q50, q95, q99, qmean) = summary(&mut queued);
+    let (r50, r95, r99, rmean) = summary(&mut running);
+    let (s50, s95, s99, smean) = summary(&mut submit);
+    let mut stages: BTreeMap<String, (f64, u64)> = BTreeMap::new();
+    for s in samples {
+        for (k, v) in &s.stage_seconds {
+            let e = stages.entry(k.clone()).or_default();
+            e.0 += v;
+            e.1 += 1;
+        }
+    }
+    let farm = if args.coordinator.is_some() {
+        url.to_owned()
+    } else {
+        format!(
+            "local: {} store, {} no-op workers x {} slots",
+            if args
+                .store
+                .as_deref()
+                .is_some_and(|s| s.starts_with("postgres"))
+            {
+                "PostgreSQL"
+            } else {
+                "SQLite"
+            },
+            args.workers,
+            args.slots
+        )
+    };
+    println!("farm:        {farm}");
+    println!(
+        "renders:     {} ({} succeeded), concurrency {}, template {} ({}, {})",
+        samples.len(),
+        ok,
+        args.concurrency,
+        args.template,
+        args.lang,
+        args.preset
+    );
+    println!(
+        "throughput:  {per_s:.0} renders/s = {:.0} videos/min over {:.2} s",
+        per_s * 60.0,
+        wall.as_secs_f64()
+    );
+    println!(
+        "{:<34} {:>9} {:>9} {:>9} {:>9}",
+        "latency (ms)", "p50", "p95", "p99", "mean"
+    );
+    for (name, (a, b, c, d)) in [
+        ("submit -> finished (client)", (e50, e95, e99, emean)),
+        ("  SubmitRender call (client)", (s50, s95, s99, smean)),
+        ("  submit -> acquire (server)", (q50, q95, q99, qmean)),
+        ("  acquire -> finished (server)", (r50, r95, r99, rmean)),
+    ] {
+        println!("{name:<34} {a:>9.1} {b:>9.1} {c:>9.1} {d:>9.1}");
+    }
+    if !stages.is_empty() {
+        println!(
+            "worker stages (mean s): {}",
+            stages
+                .iter()
+                .map(|(k, (sum, n))| format!("{k} {:.3}", sum / *n as f64))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if let Some(path) = &args.json {
+        let json = serde_json::json!({
+            "farm": farm,
+            "renders": samples.len(),
+            "succeeded": ok,
+            "concurrency": args.concurrency,
+            "wall_s": wall.as_secs_f64(),
+            "renders_per_s": per_s,
+            "videos_per_min": per_s * 60.0,
+            "latency_ms": {
+                "end_to_end": {"p50": e50, "p95": e95, "p99": e99, "mean": emean},
+                "submit_rpc": {"p50": s50, "p95": s95, "p99": s99, "mean": smean},
+                "submit_to_acquire": {"p50": q50, "p95": q95, "p99": q99, "mean": qmean},
+                "acquire_to_finish": {"p50": r50, "p95": r95, "p99": r99, "mean": rmean},
+            },
+            "stage_mean_s": stages.iter().map(|(k, (s, n))| (k.clone(), s / *n as f64)).collect::<BTreeMap<_, _>>(),
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&json)?)
+            .with_context(|| format!("--json {}: cannot write", path.display()))?;
+    }
+    if ok < samples.len() {
+        bail!(
+            "{} of {} renders did not succeed",
+            samples.len() - ok,
+            samples.len()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,416 @@
+//! The worker's main loop: start up, register, acquire work into free slots until draining,
+//! then let running attempts finish and deregister.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use proto::v1::{AcquireRequest, Capabilities, DeregisterRequest, RegisterRequest};
+use render_core::Renderer;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use tonic::Code;
+use tracing::{error, info, warn};
+
+use crate::cache::TemplateCache;
+use crate::client::{self, Client};
+use crate::metrics::{self, Metrics};
+use crate::render::RendererPool;
+use crate::running::RunningSet;
+use crate::session::{self, Session};
+use crate::{attempt, WorkerConfig};
+
+/// Longest wait of one Acquire long-poll, in milliseconds (the protocol's maximum).
+pub const ACQUIRE_WAIT_MS: u32 = 20_000;
+
+/// Pause after a failed Acquire.
+const ACQUIRE_RETRY: Duration = Duration::from_secs(1);
+
+/// How long Deregister is retried while the coordinator is away.
+const DEREGISTER_RETRY_FOR: Duration = Duration::from_secs(10);
+
+/// Video encoders this worker offers.
+const ENCODERS: [&str; 1] = ["libx264"];
+
+/// State every task of the worker shares.
+pub(crate) struct Shared {
+    pub(crate) config: WorkerConfig,
+    pub(crate) client: Client,
+    /// Sent again, unchanged, when the worker registers again.
+    pub(crate) register_request: RegisterRequest,
+    pub(crate) session: RwLock<Session>,
+    /// Held while registering again, so only one task does it.
+    pub(crate) register_lock: tokio::sync::Mutex<()>,
+    pub(crate) running: Arc<RunningSet>,
+    /// True once the worker drains: it acquires nothing more.
+    pub(crate) draining: watch::Sender<bool>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) renderers: RendererPool,
+    pub(crate) templates: TemplateCache,
+    /// `<cache>/work`: one folder per attempt.
+    pub(crate) work_dir: PathBuf,
+}
+
+impl Shared {
+    /// The current registration.
+    pub(crate) fn session(&self) -> Session {
+        self.session
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Stops acquiring work; running attempts go on. Idempotent.
+    pub(crate) fn start_drain(&self, why: &str) {
+        let started = self.draining.send_if_modified(|draining| {
+            let was = *draining;
+            *draining = true;
+            !was
+        });
+        if started {
+            info!(
+                running = self.running.len(),
+                "{why}: draining (acquiring no more work, finishing running attempts)"
+            );
+        }
+    }
+}
+
+/// Runs a worker until `shutdown` resolves or the coordinator asks it to drain, then lets the
+/// running attempts finish, deregisters and returns.
+///
+/// Registers with the coordinator (retrying with backoff while it is not reachable), then
+/// acquires up to `slots` assignments at a time with 20 s long-polls and runs each in its own
+/// task: fetch the template bundle (cached by digest), render on a blocking thread, render a
+/// poster, upload both, Complete — or Fail with a failure class. A heartbeat renews the leases;
+/// attempts the coordinator stops are cancelled and never reported, and every render stops by
+/// itself when no heartbeat has succeeded for the lease TTL less 10 s (self-fence).
+///
+/// Fails on an invalid configuration, a cache folder or metrics address that cannot be used,
+/// no usable GPU (unless `noop`), or a coordinator that refuses the registration (for example
+/// a wrong join token).
+pub async fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    config.validate()?;
+    let templates_dir = config.cache_dir.join("templates");
+    let work_dir = config.cache_dir.join("work");
+    for dir in [&templates_dir, &work_dir] {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .with_context(|| format!("cannot create the cache folder {}", dir.display()))?;
+    }
+
+    let metrics = Arc::new(Metrics::new(config.slots));
+    let (metrics_stop, metrics_stopped) = watch::channel(false);
+    let metrics_server = match config.metrics_addr {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen for metrics on {addr}"))?;
+            info!(addr = %listener.local_addr().unwrap_or(addr), "serving metrics at /metrics");
+            let mut stopped = metrics_stopped;
+            let stop = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            Some(tokio::spawn(metrics::serve(
+                listener,
+                Arc::clone(&metrics),
+                stop,
+            )))
+        }
+        None => None,
+    };
+
+    let renderers = RendererPool::default();
+    let (gpu_adapter, gpu_backend) = if config.noop {
+        (String::new(), String::new())
+    } else {
+        // Open the first renderer now: a machine without a usable GPU fails at start, not at
+        // its first job. It serves the first slot.
+        let renderer = tokio::task::spawn_blocking(Renderer::new)
+            .await
+            .context("opening the GPU renderer panicked")?
+            .context("cannot open the GPU renderer")?;
+        let adapter = split_adapter(&renderer.adapter());
+        renderers.put(renderer);
+        adapter
+    };
+    let register_request = RegisterRequest {
+        name: config.name.clone(),
+        boot_id: uuid::Uuid::new_v4().to_string(),
+        capabilities: Some(Capabilities {
+            gpu_adapter,
+            gpu_backend,
+            encoders: ENCODERS.iter().map(|e| (*e).to_owned()).collect(),
+            slots: config.slots,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            noop: config.noop,
+        }),
+    };
+    let client = client::connect(&config).await?;
+
+    let mut shutdown = std::pin::pin!(shutdown);
+    info!(
+        coordinator = %config.coordinator,
+        name = %config.name,
+        boot_id = %register_request.boot_id,
+        slots = config.slots,
+        noop = config.noop,
+        "registering with the coordinator"
+    );
+    let response = tokio::select! {
+        response = session::register(&client, &register_request) => response?,
+        () = shutdown.as_mut() => {
+            info!("shut down before registering");
+            let _ = metrics_stop.send(true);
+            return Ok(());
+        }
+    };
+    let session = Session::new(response, 1);
+    info!(
+        worker_id = %session.worker_id,
+        heartbeat_ms = session.heartbeat.as_millis() as u64,
+        lease_ttl_ms = session.lease_ttl.as_millis() as u64,
+        "registered"
+    );
+
+    let shared = Arc::new(Shared {
+        templates: TemplateCache::new(templates_dir),
+        work_dir,
+        client,
+        register_request,
+        session: RwLock::new(session),
+        register_lock: tokio::sync::Mutex::new(()),
+        running: Arc::new(RunningSet::default()),
+        draining: watch::Sender::new(false),
+        metrics,
+        renderers,
+        config,
+    });
+    let heartbeat = tokio::spawn(session::heartbeat_loop(Arc::clone(&shared)));
+    let fence = tokio::spawn(session::fence_loop(Arc::clone(&shared)));
+
+    let mut tasks = JoinSet::new();
+    acquire_loop(&shared, &mut tasks, shutdown.as_mut()).await;
+
+    // Draining: heartbeats go on while the running attempts finish.
+    while let Some(joined) = tasks.join_next().await {
+        if let Err(e) = joined {
+            error!("an attempt task ended abnormally: {e}");
+        }
+    }
+    heartbeat.abort();
+    fence.abort();
+    deregister(&shared).await;
+    let _ = metrics_stop.send(true);
+    if let Some(server) = metrics_server {
+        match server.await {
+            Ok(Err(e)) => warn!("the metrics server failed: {e}"),
+            Err(e) => warn!("the metrics server ended abnormally: {e}"),
+            Ok(Ok(())) => {}
+        }
+    }
+    info!("worker stopped");
+    Ok(())
+}
+
+/// Acquires work into free slots until the worker drains (`shutdown`, or the coordinator says
+/// so). Each assignment runs in its own task in `tasks`, holding a slot permit.
+async fn acquire_loop(
+    shared: &Arc<Shared>,
+    tasks: &mut JoinSet<()>,
+    mut shutdown: Pin<&mut impl Future<Output = ()>>,
+) {
+    let slots = Arc::new(Semaphore::new(shared.config.slots as usize));
+    let mut draining = shared.draining.subscribe();
+    loop {
+        while let Some(joined) = tasks.try_join_next() {
+            if let Err(e) = joined {
+                error!("an attempt task ended abnormally: {e}");
+            }
+        }
+        if *draining.borrow_and_update() {
+            return;
+        }
+        // Wait for a free slot, then take every other free one.
+        let first = tokio::select! {
+            biased;
+            () = shutdown.as_mut() => {
+                shared.start_drain("shutdown signal");
+                return;
+            }
+            _ = draining.wait_for(|d| *d) => return,
+            permit = Arc::clone(&slots).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+        };
+        let mut permits = vec![first];
+        while let Ok(permit) = Arc::clone(&slots).try_acquire_owned() {
+            permits.push(permit);
+        }
+
+        let session = shared.session();
+        let request = AcquireRequest {
+            worker_id: session.worker_id.clone(),
+            max_assignments: u32::try_from(permits.len()).unwrap_or(u32::MAX),
+            wait_ms: ACQUIRE_WAIT_MS,
+        };
+        let limit = Duration::from_millis(u64::from(ACQUIRE_WAIT_MS)) + client::UNARY_TIMEOUT;
+        let mut c = shared.client.clone();
+        let result = tokio::select! {
+            biased;
+            // Dropping the call cancels the long-poll; anything it would have returned is
+            // handed on when this worker deregisters (or when the lease runs out).
+            () = shutdown.as_mut() => {
+                shared.start_drain("shutdown signal");
+                return;
+            }
+            _ = draining.wait_for(|d| *d) => return,
+            result = client::with_deadline(limit, c.acquire(client::request(request, limit))) => result,
+        };
+        match result {
+            Ok(response) => {
+                // The lease of each assignment starts when the coordinator claimed it, which is
+                // after the long-poll was sent (possibly 20 s earlier) and just before the answer
+                // arrived. Anchoring the self-fence at the arrival is safe as long as the answer
+                // took less than the fence margin (10 s, or a third of the lease) to arrive;
+                // anchoring at the send time would fence off work that waited in a long-poll.
+                let received = Instant::now();
+                let assignments = response.into_inner().assignments;
+                if shared.session().generation != session.generation {
+                    // Registered again meanwhile: the coordinator has given up everything leased
+                    // to the old registration, these too.
+                    if !assignments.is_empty() {
+                        info!(
+                            discarded = assignments.len(),
+                            "assignments acquired under the previous registration discarded"
+                        );
+                    }
+                    continue;
+                }
+                if assignments.len() > permits.len() {
+                    warn!(
+                        asked = permits.len(),
+                        got = assignments.len(),
+                        "the coordinator returned more assignments than free slots; running them all"
+                    );
+                }
+                for assignment in assignments {
+                    let permit = permits.pop();
+                    tasks.spawn(attempt::run(
+                        Arc::clone(shared),
+                        assignment,
+                        permit,
+                        received,
+                        session.worker_id.clone(),
+                        session.generation,
+                    ));
+                }
+                // Unused permits drop here and free their slots.
+            }
+            Err(status) if status.code() == Code::NotFound => {
+                drop(permits);
+                tokio::select! {
+                    biased;
+                    () = shutdown.as_mut() => {
+                        shared.start_drain("shutdown signal");
+                        return;
+                    }
+                    () = session::reregister(shared, session.generation) => {}
+                }
+            }
+            Err(status) => {
+                drop(permits);
+                warn!(
+                    code = ?status.code(),
+                    message = status.message(),
+                    "Acquire failed; retrying in {ACQUIRE_RETRY:?}"
+                );
+                tokio::select! {
+                    biased;
+                    () = shutdown.as_mut() => {
+                        shared.start_drain("shutdown signal");
+                        return;
+                    }
+                    _ = draining.wait_for(|d| *d) => return,
+                    () = tokio::time::sleep(ACQUIRE_RETRY) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Tells the coordinator this worker is leaving, retrying briefly while it is away.
+async fn deregister(shared: &Shared) {
+    let worker_id = shared.session().worker_id;
+    let started = Instant::now();
+    let mut backoff = client::Backoff::new(Duration::from_millis(250), Duration::from_secs(2));
+    loop {
+        let mut c = shared.client.clone();
+        let request = DeregisterRequest {
+            worker_id: worker_id.clone(),
+        };
+        let result = client::with_deadline(
+            client::UNARY_TIMEOUT,
+            c.deregister(client::request(request, client::UNARY_TIMEOUT)),
+        )
+        .await;
+        match result {
+            Ok(_) => {
+                info!(worker_id = %worker_id, "deregistered");
+                return;
+            }
+            Err(status)
+                if client::is_transient(&status) && started.elapsed() < DEREGISTER_RETRY_FOR =>
+            {
+                let delay = backoff.after(&status);
+                warn!(code = ?status.code(), message = status.message(), ?delay, "Deregister failed; retrying");
+                tokio::time::sleep(delay).await;
+            }
+            Err(status) => {
+                warn!(
+                    code = ?status.code(),
+                    message = status.message(),
+                    "Deregister failed; the coordinator will expire this worker instead"
+                );
+                return;
+            }
+        }
+    }
+}
+
+/// Splits render-core's adapter description, `name (backend, type, driver)`, into name and
+/// backend.
+fn split_adapter(description: &str) -> (String, String) {
+    if let Some(open) = description.rfind(" (") {
+        if let Some(inner) = description[open + 2..].strip_suffix(')') {
+            let backend = inner.split(", ").next().unwrap_or_default();
+            return (description[..open].to_owned(), backend.to_owned());
+        }
+    }
+    (description.to_owned(), String::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adapter_descriptions_split() {
+        assert_eq!(
+            split_adapter("llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Cpu, llvmpipe 23.0)"),
+            (
+                "llvmpipe (LLVM 15.0.6, 256 bits)".to_owned(),
+                "Vulkan".to_owned()
+            )
+        );
+        assert_eq!(
+            split_adapter("NVIDIA H100 (Vulkan, DiscreteGpu, 550)"),
+            ("NVIDIA H100".to_owned(), "Vulkan".to_owned())
+        );
+        assert_eq!(split_adapter("odd"), ("odd".to_owned(), String::new()));
+    }
+}
