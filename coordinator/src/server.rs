@@ -11,7 +11,6 @@ use proto::v1::render_service_server::RenderServiceServer;
 use proto::v1::template_service_server::TemplateServiceServer;
 use proto::v1::worker_service_server::WorkerServiceServer;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::blobs::Blobs;
 use crate::clock::Clock;
@@ -193,7 +192,9 @@ pub async fn start_with_clock(
         stop_rx.clone(),
     ));
 
-    let incoming = TcpListenerStream::new(listener);
+    // Small request/answer messages: without TCP_NODELAY, Nagle's algorithm and delayed ACKs
+    // hold answers back for tens of milliseconds.
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let stop_rx2 = stop_rx.clone();
     let task = tokio::spawn(async move {
         router

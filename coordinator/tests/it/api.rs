@@ -886,6 +886,52 @@ async fn lease_expiry_with_manual_time(backend: Backend) {
     );
 }
 
+/// Health checking answers SERVING for every service, and TLS works by configuration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_tls() {
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::HealthCheckRequest;
+    let farm = TestFarm::start(Backend::Sqlite, Clock::system(), Settings::default()).await;
+    let mut health = HealthClient::new(farm.channel.clone());
+    for service in ["reelfarm.v1.RenderService", "reelfarm.v1.TemplateService", "reelfarm.v1.WorkerService"] {
+        let status = health
+            .check(HealthCheckRequest { service: service.into() })
+            .await
+            .expect("health check")
+            .into_inner()
+            .status;
+        assert_eq!(status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32, "{service}");
+    }
+
+    // A TLS coordinator (test certificate for 127.0.0.1, private CA).
+    let tls = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../worker/tests/it/tls");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open_store(&Backend::Sqlite, dir.path()).await;
+    let (_, key) = coordinator::admin::create_tenant(&store, "t", 10, 0).await.expect("tenant");
+    let mut config = CoordinatorConfig::new("127.0.0.1:0".parse().expect("addr"), dir.path().join("blobs").display().to_string(), TOKEN);
+    config.tls = Some((tls.join("server.pem"), tls.join("server.key")));
+    let running = coordinator::start(config, store).await.expect("TLS coordinator");
+    let ca = tonic::transport::Certificate::from_pem(std::fs::read(tls.join("ca.pem")).expect("ca"));
+    let channel = Channel::from_shared(format!("https://{}", running.addr))
+        .expect("url")
+        .tls_config(tonic::transport::ClientTlsConfig::new().ca_certificate(ca).domain_name("127.0.0.1"))
+        .expect("tls config")
+        .connect()
+        .await
+        .expect("TLS connect");
+    let listed = RenderServiceClient::new(channel)
+        .list_renders(authed(&key, v1::ListRendersRequest::default()))
+        .await
+        .expect("call over TLS");
+    assert!(listed.into_inner().renders.is_empty());
+    // Plain HTTP/2 to a TLS port fails.
+    let plain = Channel::from_shared(format!("http://{}", running.addr)).expect("url").connect().await;
+    if let Ok(ch) = plain {
+        assert!(RenderServiceClient::new(ch).list_renders(authed(&key, v1::ListRendersRequest::default())).await.is_err());
+    }
+    running.shutdown().await.expect("shutdown");
+}
+
 macro_rules! api_tests {
     ($backend:ident, $make:expr) => {
         mod $backend {
