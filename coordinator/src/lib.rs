@@ -8,7 +8,8 @@
 //! - [`blobs`]: template archives and render outputs through `object_store`.
 //! - [`auth`]: tenant API keys (hashed) and the workers' join token; [`admin`] creates tenants.
 //! - [`service`]: the `reelfarm.v1` RenderService, TemplateService and WorkerService.
-//! - [`server`]: assembles them with health, reflection, TLS, sweeps and [`metrics`].
+//! - [`server`]: assembles them with health, reflection, TLS, sweeps and [`metrics`]; [`http`]
+//!   serves signed download links (and whatever HTTP routes the caller adds).
 //!
 //! **Invariant:** the coordinator never links wgpu or FFmpeg; it validates templates with the
 //! pure `template` crate and leaves media work to workers.
@@ -22,6 +23,7 @@ pub mod auth;
 pub mod blobs;
 pub mod clock;
 pub mod error;
+pub mod http;
 pub mod lifecycle;
 pub mod metrics;
 pub mod model;

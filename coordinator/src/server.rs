@@ -35,6 +35,15 @@ pub struct CoordinatorConfig {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Where to serve `/metrics`; none when absent.
     pub metrics_listen: Option<SocketAddr>,
+    /// Public HTTP endpoint: signed download links, plus `http_routes`. None when absent.
+    pub http_listen: Option<SocketAddr>,
+    /// Base of download links as clients reach the HTTP endpoint (e.g. behind a proxy);
+    /// default `http://<bound address>`.
+    pub public_url: Option<String>,
+    /// Key that signs download links; links outlive a restart only if it is kept.
+    pub url_key: Vec<u8>,
+    /// More routes to serve on the public HTTP endpoint (event ingestion).
+    pub http_routes: Option<axum::Router>,
     /// How often expired leases and deadlines are swept.
     pub sweep_interval: Duration,
     /// After start, leases are not expired for this long, so workers that could not reach a
@@ -56,6 +65,10 @@ impl CoordinatorConfig {
             settings: Settings::default(),
             tls: None,
             metrics_listen: None,
+            http_listen: None,
+            public_url: None,
+            url_key: crate::auth::random_hex(32).into_bytes(),
+            http_routes: None,
             sweep_interval: Duration::from_secs(1),
             start_grace: None,
         }
@@ -69,6 +82,8 @@ pub struct Running {
     pub addr: SocketAddr,
     /// The bound metrics address, if any.
     pub metrics_addr: Option<SocketAddr>,
+    /// The bound public HTTP address, if any.
+    pub http_addr: Option<SocketAddr>,
     pub shared: Arc<Shared>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -116,6 +131,25 @@ pub async fn start_with_clock(
 ) -> anyhow::Result<Running> {
     let blobs = Blobs::open(&config.blobs_url)?;
     let metrics = Arc::new(Metrics::new());
+    let http_listener = match config.http_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the HTTP endpoint on {addr}"))?,
+        ),
+        None => None,
+    };
+    let http_addr = match &http_listener {
+        Some(l) => Some(l.local_addr()?),
+        None => None,
+    };
+    let downloads = http_addr.map(|addr| {
+        let base = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"));
+        crate::http::UrlSigner::new(&config.url_key, base)
+    });
     let shared = Arc::new(Shared::new(
         store,
         blobs,
@@ -123,8 +157,25 @@ pub async fn start_with_clock(
         clock,
         config.settings.clone(),
         metrics.clone(),
+        downloads,
     ));
     let (stop, stop_rx) = watch::channel(false);
+
+    if let Some(listener) = http_listener {
+        let mut app = crate::http::router(shared.clone());
+        if let Some(extra) = config.http_routes.clone() {
+            app = app.merge(extra);
+        }
+        let shutdown = stopped(stop_rx.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
+                tracing::warn!(error = %e, "HTTP endpoint stopped");
+            }
+        });
+    }
 
     let metrics_addr = match config.metrics_listen {
         Some(addr) => Some(
@@ -206,6 +257,7 @@ pub async fn start_with_clock(
     Ok(Running {
         addr,
         metrics_addr,
+        http_addr,
         shared,
         stop,
         task,

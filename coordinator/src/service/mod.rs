@@ -69,6 +69,8 @@ pub struct Shared {
     queued: Mutex<[u64; 2]>,
     /// Workers in no-op mode (their completions carry no files).
     noop_workers: Mutex<HashMap<String, bool>>,
+    /// Signs download links; none when no HTTP endpoint serves them.
+    pub downloads: Option<crate::http::UrlSigner>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -88,6 +90,7 @@ impl Shared {
         clock: Clock,
         settings: Settings,
         metrics: Arc<Metrics>,
+        downloads: Option<crate::http::UrlSigner>,
     ) -> Shared {
         let (changes, _) = broadcast::channel(4096);
         Shared {
@@ -102,6 +105,7 @@ impl Shared {
             manifests: Mutex::new(HashMap::new()),
             queued: Mutex::new([0, 0]),
             noop_workers: Mutex::new(HashMap::new()),
+            downloads,
         }
     }
 

@@ -320,9 +320,117 @@ impl RenderService for RenderApi {
             .map_err(|e| ApiError::Unavailable(e.to_string()))?;
         Ok(Response::new(chunked(stream)))
     }
+
+    async fn create_download_url(
+        &self,
+        request: Request<v1::CreateDownloadUrlRequest>,
+    ) -> Result<Response<v1::DownloadUrl>, Status> {
+        let tenant = self.tenant(&request).await?;
+        let req = request.into_inner();
+        let artifact = artifact_from_proto(req.artifact, "artifact")?;
+        let ttl_s = match req.ttl_s {
+            0 => Self::DEFAULT_LINK_TTL_S,
+            t if t <= Self::MAX_LINK_TTL_S => t,
+            _ => {
+                return Err(ApiError::invalid(
+                    "ttl_s",
+                    format!("at most {} seconds", Self::MAX_LINK_TTL_S),
+                )
+                .into())
+            }
+        };
+        let signer = self.shared.downloads.as_ref().ok_or_else(|| {
+            ApiError::FailedPrecondition(
+                "this coordinator serves no HTTP downloads (start it with an HTTP listener)".into(),
+            )
+        })?;
+        let job = self.job(&tenant, &req.id).await?;
+        let has_file = job.output.as_ref().is_some_and(|o| match artifact {
+            ArtifactKind::Video => o.video.is_some(),
+            ArtifactKind::Poster => o.poster.is_some(),
+        });
+        if job.state != JobState::Succeeded || !has_file {
+            return Err(ApiError::FailedPrecondition(format!(
+                "render {} is {} and has no {} to link to",
+                job.id,
+                job.state,
+                artifact.as_str()
+            ))
+            .into());
+        }
+        let expires_unix_ms = self.shared.now() + i64::from(ttl_s) * 1000;
+        Ok(Response::new(v1::DownloadUrl {
+            url: signer.url(&job.id, artifact, expires_unix_ms),
+            expires_unix_ms,
+        }))
+    }
+
+    type WatchRenderEventsStream = BoxStream<v1::RenderEvent>;
+
+    async fn watch_render_events(
+        &self,
+        request: Request<v1::WatchRenderEventsRequest>,
+    ) -> Result<Response<Self::WatchRenderEventsStream>, Status> {
+        let tenant = self.tenant(&request).await?;
+        let mut after = request.into_inner().after_seq.max(0);
+        let shared = self.shared.clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        tokio::spawn(async move {
+            let mut changes = shared.changes.subscribe();
+            loop {
+                let events = match shared
+                    .store
+                    .outbox_after(Some(&tenant.id), after, 500)
+                    .await
+                {
+                    Ok(e) => e,
+                    Err(e) => {
+                        let _ = tx.send(Err(Status::from(ApiError::from(e)))).await;
+                        return;
+                    }
+                };
+                let full_page = events.len() == 500;
+                for e in events {
+                    after = e.seq;
+                    let job = match shared.store.job(Some(&tenant.id), &e.job_id).await {
+                        Ok(Some(job)) => job,
+                        Ok(None) => continue,
+                        Err(e) => {
+                            let _ = tx.send(Err(Status::from(ApiError::from(e)))).await;
+                            return;
+                        }
+                    };
+                    let event = v1::RenderEvent {
+                        seq: e.seq,
+                        render: Some(render_to_proto(&job, false)),
+                    };
+                    if tx.send(Ok(event)).await.is_err() {
+                        return;
+                    }
+                }
+                if full_page {
+                    continue;
+                }
+                // Wait for a local change, or look again in a while (events committed by
+                // another coordinator sharing the database).
+                tokio::select! {
+                    _ = changes.recv() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = tx.closed() => return,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
+    }
 }
 
 impl RenderApi {
+    /// Longest-lived download link, and the default.
+    const MAX_LINK_TTL_S: u32 = 7 * 24 * 3600;
+    const DEFAULT_LINK_TTL_S: u32 = 3600;
+
     async fn flush(
         &self,
         pending: &mut Vec<(usize, crate::model::NewJob)>,

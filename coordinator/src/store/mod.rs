@@ -275,8 +275,13 @@ pub trait Store: Send + Sync + 'static {
     // ---- operators ----
 
     async fn stats(&self) -> StoreResult<QueueStats>;
-    /// Outbox events after `after_seq`, oldest first.
-    async fn outbox_after(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<OutboxEvent>>;
+    /// Outbox events after `after_seq`, oldest first; one tenant's only when `tenant_id` is set.
+    async fn outbox_after(
+        &self,
+        tenant_id: Option<&str>,
+        after_seq: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<OutboxEvent>>;
 }
 
 /// A shareable store.

@@ -77,6 +77,7 @@ impl TestFarm {
         config.settings = settings;
         config.sweep_interval = Duration::from_millis(50);
         config.metrics_listen = Some("127.0.0.1:0".parse().expect("addr"));
+        config.http_listen = Some("127.0.0.1:0".parse().expect("addr"));
         let running = coordinator::start_with_clock(config, store.clone(), clock.clone())
             .await
             .expect("coordinator starts");
@@ -402,6 +403,87 @@ async fn lifecycle_and_download(backend: Backend) {
     }
     assert_eq!(got, video);
 
+    // The tenant's terminal events, resumable by sequence number.
+    let mut events = farm
+        .renders()
+        .watch_render_events(authed(
+            &farm.key_a,
+            v1::WatchRenderEventsRequest { after_seq: 0 },
+        ))
+        .await
+        .expect("events")
+        .into_inner();
+    let event = events.message().await.expect("event").expect("one event");
+    assert_eq!(
+        event.render.as_ref().map(|r| r.id.as_str()),
+        Some(id.as_str())
+    );
+    assert_eq!(
+        event.render.as_ref().map(|r| r.state),
+        Some(v1::RenderState::Succeeded as i32)
+    );
+    let mut other = farm
+        .renders()
+        .watch_render_events(authed(
+            &farm.key_b,
+            v1::WatchRenderEventsRequest { after_seq: 0 },
+        ))
+        .await
+        .expect("events")
+        .into_inner();
+    let nothing = tokio::time::timeout(Duration::from_millis(300), other.message()).await;
+    assert!(
+        nothing.is_err(),
+        "another tenant sees no events: {nothing:?}"
+    );
+
+    // A signed, expiring link fetches the video without an API key; a changed one does not.
+    let link = farm
+        .renders()
+        .create_download_url(authed(
+            &farm.key_a,
+            v1::CreateDownloadUrlRequest {
+                id: id.clone(),
+                artifact: v1::Artifact::Video as i32,
+                ttl_s: 60,
+            },
+        ))
+        .await
+        .expect("link")
+        .into_inner();
+    let http = farm.running.http_addr.expect("http");
+    let path = link
+        .url
+        .split_once(&http.to_string())
+        .map(|(_, p)| p.to_owned())
+        .expect("path");
+    let answer = http_get_bytes(http, &path).await;
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer[..40.min(answer.len())])
+    );
+    assert!(answer.ends_with(&video), "the body is the video");
+    let tampered = path.replace("/video?", "/poster?");
+    assert!(http_get_bytes(http, &tampered)
+        .await
+        .starts_with(b"HTTP/1.1 403"));
+    let b_link = farm
+        .renders()
+        .create_download_url(authed(
+            &farm.key_b,
+            v1::CreateDownloadUrlRequest {
+                id: id.clone(),
+                artifact: 0,
+                ttl_s: 0,
+            },
+        ))
+        .await;
+    assert_eq!(
+        b_link.expect_err("cross-tenant link").code(),
+        Code::NotFound
+    );
+
     // Metrics saw it.
     let metrics_addr = farm.running.metrics_addr.expect("metrics");
     let text = http_get(metrics_addr, "/metrics").await;
@@ -423,6 +505,17 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
         .expect("write");
     let mut out = String::new();
     s.read_to_string(&mut out).await.expect("read");
+    out
+}
+
+async fn http_get_bytes(addr: std::net::SocketAddr, path: &str) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .expect("write");
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).await.expect("read");
     out
 }
 
@@ -878,7 +971,7 @@ async fn lease_expiry_with_manual_time(backend: Backend) {
         "one canonical attempt"
     );
     assert_eq!(job.infra_failures, 1);
-    let outbox = farm.store.outbox_after(0, 100).await.expect("outbox");
+    let outbox = farm.store.outbox_after(None, 0, 100).await.expect("outbox");
     assert_eq!(
         outbox.iter().filter(|e| e.job_id == id).count(),
         1,
@@ -893,28 +986,51 @@ async fn health_and_tls() {
     use tonic_health::pb::HealthCheckRequest;
     let farm = TestFarm::start(Backend::Sqlite, Clock::system(), Settings::default()).await;
     let mut health = HealthClient::new(farm.channel.clone());
-    for service in ["reelfarm.v1.RenderService", "reelfarm.v1.TemplateService", "reelfarm.v1.WorkerService"] {
+    for service in [
+        "reelfarm.v1.RenderService",
+        "reelfarm.v1.TemplateService",
+        "reelfarm.v1.WorkerService",
+    ] {
         let status = health
-            .check(HealthCheckRequest { service: service.into() })
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
             .await
             .expect("health check")
             .into_inner()
             .status;
-        assert_eq!(status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32, "{service}");
+        assert_eq!(
+            status,
+            tonic_health::pb::health_check_response::ServingStatus::Serving as i32,
+            "{service}"
+        );
     }
 
     // A TLS coordinator (test certificate for 127.0.0.1, private CA).
     let tls = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../worker/tests/it/tls");
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open_store(&Backend::Sqlite, dir.path()).await;
-    let (_, key) = coordinator::admin::create_tenant(&store, "t", 10, 0).await.expect("tenant");
-    let mut config = CoordinatorConfig::new("127.0.0.1:0".parse().expect("addr"), dir.path().join("blobs").display().to_string(), TOKEN);
+    let (_, key) = coordinator::admin::create_tenant(&store, "t", 10, 0)
+        .await
+        .expect("tenant");
+    let mut config = CoordinatorConfig::new(
+        "127.0.0.1:0".parse().expect("addr"),
+        dir.path().join("blobs").display().to_string(),
+        TOKEN,
+    );
     config.tls = Some((tls.join("server.pem"), tls.join("server.key")));
-    let running = coordinator::start(config, store).await.expect("TLS coordinator");
-    let ca = tonic::transport::Certificate::from_pem(std::fs::read(tls.join("ca.pem")).expect("ca"));
+    let running = coordinator::start(config, store)
+        .await
+        .expect("TLS coordinator");
+    let ca =
+        tonic::transport::Certificate::from_pem(std::fs::read(tls.join("ca.pem")).expect("ca"));
     let channel = Channel::from_shared(format!("https://{}", running.addr))
         .expect("url")
-        .tls_config(tonic::transport::ClientTlsConfig::new().ca_certificate(ca).domain_name("127.0.0.1"))
+        .tls_config(
+            tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(ca)
+                .domain_name("127.0.0.1"),
+        )
         .expect("tls config")
         .connect()
         .await
@@ -925,9 +1041,15 @@ async fn health_and_tls() {
         .expect("call over TLS");
     assert!(listed.into_inner().renders.is_empty());
     // Plain HTTP/2 to a TLS port fails.
-    let plain = Channel::from_shared(format!("http://{}", running.addr)).expect("url").connect().await;
+    let plain = Channel::from_shared(format!("http://{}", running.addr))
+        .expect("url")
+        .connect()
+        .await;
     if let Ok(ch) = plain {
-        assert!(RenderServiceClient::new(ch).list_renders(authed(&key, v1::ListRendersRequest::default())).await.is_err());
+        assert!(RenderServiceClient::new(ch)
+            .list_renders(authed(&key, v1::ListRendersRequest::default()))
+            .await
+            .is_err());
     }
     running.shutdown().await.expect("shutdown");
 }

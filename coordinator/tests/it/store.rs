@@ -869,7 +869,7 @@ async fn complete_with_fences(store: DynStore) {
     assert_eq!(out.stage_seconds, stages);
     assert_eq!(get_job(&store, &job.id).await, j, "returned = stored");
 
-    let events = store.outbox_after(0, 10).await.expect("outbox");
+    let events = store.outbox_after(None, 0, 10).await.expect("outbox");
     assert_eq!(events.len(), 1);
     assert_eq!(
         (
@@ -886,7 +886,10 @@ async fn complete_with_fences(store: DynStore) {
         .await
         .expect("resend");
     assert_eq!(again, Completed::Duplicate(j.clone()));
-    assert_eq!(store.outbox_after(0, 10).await.expect("outbox").len(), 1);
+    assert_eq!(
+        store.outbox_after(None, 0, 10).await.expect("outbox").len(),
+        1
+    );
     // Outputs after the commit are stale; so is failing the committed attempt.
     assert!(is_stale(
         &store
@@ -1097,7 +1100,7 @@ async fn fail_retries_and_budgets(store: DynStore) {
     );
 
     let failed: Vec<_> = store
-        .outbox_after(0, 100)
+        .outbox_after(None, 0, 100)
         .await
         .expect("outbox")
         .into_iter()
@@ -1247,7 +1250,7 @@ async fn cancel_in_every_state(store: DynStore) {
         .expect("cancel")
         .expect("found");
     assert_eq!(again, r);
-    let events = store.outbox_after(0, 10).await.expect("outbox");
+    let events = store.outbox_after(None, 0, 10).await.expect("outbox");
     let got: Vec<_> = events
         .iter()
         .map(|e| (e.job_id.as_str(), e.state))
@@ -1374,7 +1377,7 @@ async fn sweep_expired_leases_deadlines_and_workers(store: DynStore) {
     assert!(store.worker(&w).await.expect("worker").is_none());
 
     let states: Vec<_> = store
-        .outbox_after(0, 100)
+        .outbox_after(None, 0, 100)
         .await
         .expect("outbox")
         .into_iter()
@@ -1600,7 +1603,7 @@ async fn outbox_order(store: DynStore) {
         .await
         .expect("fail");
     complete(&store, &claims[3].fence, NOW).await;
-    let events = store.outbox_after(0, 100).await.expect("outbox");
+    let events = store.outbox_after(None, 0, 100).await.expect("outbox");
     let got: Vec<_> = events.iter().map(|e| (e.job_id.clone(), e.state)).collect();
     assert_eq!(
         got,
@@ -1612,11 +1615,14 @@ async fn outbox_order(store: DynStore) {
         ]
     );
     assert!(events.windows(2).all(|w| w[0].seq < w[1].seq));
-    let tail = store.outbox_after(events[1].seq, 1).await.expect("outbox");
+    let tail = store
+        .outbox_after(None, events[1].seq, 1)
+        .await
+        .expect("outbox");
     assert_eq!(tail.len(), 1);
     assert_eq!(tail[0], events[2]);
     assert!(store
-        .outbox_after(events[3].seq, 10)
+        .outbox_after(None, events[3].seq, 10)
         .await
         .expect("outbox")
         .is_empty());

@@ -278,7 +278,7 @@ async fn worker_killed_mid_render(backend: Backend) {
     );
     assert_eq!(job.app_failures, 0);
     assert_eq!(job.output.expect("output").attempt_id, job.attempt_id);
-    let events = store.outbox_after(0, 1000).await.expect("outbox");
+    let events = store.outbox_after(None, 0, 1000).await.expect("outbox");
     assert_eq!(
         events.iter().filter(|e| e.job_id == id).count(),
         1,
@@ -393,7 +393,7 @@ async fn coordinator_restart_under_load(backend: Backend) {
         .iter()
         .all(|r| r.state == v1::RenderState::Succeeded as i32));
     let store = farm.store().await;
-    let events = store.outbox_after(0, 10_000).await.expect("outbox");
+    let events = store.outbox_after(None, 0, 10_000).await.expect("outbox");
     let mut per_job = std::collections::HashMap::new();
     for e in &events {
         *per_job.entry(e.job_id.clone()).or_insert(0) += 1;

@@ -122,6 +122,7 @@ CREATE TABLE outbox (
     state      TEXT NOT NULL,
     created_ms INTEGER NOT NULL
 );
+CREATE INDEX outbox_tenant ON outbox (tenant_id, seq);
 
 -- Every transition into or out of `running` moves the tenant's count, and every transition
 -- into a terminal state writes an outbox row, inside the statement that makes it.

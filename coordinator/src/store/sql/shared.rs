@@ -1418,13 +1418,19 @@ impl Store for Backend {
         })
     }
 
-    async fn outbox_after(&self, after_seq: i64, limit: u32) -> R<Vec<OutboxEvent>> {
+    async fn outbox_after(
+        &self,
+        tenant_id: Option<&str>,
+        after_seq: i64,
+        limit: u32,
+    ) -> R<Vec<OutboxEvent>> {
         let rows = sqlx::query(
             "SELECT seq, job_id, tenant_id, state, created_ms FROM outbox WHERE seq > $1 \
-             ORDER BY seq LIMIT $2",
+             AND ($3 = '' OR tenant_id = $3) ORDER BY seq LIMIT $2",
         )
         .bind(after_seq)
         .bind(i64::from(limit))
+        .bind(tenant_id.unwrap_or(""))
         .fetch_all(&mut *self.read_conn().await?)
         .await
         .map_err(map_err)?;
