@@ -19,6 +19,9 @@ use crate::store::DynStore;
 /// Prefix of tenant API keys.
 pub const API_KEY_PREFIX: &str = "rf_";
 
+/// Metadata key naming the tenant a trusted service acts for (with the service token).
+pub const ACT_AS_TENANT: &str = "x-reelfarm-tenant";
+
 /// How long a verified key stays cached.
 const CACHE_TTL: Duration = Duration::from_secs(10);
 
@@ -63,6 +66,9 @@ pub fn bearer(metadata: &MetadataMap) -> Result<&str, ApiError> {
 pub struct Authenticator {
     store: DynStore,
     join_token_hash: String,
+    /// Trusted in-farm services (the trigger layer) act for any tenant with this token and
+    /// the [`ACT_AS_TENANT`] header.
+    service_token_hash: Option<String>,
     cache: Mutex<HashMap<String, (Tenant, Instant)>>,
 }
 
@@ -73,17 +79,37 @@ impl std::fmt::Debug for Authenticator {
 }
 
 impl Authenticator {
-    pub fn new(store: DynStore, join_token: &str) -> Authenticator {
+    pub fn new(store: DynStore, join_token: &str, service_token: Option<&str>) -> Authenticator {
         Authenticator {
             store,
             join_token_hash: hash_secret(join_token),
+            service_token_hash: service_token.map(hash_secret),
             cache: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The tenant whose API key the call carries.
+    /// The tenant whose API key the call carries, or the tenant a trusted service names.
     pub async fn tenant(&self, metadata: &MetadataMap) -> Result<Tenant, ApiError> {
         let hash = hash_secret(bearer(metadata)?);
+        if self
+            .service_token_hash
+            .as_deref()
+            .is_some_and(|h| same(h, &hash))
+        {
+            let name = metadata
+                .get(ACT_AS_TENANT)
+                .and_then(|v| v.to_str().ok())
+                .ok_or(ApiError::Unauthenticated(
+                    "the service token needs an x-reelfarm-tenant header",
+                ))?;
+            return self
+                .store
+                .tenant_by_name(name)
+                .await?
+                .ok_or(ApiError::Unauthenticated(
+                    "unknown tenant in x-reelfarm-tenant",
+                ));
+        }
         if let Ok(cache) = self.cache.lock() {
             if let Some((tenant, at)) = cache.get(&hash) {
                 if at.elapsed() < CACHE_TTL {
@@ -108,18 +134,21 @@ impl Authenticator {
     /// Succeeds when the call carries the farm's join token.
     pub fn worker(&self, metadata: &MetadataMap) -> Result<(), ApiError> {
         let hash = hash_secret(bearer(metadata)?);
-        // Both sides are fixed-length hashes; compare without early exit.
-        let same = hash
-            .bytes()
-            .zip(self.join_token_hash.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-        if same {
+        if same(&hash, &self.join_token_hash) {
             Ok(())
         } else {
             Err(ApiError::Unauthenticated("wrong worker join token"))
         }
     }
+}
+
+/// Compares two hex hashes of equal length without an early exit.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 #[cfg(test)]

@@ -30,6 +30,9 @@ pub struct CoordinatorConfig {
     pub blobs_url: String,
     /// Secret that workers present to join.
     pub join_token: String,
+    /// Secret of trusted in-farm services (the trigger layer) that act for any tenant named in
+    /// an `x-reelfarm-tenant` header. None: no such services.
+    pub service_token: Option<String>,
     pub settings: Settings,
     /// TLS certificate chain and private key (PEM); plain HTTP/2 when absent.
     pub tls: Option<(PathBuf, PathBuf)>,
@@ -62,6 +65,7 @@ impl CoordinatorConfig {
             listen,
             blobs_url: blobs_url.into(),
             join_token: join_token.into(),
+            service_token: None,
             settings: Settings::default(),
             tls: None,
             metrics_listen: None,
@@ -154,6 +158,7 @@ pub async fn start_with_clock(
         store,
         blobs,
         &config.join_token,
+        config.service_token.as_deref(),
         clock,
         config.settings.clone(),
         metrics.clone(),

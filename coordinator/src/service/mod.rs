@@ -87,6 +87,7 @@ impl Shared {
         store: DynStore,
         blobs: Blobs,
         join_token: &str,
+        service_token: Option<&str>,
         clock: Clock,
         settings: Settings,
         metrics: Arc<Metrics>,
@@ -94,7 +95,7 @@ impl Shared {
     ) -> Shared {
         let (changes, _) = broadcast::channel(4096);
         Shared {
-            auth: Authenticator::new(store.clone(), join_token),
+            auth: Authenticator::new(store.clone(), join_token, service_token),
             store,
             blobs,
             clock,

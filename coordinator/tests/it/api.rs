@@ -16,6 +16,7 @@ use tonic::transport::Channel;
 use tonic::{Code, Request};
 
 const TOKEN: &str = "test-join-token";
+const SERVICE_TOKEN: &str = "test-service-token";
 
 fn demo_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/templates/order-delivered")
@@ -78,6 +79,7 @@ impl TestFarm {
         config.sweep_interval = Duration::from_millis(50);
         config.metrics_listen = Some("127.0.0.1:0".parse().expect("addr"));
         config.http_listen = Some("127.0.0.1:0".parse().expect("addr"));
+        config.service_token = Some(SERVICE_TOKEN.to_owned());
         let running = coordinator::start_with_clock(config, store.clone(), clock.clone())
             .await
             .expect("coordinator starts");
