@@ -232,7 +232,13 @@ impl QuietHours {
 /// `HH:MM`, two digits each, 00:00 to 23:59.
 fn parse_hhmm(s: &str) -> Option<NaiveTime> {
     let b = s.as_bytes();
-    if b.len() != 5 || b[2] != b':' || !b.iter().enumerate().all(|(i, c)| i == 2 || c.is_ascii_digit()) {
+    if b.len() != 5
+        || b[2] != b':'
+        || !b
+            .iter()
+            .enumerate()
+            .all(|(i, c)| i == 2 || c.is_ascii_digit())
+    {
         return None;
     }
     let hour = u32::from(b[0] - b'0') * 10 + u32::from(b[1] - b'0');
@@ -316,7 +322,10 @@ impl Campaign {
                 if parsed.is_none() {
                     p.push(Problem::new(
                         path,
-                        format!("{} is not a time; use HH:MM from 00:00 to 23:59", quoted(value)),
+                        format!(
+                            "{} is not a time; use HH:MM from 00:00 to 23:59",
+                            quoted(value)
+                        ),
                     ));
                 }
             }
@@ -547,7 +556,10 @@ fn check_tokens(p: &mut Vec<Problem>, tokens: &BTreeMap<String, TokenSource>) {
     if tokens.len() > MAX_TOKENS {
         p.push(Problem::new(
             "tokens",
-            format!("{} tokens, more than the {MAX_TOKENS} allowed", tokens.len()),
+            format!(
+                "{} tokens, more than the {MAX_TOKENS} allowed",
+                tokens.len()
+            ),
         ));
     }
     for (name, source) in tokens {
@@ -561,10 +573,7 @@ fn check_tokens(p: &mut Vec<Problem>, tokens: &BTreeMap<String, TokenSource>) {
         match source {
             TokenSource::Path(field) | TokenSource::Field { field, .. } => {
                 if let Err(message) = parse_field(field) {
-                    p.push(Problem::new(
-                        &path,
-                        format!("{}: {message}", quoted(field)),
-                    ));
+                    p.push(Problem::new(&path, format!("{}: {message}", quoted(field))));
                 }
             }
             TokenSource::Literal { literal } => {
@@ -661,21 +670,25 @@ fn check_url(url: &str) -> Result<(), String> {
     if authority.contains('@') {
         return bad("contains credentials; name the secret in secret_ref instead");
     }
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+    let (host, port, extra) = if let Some(v6) = authority.strip_prefix('[') {
         match v6.split_once(']') {
-            Some((host, after)) => (host, after.strip_prefix(':')),
+            Some((host, "")) => (host, None, ":"),
+            Some((host, after)) => match after.strip_prefix(':') {
+                Some(port) => (host, Some(port), ":"),
+                None => return bad("has no valid host"),
+            },
             None => return bad("has an unclosed IPv6 address"),
         }
     } else {
-        match authority.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (authority, None),
+        match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port), ""),
+            None => (authority, None, ""),
         }
     };
     let host_ok = !host.is_empty()
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._:".contains(&b));
+        && host.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || b"-.".contains(&b) || extra.as_bytes().contains(&b)
+        });
     if !host_ok {
         return bad("has no valid host");
     }
@@ -690,8 +703,7 @@ fn check_url(url: &str) -> Result<(), String> {
 /// `[a-z0-9-]{1,max}`.
 fn is_name(s: &str, max: usize) -> bool {
     (1..=max).contains(&s.len())
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
@@ -713,6 +725,9 @@ mod tests {
         check("https://example.com:0", false);
         check("https://example.com:99999", false);
         check("https://exa mple.com", false);
+        check("https://a:b:80/x", false);
+        check("https://[::1]x/", false);
+        check("https://exa_mple.com", false);
     }
 
     #[test]
@@ -748,7 +763,13 @@ mod tests {
 
     #[test]
     fn token_names() {
-        for (name, ok) in [("first_name", true), ("_x", true), ("1x", false), ("First", false), ("", false)] {
+        for (name, ok) in [
+            ("first_name", true),
+            ("_x", true),
+            ("1x", false),
+            ("First", false),
+            ("", false),
+        ] {
             assert_eq!(is_token_name(name), ok, "{name}");
         }
     }

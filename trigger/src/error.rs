@@ -24,7 +24,10 @@ pub enum TriggerError {
     },
     /// The document is not JSON, or does not have the expected shape (unknown field, wrong
     /// type, missing field).
-    #[error("{what} JSON line {line} column {column}: {}{message}", path_prefix(path))]
+    #[error(
+        "{what} JSON line {line} column {column}: {}{message}",
+        path_prefix(path)
+    )]
     Json {
         /// `event` or `campaign`.
         what: &'static str,
@@ -207,7 +210,10 @@ mod tests {
             "invalid type: floating point `1.5`, expected u32",
             "invalid type: floating point, expected u32",
         );
-        check("unknown field `foo`, expected one of `a`", "unknown field `foo`, expected one of `a`");
+        check(
+            "unknown field `foo`, expected one of `a`",
+            "unknown field `foo`, expected one of `a`",
+        );
         check("premature end of input", "premature end of input");
         check("odd \"secret\" message", "odd");
     }

@@ -210,7 +210,11 @@ fn check_fields(
             ));
         }
         if scalars && (value.is_array() || value.is_object()) {
-            let kind = if value.is_array() { "a list" } else { "an object" };
+            let kind = if value.is_array() {
+                "a list"
+            } else {
+                "an object"
+            };
             p.push(Problem::new(
                 &at,
                 format!("must be a string, number, boolean or null, not {kind}"),
@@ -230,8 +234,7 @@ pub(crate) fn is_event_type(s: &str) -> bool {
 /// `[A-Za-z0-9_-]{1,64}`: names of data fields and customer attributes.
 pub(crate) fn is_field_name(s: &str) -> bool {
     (1..=64).contains(&s.len())
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
@@ -249,7 +252,10 @@ pub(crate) fn is_language_code(s: &str, lenient: bool) -> bool {
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || (lenient && b.is_ascii_uppercase()))
     });
-    primary_ok && parts.all(|sub| (1..=8).contains(&sub.len()) && sub.bytes().all(|b| b.is_ascii_alphanumeric()))
+    primary_ok
+        && parts.all(|sub| {
+            (1..=8).contains(&sub.len()) && sub.bytes().all(|b| b.is_ascii_alphanumeric())
+        })
 }
 
 #[cfg(test)]

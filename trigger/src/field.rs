@@ -104,7 +104,7 @@ impl Condition {
         let found = field_value(event, &self.field);
         let found = found.as_deref();
         let cond = self.value.as_ref();
-        let ordering = || Some(compare(found?, cond?)?);
+        let ordering = || compare(found?, cond?);
         let equal = |v: Option<&Value>| matches!((found, v), (Some(f), Some(v)) if compare(f, v) == Some(Ordering::Equal));
         let any_equal = || match cond {
             Some(Value::Array(items)) => items.iter().any(|item| equal(Some(item))),
@@ -180,7 +180,10 @@ mod tests {
             Some(FieldRef::Attribute("first_name")),
         );
         check("data.total", Some(FieldRef::Data(vec!["total"])));
-        check("data.order.items.0", Some(FieldRef::Data(vec!["order", "items", "0"])));
+        check(
+            "data.order.items.0",
+            Some(FieldRef::Data(vec!["order", "items", "0"])),
+        );
         check("data.", None);
         check("data.a..b", None);
         check("customer.attributes.a.b", None);
@@ -196,7 +199,11 @@ mod tests {
         };
         check(json!(2), json!(10), Some(Ordering::Less));
         check(json!(1), json!(1.0), Some(Ordering::Equal));
-        check(json!(u64::MAX), json!(u64::MAX - 1), Some(Ordering::Greater));
+        check(
+            json!(u64::MAX),
+            json!(u64::MAX - 1),
+            Some(Ordering::Greater),
+        );
         check(json!(-1), json!(u64::MAX), Some(Ordering::Less));
         check(json!("1299.50"), json!(1000), Some(Ordering::Greater));
         check(json!("abc"), json!(1000), None);
@@ -209,7 +216,8 @@ mod tests {
 
     #[test]
     fn token_texts() {
-        let check = |v: Value, expect: Option<&str>| assert_eq!(token_text(&v).as_deref(), expect, "{v}");
+        let check =
+            |v: Value, expect: Option<&str>| assert_eq!(token_text(&v).as_deref(), expect, "{v}");
         check(json!("Asha"), Some("Asha"));
         check(json!(" "), None);
         check(json!(1299.5), Some("1299.5"));

@@ -40,10 +40,9 @@ mod schedule;
 
 pub use assign::{assign_variant, choose_language, holdout_bucket, idempotency_key, in_holdout};
 pub use campaign::{
-    Campaign, Condition, Delay, Destination, FrequencyCap, Languages, Op, QuietHours,
-    TokenSource, Variant, MAX_CAMPAIGN_BYTES, MAX_CAP, MAX_CONDITIONS, MAX_HOLDOUT_PERCENT,
-    MAX_IN_VALUES, MAX_LITERAL_CHARS, MAX_PERIOD_SECONDS, MAX_TOKENS, MAX_URL_BYTES,
-    MAX_VARIANTS, MAX_WEIGHT,
+    Campaign, Condition, Delay, Destination, FrequencyCap, Languages, Op, QuietHours, TokenSource,
+    Variant, MAX_CAMPAIGN_BYTES, MAX_CAP, MAX_CONDITIONS, MAX_HOLDOUT_PERCENT, MAX_IN_VALUES,
+    MAX_LITERAL_CHARS, MAX_PERIOD_SECONDS, MAX_TOKENS, MAX_URL_BYTES, MAX_VARIANTS, MAX_WEIGHT,
 };
 pub use error::TriggerError;
 pub use event::{

@@ -14,7 +14,11 @@ use serde_json::Value;
 ///   before `not_before`, else the last one;
 /// - a nonexistent one (clocks go forward, it is skipped) is the first instant after the gap,
 ///   i.e. the moment of the change (02:30 on a US spring-forward day becomes 03:00 EDT).
-pub(crate) fn local_instant(tz: Tz, local: NaiveDateTime, not_before: DateTime<Utc>) -> DateTime<Utc> {
+pub(crate) fn local_instant(
+    tz: Tz,
+    local: NaiveDateTime,
+    not_before: DateTime<Utc>,
+) -> DateTime<Utc> {
     match tz.from_local_datetime(&local) {
         LocalResult::Single(t) => t.with_timezone(&Utc),
         LocalResult::Ambiguous(first, second) => {
@@ -114,7 +118,9 @@ mod tests {
     use serde_json::json;
 
     fn utc(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).expect("test time").with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(s)
+            .expect("test time")
+            .with_timezone(&Utc)
     }
 
     #[test]
@@ -123,7 +129,10 @@ mod tests {
         let check = |v: Value, expect: Option<&str>| {
             assert_eq!(parse_time_value(&v, kolkata), expect.map(utc), "{v}")
         };
-        check(json!("2025-03-10T09:00:00+05:30"), Some("2025-03-10T03:30:00Z"));
+        check(
+            json!("2025-03-10T09:00:00+05:30"),
+            Some("2025-03-10T03:30:00Z"),
+        );
         check(json!("2025-03-10"), Some("2025-03-09T18:30:00Z"));
         check(json!("10/03/2025"), None);
         check(json!(1741600000), None);
@@ -144,7 +153,13 @@ mod tests {
 
     #[test]
     fn saturating_add() {
-        assert_eq!(add_seconds(DateTime::<Utc>::MAX_UTC, 10), DateTime::<Utc>::MAX_UTC);
-        assert_eq!(add_seconds(utc("2025-01-01T00:00:00Z"), -60), utc("2024-12-31T23:59:00Z"));
+        assert_eq!(
+            add_seconds(DateTime::<Utc>::MAX_UTC, 10),
+            DateTime::<Utc>::MAX_UTC
+        );
+        assert_eq!(
+            add_seconds(utc("2025-01-01T00:00:00Z"), -60),
+            utc("2024-12-31T23:59:00Z")
+        );
     }
 }

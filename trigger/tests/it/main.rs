@@ -1,1 +1,9 @@
-
+mod assignment;
+mod conditions;
+mod language;
+mod roundtrip;
+mod schedule;
+mod support;
+mod suppression;
+mod tokens;
+mod validation;
