@@ -5,10 +5,11 @@ use std::path::PathBuf;
 
 use prost::Message as _;
 
-const FILES: [&str; 4] = [
+const FILES: [&str; 5] = [
     "reelfarm/v1/common.proto",
     "reelfarm/v1/render.proto",
     "reelfarm/v1/template.proto",
+    "reelfarm/v1/trigger.proto",
     "reelfarm/v1/worker.proto",
 ];
 

@@ -47,6 +47,8 @@ pub struct CoordinatorConfig {
     pub url_key: Vec<u8>,
     /// More routes to serve on the public HTTP endpoint (event ingestion).
     pub http_routes: Option<axum::Router>,
+    /// More gRPC services to serve beside the coordinator's (the trigger layer's).
+    pub grpc_routes: Option<tonic::service::Routes>,
     /// How often expired leases and deadlines are swept.
     pub sweep_interval: Duration,
     /// After start, leases are not expired for this long, so workers that could not reach a
@@ -73,6 +75,7 @@ impl CoordinatorConfig {
             public_url: None,
             url_key: crate::auth::random_hex(32).into_bytes(),
             http_routes: None,
+            grpc_routes: None,
             sweep_interval: Duration::from_secs(1),
             start_grace: None,
         }
@@ -220,8 +223,7 @@ pub async fn start_with_clock(
             .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
             .context("configuring TLS")?;
     }
-    let router = builder
-        .add_service(health_service)
+    let mut routes = tonic::service::Routes::new(health_service)
         .add_service(reflection)
         .add_service(
             RenderServiceServer::new(RenderApi::new(shared.clone()))
@@ -236,6 +238,12 @@ pub async fn start_with_clock(
             WorkerServiceServer::new(WorkerApi::new(shared.clone()))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
         );
+    if let Some(extra) = config.grpc_routes.clone() {
+        routes = tonic::service::Routes::from(
+            routes.into_axum_router().merge(extra.into_axum_router()),
+        );
+    }
+    let router = builder.add_routes(routes);
 
     let grace = config.start_grace.unwrap_or_else(|| {
         let lease = config.settings.lease;
