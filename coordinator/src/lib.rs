@@ -33,5 +33,5 @@ pub mod store;
 
 pub use clock::Clock;
 pub use error::ApiError;
-pub use server::{start, start_with_clock, CoordinatorConfig, Running};
+pub use server::{start, start_with_clock, CoordinatorConfig, GrpcExtension, Running};
 pub use service::Settings;

@@ -47,8 +47,8 @@ pub struct CoordinatorConfig {
     pub url_key: Vec<u8>,
     /// More routes to serve on the public HTTP endpoint (event ingestion).
     pub http_routes: Option<axum::Router>,
-    /// More gRPC services to serve beside the coordinator's (the trigger layer's).
-    pub grpc_routes: Option<tonic::service::Routes>,
+    /// Adds more gRPC services beside the coordinator's (the trigger layer's).
+    pub grpc_extension: Option<GrpcExtension>,
     /// How often expired leases and deadlines are swept.
     pub sweep_interval: Duration,
     /// After start, leases are not expired for this long, so workers that could not reach a
@@ -75,10 +75,22 @@ impl CoordinatorConfig {
             public_url: None,
             url_key: crate::auth::random_hex(32).into_bytes(),
             http_routes: None,
-            grpc_routes: None,
+            grpc_extension: None,
             sweep_interval: Duration::from_secs(1),
             start_grace: None,
         }
+    }
+}
+
+/// A function that adds gRPC services to the coordinator's routes.
+#[derive(Clone)]
+pub struct GrpcExtension(
+    pub Arc<dyn Fn(tonic::service::Routes) -> tonic::service::Routes + Send + Sync>,
+);
+
+impl std::fmt::Debug for GrpcExtension {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GrpcExtension")
     }
 }
 
@@ -157,11 +169,15 @@ pub async fn start_with_clock(
             .unwrap_or_else(|| format!("http://{addr}"));
         crate::http::UrlSigner::new(&config.url_key, base)
     });
+    let auth = crate::auth::Authenticator::new(
+        store.clone(),
+        &config.join_token,
+        config.service_token.as_deref(),
+    );
     let shared = Arc::new(Shared::new(
         store,
         blobs,
-        &config.join_token,
-        config.service_token.as_deref(),
+        auth,
         clock,
         config.settings.clone(),
         metrics.clone(),
@@ -238,10 +254,8 @@ pub async fn start_with_clock(
             WorkerServiceServer::new(WorkerApi::new(shared.clone()))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
         );
-    if let Some(extra) = config.grpc_routes.clone() {
-        routes = tonic::service::Routes::from(
-            routes.into_axum_router().merge(extra.into_axum_router()),
-        );
+    if let Some(extend) = &config.grpc_extension {
+        routes = (extend.0)(routes);
     }
     let router = builder.add_routes(routes);
 

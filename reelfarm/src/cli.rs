@@ -37,6 +37,50 @@ pub enum Command {
     Tenant(TenantCommand),
     /// Submit a render to a farm; optionally wait for it and download the video.
     Submit(SubmitArgs),
+    /// Campaigns: business events → videos → webhooks.
+    #[command(subcommand)]
+    Campaign(CampaignCommand),
+    /// Send business events (a JSON event, an array, or {"events": [...]}) to a farm.
+    Event {
+        /// JSON file.
+        file: PathBuf,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CampaignCommand {
+    /// Create a campaign or store a new version of it from a JSON definition.
+    Put {
+        /// Campaign definition (JSON).
+        file: PathBuf,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// The tenant's campaigns.
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Counters per variant: events, suppressions by reason, renders, deliveries, failures.
+    Stats {
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Pause a campaign (it ignores new events).
+    Pause {
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Resume a paused campaign.
+    Resume {
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 /// How to reach a coordinator as a tenant.
@@ -91,6 +135,21 @@ pub struct ServeArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics.
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Public HTTP endpoint: `POST /v1/events` and signed download links.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7601")]
+    pub http_listen: SocketAddr,
+    /// Base of download links as senders reach the HTTP endpoint (behind a proxy, say).
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Trigger store URL; default: trigger.db in --data, or --store when it is PostgreSQL.
+    #[arg(long, value_name = "URL")]
+    pub trigger_store: Option<String>,
+    /// Do not run the trigger layer (events, campaigns, webhooks) in this process.
+    #[arg(long)]
+    pub no_trigger: bool,
+    /// Let webhooks go to loopback and private addresses (local tests and demos only).
+    #[arg(long)]
+    pub allow_private_webhooks: bool,
     /// TLS certificate chain (PEM); with --tls-key, serve gRPC over TLS.
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,

@@ -6,6 +6,7 @@ use anyhow::{bail, Context, Result};
 use proto::v1;
 use proto::v1::render_service_client::RenderServiceClient;
 use proto::v1::template_service_client::TemplateServiceClient;
+use proto::v1::trigger_service_client::TriggerServiceClient;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::service::Interceptor;
@@ -32,6 +33,7 @@ type Authed = InterceptedService<Channel, Bearer>;
 pub struct Farm {
     pub renders: RenderServiceClient<Authed>,
     pub templates: TemplateServiceClient<Authed>,
+    pub triggers: TriggerServiceClient<Authed>,
 }
 
 /// Largest message the client accepts (batch submission answers).
@@ -78,8 +80,9 @@ impl Farm {
         Ok(Farm {
             renders: RenderServiceClient::with_interceptor(channel.clone(), bearer.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
-            templates: TemplateServiceClient::with_interceptor(channel, bearer)
+            templates: TemplateServiceClient::with_interceptor(channel.clone(), bearer.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            triggers: TriggerServiceClient::with_interceptor(channel, bearer),
         })
     }
 

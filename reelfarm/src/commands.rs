@@ -117,6 +117,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Work(args) => crate::farm::work(args),
         Command::Tenant(cmd) => crate::farm::tenant(cmd),
         Command::Submit(args) => crate::farm::submit(args),
+        Command::Campaign(cmd) => crate::campaign::run(cmd),
+        Command::Event { file, client } => crate::campaign::send_events(file, client),
     }
 }
 

@@ -61,17 +61,27 @@ fn join_token(args: &ServeArgs) -> Result<String> {
         return Ok(t.clone());
     }
     let path = args.data.data.join("join-token");
-    if let Ok(t) = std::fs::read_to_string(&path) {
+    let (token, fresh) = secret_file(&path, "rfj_")?;
+    if fresh {
+        eprintln!("generated a worker join token in {}", path.display());
+    }
+    Ok(token)
+}
+
+/// A secret kept in a private file of the data folder, generated the first time.
+fn secret_file(path: &Path, prefix: &str) -> Result<(String, bool)> {
+    if let Ok(t) = std::fs::read_to_string(path) {
         let t = t.trim().to_owned();
         if !t.is_empty() {
-            return Ok(t);
+            return Ok((t, false));
         }
     }
-    std::fs::create_dir_all(&args.data.data)?;
-    let token = format!("rfj_{}", coordinator::auth::random_hex(32));
-    write_private(&path, &token)?;
-    eprintln!("generated a worker join token in {}", path.display());
-    Ok(token)
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let secret = format!("{prefix}{}", coordinator::auth::random_hex(32));
+    write_private(path, &secret)?;
+    Ok((secret, true))
 }
 
 fn write_private(path: &Path, text: &str) -> Result<()> {
@@ -130,6 +140,22 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             ..Settings::default()
         };
         config.metrics_listen = args.metrics_listen;
+        config.http_listen = Some(args.http_listen);
+        config.public_url = args.public_url.clone();
+        config.url_key = secret_file(&args.data.data.join("url-key"), "")?.0.into_bytes();
+        let trigger = if args.no_trigger {
+            None
+        } else {
+            let url = match (&args.trigger_store, &args.data.store) {
+                (Some(u), _) => u.clone(),
+                (None, Some(s)) if s.starts_with("postgres") => s.clone(),
+                _ => format!("sqlite://{}", args.data.data.join("trigger.db").display()),
+            };
+            let key = secret_file(&args.data.data.join("webhook-key"), "")?.0.into_bytes();
+            let t = crate::dispatch::Trigger::open(&url, store.clone(), key).await?;
+            t.attach(&mut config);
+            Some(t)
+        };
         config.tls = match (&args.tls_cert, &args.tls_key) {
             (Some(c), Some(k)) => Some((c.clone(), k.clone())),
             _ => None,
@@ -145,6 +171,20 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         if let Some(m) = running.metrics_addr {
             println!("metrics at http://{m}/metrics");
         }
+        if let Some(h) = running.http_addr {
+            println!("HTTP (events, download links) on http://{h}");
+        }
+        let (stop_trigger, trigger_rx) = tokio::sync::watch::channel(false);
+        let trigger_task = match &trigger {
+            Some(t) if args.tls_cert.is_none() => {
+                Some(t.spawn(running.addr, args.allow_private_webhooks, trigger_rx)?)
+            }
+            Some(_) => {
+                eprintln!("warning: the in-process trigger layer needs plain gRPC; run it without --tls-cert to dispatch campaigns");
+                None
+            }
+            None => None,
+        };
         let mut workers = Vec::new();
         let (stop_workers, stop_rx) = tokio::sync::watch::channel(false);
         for i in 0..args.workers {
@@ -168,6 +208,10 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         }
         shutdown_signal().await;
         eprintln!("shutting down");
+        let _ = stop_trigger.send(true);
+        if let Some(t) = trigger_task {
+            let _ = t.await;
+        }
         let _ = stop_workers.send(true);
         for w in workers {
             let _ = w.await;

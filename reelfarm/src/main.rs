@@ -5,10 +5,12 @@ use std::process::ExitCode;
 use clap::Parser;
 
 mod bench;
+mod campaign;
 mod cli;
 mod client;
 mod commands;
 mod demo;
+mod dispatch;
 mod farm;
 mod farmdemo;
 mod loadbench;

@@ -1,8 +1,10 @@
-//! trigger: business events → campaign rules → dispatch decisions.
+//! trigger: business events → campaign rules → renders → signed delivery webhooks.
 //!
-//! This crate is the pure decision engine of the trigger-and-dispatch layer: no database, no
-//! network, no async. The store, ingestion (HTTP/gRPC), scheduler and webhooks are built
-//! around it.
+//! At its centre is a pure decision engine ([`decide`]); around it, a durable [`store`],
+//! event ingestion over HTTP ([`ingest`]) and gRPC ([`service`]), the background [`runtime`]
+//! (evaluate events, submit due dispatches to the coordinator's RenderService, turn finished
+//! renders into deliveries) and signed [`webhook`]s. The trigger layer is an upstream client of
+//! the coordinator like any other.
 //!
 //! # Contents
 //!
@@ -24,8 +26,15 @@
 //!   [`in_holdout`], [`assign_variant`] (stable hashes of campaign name and customer id);
 //!   [`choose_language`]; [`idempotency_key`]; [`apply_quiet_hours`] (DST-aware).
 //! - **Errors**: [`TriggerError`], whose problems are [`Problem`]s (JSON path + message).
+//! - **Store** ([`store`]), the one module that is not pure: the durable, async side (SQLite
+//!   or PostgreSQL) with campaign versions, events, dispatches, the webhook outbox and
+//!   counters ([`store::TriggerStore`]).
 //!
-//! **Invariant:** everything here is a pure function of its inputs (`now` is a parameter,
+//! - **Ingestion** ([`ingest`]): `POST /v1/events` and the path shared with the gRPC
+//!   `IngestEvents` ([`service::TriggerApi`]); **runtime** ([`runtime::run`]); **webhooks**
+//!   ([`webhook`]): signing, destination checks, sending, backoff.
+//!
+//! **Invariant:** the decision engine is a pure function of its inputs (`now` is a parameter,
 //! never read from the clock); nothing panics on any input. Holdout, variant and idempotency
 //! key depend only on the campaign name, the customer id (and the event id for the key), so
 //! they are stable across calls, processes and releases.
@@ -35,8 +44,13 @@ mod campaign;
 mod error;
 mod event;
 mod field;
+pub mod ingest;
 mod rules;
+pub mod runtime;
 mod schedule;
+pub mod service;
+pub mod store;
+pub mod webhook;
 
 pub use assign::{assign_variant, choose_language, holdout_bucket, idempotency_key, in_holdout};
 pub use campaign::{

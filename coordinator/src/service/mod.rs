@@ -86,8 +86,7 @@ impl Shared {
     pub fn new(
         store: DynStore,
         blobs: Blobs,
-        join_token: &str,
-        service_token: Option<&str>,
+        auth: Authenticator,
         clock: Clock,
         settings: Settings,
         metrics: Arc<Metrics>,
@@ -95,7 +94,7 @@ impl Shared {
     ) -> Shared {
         let (changes, _) = broadcast::channel(4096);
         Shared {
-            auth: Authenticator::new(store.clone(), join_token, service_token),
+            auth,
             store,
             blobs,
             clock,

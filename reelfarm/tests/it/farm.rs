@@ -93,7 +93,14 @@ impl Farm {
     /// Starts `reelfarm serve` and returns it with its URL.
     fn serve(&self, listen: &str) -> (Proc, String) {
         let mut child = bin()
-            .args(["serve", "--listen", listen, "--data"])
+            .args([
+                "serve",
+                "--listen",
+                listen,
+                "--http-listen",
+                "127.0.0.1:0",
+                "--data",
+            ])
             .arg(self.data())
             .args([
                 "--store",

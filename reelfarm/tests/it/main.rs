@@ -1,3 +1,4 @@
 mod cli;
 mod demo_template;
 mod farm;
+mod trigger;

@@ -1,0 +1,354 @@
+//! Events to delivered videos: `reelfarm serve` with its trigger layer, a campaign, events over
+//! HTTP, and a real webhook receiver on loopback that checks every signature.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_reelfarm"));
+    c.env("NODEVICE_SELECT", "1")
+        .env_remove("REELFARM_API_KEY")
+        .env_remove("REELFARM_STORE");
+    c
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn run_ok(args: &[&str]) -> String {
+    let out = bin().args(args).output().expect("run reelfarm");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// One received webhook.
+#[derive(Debug, Clone)]
+struct Received {
+    id: String,
+    verified: bool,
+    body: Value,
+    answered: u16,
+}
+
+/// A webhook receiver that answers 500 to the first `fail_first` calls, then 200.
+async fn receiver(
+    secret: Arc<Mutex<String>>,
+    fail_first: usize,
+) -> (String, Arc<Mutex<Vec<Received>>>) {
+    use axum::body::Bytes;
+    use axum::http::{HeaderMap, StatusCode};
+    let log: Arc<Mutex<Vec<Received>>> = Arc::default();
+    let state = (log.clone(), secret);
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+            let (log, secret) = state.clone();
+            async move {
+                let h = |k: &str| {
+                    headers
+                        .get(k)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_owned()
+                };
+                let ts: i64 = h("webhook-timestamp").parse().unwrap_or(0);
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs() as i64)
+                    .unwrap_or(0);
+                let key = secret.lock().expect("secret").clone();
+                let verified = trigger::webhook::verify(
+                    key.as_bytes(),
+                    &h("webhook-signature"),
+                    ts,
+                    &body,
+                    now,
+                    300,
+                )
+                .is_ok();
+                let mut log = log.lock().expect("log");
+                let answered = if log.len() < fail_first {
+                    500
+                } else if verified {
+                    200
+                } else {
+                    401
+                };
+                log.push(Received {
+                    id: h("webhook-id"),
+                    verified,
+                    body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+                    answered,
+                });
+                StatusCode::from_u16(answered).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}/hook"), log)
+}
+
+/// A raw HTTP/1.1 POST; returns the status and the body.
+async fn post(addr: &str, path: &str, key: &str, body: &str) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    let status = out.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let json = out
+        .split_once("\r\n\r\n")
+        .and_then(|(_, b)| serde_json::from_str(b).ok())
+        .unwrap_or(Value::Null);
+    (status, json)
+}
+
+fn event(id: &str, customer: &str, consent: bool) -> Value {
+    json!({
+        "id": id,
+        "type": "order_delivered",
+        "customer": {"id": customer, "lang": "hi", "consent": consent, "attributes": {"first_name": "Asha"}},
+        "occurred_at": chrono_now(),
+        "data": {"product": "Masala Chai"}
+    })
+}
+
+fn chrono_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    // RFC 3339 in UTC from Unix seconds (civil-from-days).
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_to_signed_webhook() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().to_str().expect("utf-8").to_owned();
+    let key = run_ok(&["tenant", "create", "acme", "--data", &data])
+        .lines()
+        .last()
+        .expect("key")
+        .trim()
+        .to_owned();
+    let mut child = bin()
+        .args([
+            "serve",
+            "--data",
+            &data,
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
+        .args([
+            "--workers",
+            "1",
+            "--noop-workers",
+            "--worker-slots",
+            "4",
+            "--allow-private-webhooks",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("serve");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let _serve = Proc(child);
+    let mut url = String::new();
+    let mut http = String::new();
+    while http.is_empty() {
+        let line = lines.next().expect("serve output").expect("line");
+        if let Some(u) = line.strip_prefix("coordinator listening on ") {
+            url = u.to_owned();
+        }
+        if let Some(h) = line.strip_prefix("HTTP (events, download links) on http://") {
+            http = h.to_owned();
+        }
+    }
+    let template =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/templates/order-delivered");
+    run_ok(&[
+        "template",
+        "push",
+        template.to_str().expect("utf-8"),
+        "--coordinator",
+        &url,
+        "--api-key",
+        &key,
+    ]);
+
+    let secret = Arc::new(Mutex::new(String::new()));
+    let (hook, log) = receiver(secret.clone(), 1).await;
+    let campaign = json!({
+        "name": "thank-you",
+        "event_type": "order_delivered",
+        "conditions": [],
+        "variants": [{"name": "a", "template": "order-delivered", "weight": 1}],
+        "languages": {"supported": ["en", "hi"], "fallback": "en"},
+        "tokens": {"first_name": "customer.attributes.first_name", "product": "data.product"},
+        "holdout_percent": 0,
+        "destination": {"url": hook, "secret_ref": "acme-hooks"}
+    });
+    let file = dir.path().join("campaign.json");
+    std::fs::write(&file, campaign.to_string()).expect("write campaign");
+    let out = run_ok(&[
+        "campaign",
+        "put",
+        file.to_str().expect("utf-8"),
+        "--coordinator",
+        &url,
+        "--api-key",
+        &key,
+    ]);
+    assert!(
+        out.contains("campaign thank-you version 1 (active)"),
+        "{out}"
+    );
+    *secret.lock().expect("secret") = out.lines().last().expect("secret line").trim().to_owned();
+
+    // Ingestion: accepted, duplicate, and clear 4xx answers.
+    let (status, body) = post(
+        &http,
+        "/v1/events",
+        &key,
+        &event("e1", "c1", true).to_string(),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["accepted"], 1);
+    let (status, body) = post(
+        &http,
+        "/v1/events",
+        &key,
+        &json!({"events": [event("e1", "c1", true), event("e2", "c2", false)]}).to_string(),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(
+        (body["accepted"].as_u64(), body["duplicates"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(
+        post(
+            &http,
+            "/v1/events",
+            "rf_wrong",
+            &event("e3", "c3", true).to_string()
+        )
+        .await
+        .0,
+        401
+    );
+    assert_eq!(post(&http, "/v1/events", &key, "{not json").await.0, 400);
+    let (status, body) = post(
+        &http,
+        "/v1/events",
+        &key,
+        &json!({"id": "e4", "type": "order_delivered"}).to_string(),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["results"][0]["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("customer"),
+        "{body}"
+    );
+    let many: Vec<Value> = (0..501)
+        .map(|i| event(&format!("b{i}"), "c", true))
+        .collect();
+    assert_eq!(
+        post(&http, "/v1/events", &key, &Value::Array(many).to_string())
+            .await
+            .0,
+        413
+    );
+
+    // The consenting customer's video arrives, signed, after one failed attempt.
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let done = log.lock().expect("log").iter().any(|r| r.answered == 200);
+        if done {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "no delivery: {:?}",
+            log.lock().expect("log")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let got = log.lock().expect("log").clone();
+    assert_eq!(got.len(), 2, "one 500, then one 200: {got:?}");
+    assert!(got.iter().all(|r| r.verified), "every attempt is signed");
+    assert_eq!(got[0].id, got[1].id, "retries keep the delivery id");
+    let payload = &got[1].body;
+    assert_eq!(payload["event"], "render.succeeded");
+    assert_eq!(payload["customer_id"], "c1");
+    assert_eq!(payload["campaign"], "thank-you");
+    assert_eq!(payload["event_id"], "e1");
+    assert!(payload["render_id"].as_str().is_some_and(|s| !s.is_empty()));
+
+    // Stats: one event per customer, one suppressed for consent, one delivery.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stats = run_ok(&[
+        "campaign",
+        "stats",
+        "thank-you",
+        "--coordinator",
+        &url,
+        "--api-key",
+        &key,
+    ]);
+    assert!(stats.contains("suppressed:no_consent 1"), "{stats}");
+    assert!(stats.contains("deliveries 1"), "{stats}");
+    assert_eq!(
+        log.lock().expect("log").len(),
+        2,
+        "no second delivery for the duplicate event"
+    );
+}
