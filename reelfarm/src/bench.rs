@@ -41,6 +41,7 @@ const MEMORY_HEADROOM: u64 = 1 << 30;
 pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::W1(args) => w1(args),
+        BenchCommand::Events(args) => crate::eventbench::run(args),
     }
 }
 

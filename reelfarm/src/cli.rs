@@ -419,6 +419,36 @@ pub enum BenchCommand {
     /// The reference workload W1 three ways: reelfarm, an FFmpeg CLI filtergraph, and x264
     /// alone on the same frames.
     W1(W1Args),
+    /// Event ingestion: `POST /v1/events` at a fixed rate, latency to the 202 answer.
+    Events(EventBenchArgs),
+}
+
+/// `reelfarm bench events`.
+#[derive(Debug, Args)]
+pub struct EventBenchArgs {
+    /// Events per second to offer (open loop: sent on schedule whatever the answers do).
+    #[arg(long, default_value_t = 1000)]
+    pub rate: u32,
+    /// How long to send, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub seconds: u32,
+    /// Events per request (1 = one POST per event).
+    #[arg(long, default_value_t = 1)]
+    pub batch: u32,
+    /// HTTP endpoint of a running farm (`http://host:7601`); without it a local farm is started
+    /// in this process (coordinator, trigger on SQLite or --store, no-op workers, a campaign that
+    /// matches every event).
+    #[arg(long, value_name = "URL")]
+    pub http: Option<String>,
+    /// Tenant API key for --http.
+    #[arg(long, env = "REELFARM_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Local farm: job and trigger store URL (default: SQLite files in a temporary folder).
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+    /// Write the results as JSON here.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -110,6 +110,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Demo(args) if args.direct => crate::demo::run(args),
         Command::Demo(args) => crate::farmdemo::run(args),
         Command::Bench(args) => match args.command {
+            Some(crate::cli::BenchCommand::Events(a)) => crate::eventbench::run(a),
             Some(cmd) => crate::bench::run(cmd),
             None => crate::loadbench::run(args.farm),
         },

@@ -11,6 +11,7 @@ mod client;
 mod commands;
 mod demo;
 mod dispatch;
+mod eventbench;
 mod farm;
 mod farmdemo;
 mod loadbench;
