@@ -83,14 +83,22 @@ pub fn run(args: DemoArgs) -> Result<()> {
         let token = format!("rfj_{}", coordinator::auth::random_hex(24));
         let now = coordinator::Clock::system().now_ms();
         let (_, key) = coordinator::admin::create_tenant(&store, "demo", 100, now).await?;
-        let config = coordinator::CoordinatorConfig::new(
+        let mut config = coordinator::CoordinatorConfig::new(
             "127.0.0.1:0".parse()?,
             data.join("blobs").display().to_string(),
             token.clone(),
         );
+        config.http_listen = Some("127.0.0.1:0".parse()?);
+        let trigger_url = format!("sqlite://{}", data.join("trigger.db").display());
+        let webhook_key = coordinator::auth::random_hex(32).into_bytes();
+        let trigger = crate::dispatch::Trigger::open(&trigger_url, store.clone(), webhook_key).await?;
+        trigger.attach(&mut config);
         let running = coordinator::start(config, store).await?;
         let url = format!("http://{}", running.addr);
-        println!("coordinator on {url} (SQLite and blobs in {})", data.display());
+        let http = running.http_addr.context("the HTTP endpoint did not start")?;
+        println!("coordinator on {url}, events and links on http://{http} (SQLite and blobs in {})", data.display());
+        let (stop_trigger, trigger_rx) = tokio::sync::watch::channel(false);
+        let trigger_task = trigger.spawn(running.addr, true, trigger_rx)?;
         let mut workers = Workers::spawn(args.workers.max(1), &url, &token, &data)?;
         println!("started {} worker processes", workers.0.len());
 
@@ -102,6 +110,37 @@ pub fn run(args: DemoArgs) -> Result<()> {
             version.version,
             version.size_bytes / 1000
         );
+
+        // A brand's webhook receiver on this machine, and a campaign that sends it a video
+        // whenever an order is delivered.
+        let hook = Receiver::start().await?;
+        let campaign = serde_json::json!({
+            "name": "delivered-thanks",
+            "event_type": "order_delivered",
+            "conditions": [],
+            "variants": [{"name": "a", "template": format!("{}@live", version.name), "weight": 1}],
+            "languages": {"supported": ["en", "hi", "ta", "bn", "te", "mr", "kn", "ml", "gu", "pa", "ar"], "fallback": "en"},
+            "tokens": {"first_name": "customer.attributes.first_name", "product": "data.product", "offer_code": {"literal": "THANKS10"}},
+            "holdout_percent": 0,
+            "destination": {"url": hook.url.clone(), "secret_ref": "demo-webhooks"}
+        });
+        let put = farm
+            .triggers
+            .put_campaign(v1::PutCampaignRequest { definition_json: campaign.to_string() })
+            .await
+            .map_err(status_error)?
+            .into_inner();
+        hook.set_secret(&put.webhook_secret);
+        let event = serde_json::json!({
+            "id": "order-4711-delivered",
+            "type": "order_delivered",
+            "customer": {"id": "cust-4711", "lang": "hi", "tz": "Asia/Kolkata", "consent": true,
+                         "attributes": {"first_name": "अनन्या"}},
+            "occurred_at": chrono_like_now(),
+            "data": {"order_id": "4711", "product": "चाय केतली"}
+        });
+        let answer = post_event(&http.to_string(), &key, &event.to_string()).await?;
+        println!("campaign {} v{}: POST /v1/events order_delivered for cust-4711 → {answer}", put.name, put.version);
 
         let multi = indicatif::MultiProgress::new();
         let style = indicatif::ProgressStyle::with_template("{prefix:14} [{bar:40}] {percent:>3}% {msg}")
@@ -159,6 +198,9 @@ pub fn run(args: DemoArgs) -> Result<()> {
         for t in tasks {
             rows.push(t.await.context("a demo task panicked")??);
         }
+        let delivered = hook.wait(std::time::Duration::from_secs(300)).await?;
+        let _ = stop_trigger.send(true);
+        let _ = trigger_task.await;
         workers.stop();
         running.shutdown().await?;
 
@@ -187,6 +229,17 @@ pub fn run(args: DemoArgs) -> Result<()> {
             );
         }
         println!(
+            "webhook: {} for {} (campaign {}, variant {}), signature verified; the signed link gave {} ({} bytes) -> {}",
+            delivered.event,
+            delivered.customer,
+            delivered.campaign,
+            delivered.variant,
+            delivered.content_type,
+            delivered.video.len(),
+            args.out.join("webhook-cust-4711.mp4").display()
+        );
+        std::fs::write(args.out.join("webhook-cust-4711.mp4"), &delivered.video)?;
+        println!(
             "wrote {} videos and posters to {} in {:.1} s ({} workers rendering side by side on this machine)",
             rows.len(),
             args.out.display(),
@@ -195,4 +248,172 @@ pub fn run(args: DemoArgs) -> Result<()> {
         );
         Ok(())
     })
+}
+
+/// What the demo's webhook receiver got.
+struct Delivered {
+    event: String,
+    customer: String,
+    campaign: String,
+    variant: String,
+    content_type: String,
+    video: Vec<u8>,
+}
+
+/// A brand's webhook endpoint: checks each delivery's signature, then fetches the video from
+/// the signed link it carries.
+struct Receiver {
+    url: String,
+    secret: std::sync::Arc<std::sync::Mutex<String>>,
+    rx: tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Result<Delivered>>>,
+}
+
+impl Receiver {
+    async fn start() -> Result<Receiver> {
+        use axum::body::Bytes;
+        use axum::http::{HeaderMap, StatusCode};
+        let secret = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let key = secret.clone();
+        let app = axum::Router::new().route(
+            "/hooks/reelfarm",
+            axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+                let key = key.clone();
+                let tx = tx.clone();
+                async move {
+                    let h = |k: &str| {
+                        headers
+                            .get(k)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                            .to_owned()
+                    };
+                    let ts: i64 = h("webhook-timestamp").parse().unwrap_or(0);
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_secs() as i64)
+                        .unwrap_or(0);
+                    let secret = key.lock().map(|k| k.clone()).unwrap_or_default();
+                    if let Err(e) = trigger::webhook::verify(
+                        secret.as_bytes(),
+                        &h("webhook-signature"),
+                        ts,
+                        &body,
+                        now,
+                        300,
+                    ) {
+                        let _ = tx
+                            .send(Err(anyhow::anyhow!("webhook signature rejected: {e}")))
+                            .await;
+                        return StatusCode::UNAUTHORIZED;
+                    }
+                    let _ = tx.send(fetch(&body).await).await;
+                    StatusCode::OK
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Receiver {
+            url: format!("http://{addr}/hooks/reelfarm"),
+            secret,
+            rx: tokio::sync::Mutex::new(rx),
+        })
+    }
+
+    fn set_secret(&self, s: &str) {
+        if let Ok(mut k) = self.secret.lock() {
+            *k = s.to_owned();
+        }
+    }
+
+    async fn wait(&self, within: std::time::Duration) -> Result<Delivered> {
+        let mut rx = self.rx.lock().await;
+        match tokio::time::timeout(within, rx.recv()).await {
+            Ok(Some(d)) => d,
+            Ok(None) => bail!("the webhook receiver stopped"),
+            Err(_) => bail!("no webhook within {} s", within.as_secs()),
+        }
+    }
+}
+
+/// Reads a delivery and downloads the video from its signed link (plain HTTP/1.1).
+async fn fetch(body: &[u8]) -> Result<Delivered> {
+    let v: serde_json::Value = serde_json::from_slice(body)?;
+    let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
+    let link = s("video_url");
+    let rest = link
+        .strip_prefix("http://")
+        .context("the delivery has no http:// video link")?;
+    let (host, path) = rest.split_once('/').context("malformed video link")?;
+    let (head, video) = http_request(
+        host,
+        &format!("GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+    )
+    .await?;
+    if !head.starts_with("HTTP/1.1 200") {
+        bail!(
+            "the signed link answered {}",
+            head.lines().next().unwrap_or("")
+        );
+    }
+    let content_type = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-type: "))
+        .unwrap_or("")
+        .to_owned();
+    Ok(Delivered {
+        event: s("event"),
+        customer: s("customer_id"),
+        campaign: s("campaign"),
+        variant: s("variant"),
+        content_type,
+        video,
+    })
+}
+
+/// Sends a raw HTTP/1.1 request and returns the head and the body.
+async fn http_request(host: &str, request: &str) -> Result<(String, Vec<u8>)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(host).await?;
+    stream.write_all(request.as_bytes()).await?;
+    let mut out = Vec::new();
+    stream.read_to_end(&mut out).await?;
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .context("malformed HTTP answer")?;
+    let head = String::from_utf8_lossy(&out[..split]).into_owned();
+    Ok((head, out[split + 4..].to_vec()))
+}
+
+/// Posts one event as the tenant; returns the answer's status line and counts.
+async fn post_event(host: &str, key: &str, body: &str) -> Result<String> {
+    let request = format!(
+        "POST /v1/events HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let (head, answer) = http_request(host, &request).await?;
+    let status = head.lines().next().unwrap_or("").to_owned();
+    if !status.contains(" 202 ") {
+        bail!(
+            "POST /v1/events: {status}: {}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+    let counts: serde_json::Value = serde_json::from_slice(&answer).unwrap_or_default();
+    Ok(format!(
+        "{} (accepted {}, duplicates {})",
+        status.trim_start_matches("HTTP/1.1 "),
+        counts["accepted"],
+        counts["duplicates"]
+    ))
+}
+
+/// Now as RFC 3339 (UTC).
+fn chrono_like_now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
