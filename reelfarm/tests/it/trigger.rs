@@ -111,10 +111,15 @@ async fn receiver(
 
 /// A raw HTTP/1.1 POST; returns the status and the body.
 async fn post(addr: &str, path: &str, key: &str, body: &str) -> (u16, Value) {
+    post_with(addr, path, key, body, "").await
+}
+
+/// Like [`post`], with extra header lines (each ending in CRLF).
+async fn post_with(addr: &str, path: &str, key: &str, body: &str, extra: &str) -> (u16, Value) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let req = format!(
-        "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     s.write_all(req.as_bytes()).await.expect("write");
@@ -229,6 +234,7 @@ async fn event_to_signed_webhook() {
         "variants": [{"name": "a", "template": "order-delivered", "weight": 1}],
         "languages": {"supported": ["en", "hi"], "fallback": "en"},
         "tokens": {"first_name": "customer.attributes.first_name", "product": "data.product"},
+        "frequency_cap": {"max": 1, "per_seconds": 86400},
         "holdout_percent": 0,
         "destination": {"url": hook, "secret_ref": "acme-hooks"}
     });
@@ -307,6 +313,26 @@ async fn event_to_signed_webhook() {
             .0,
         413
     );
+    // Optional request signing with the API key: a good signature passes, a bad one is refused.
+    let signed = event("e5", "c1", true).to_string();
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let good = format!(
+        "x-reelfarm-signature: t={t},{}\r\n",
+        trigger::webhook::sign(key.as_bytes(), t, signed.as_bytes())
+    );
+    let bad = format!(
+        "x-reelfarm-signature: t={t},{}\r\n",
+        trigger::webhook::sign(b"not the key", t, signed.as_bytes())
+    );
+    assert_eq!(
+        post_with(&http, "/v1/events", &key, &signed, &bad).await.0,
+        401
+    );
+    let (status, body) = post_with(&http, "/v1/events", &key, &signed, &good).await;
+    assert_eq!(status, 202, "{body}");
 
     // The consenting customer's video arrives, signed, after one failed attempt.
     let until = Instant::now() + Duration::from_secs(60);
@@ -334,21 +360,177 @@ async fn event_to_signed_webhook() {
     assert!(payload["render_id"].as_str().is_some_and(|s| !s.is_empty()));
 
     // Stats: one event per customer, one suppressed for consent, one delivery.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let stats = run_ok(&[
-        "campaign",
-        "stats",
-        "thank-you",
-        "--coordinator",
-        &url,
-        "--api-key",
-        &key,
-    ]);
+    let until = Instant::now() + Duration::from_secs(10);
+    let stats = loop {
+        let stats = run_ok(&[
+            "campaign",
+            "stats",
+            "thank-you",
+            "--coordinator",
+            &url,
+            "--api-key",
+            &key,
+        ]);
+        if stats.contains("frequency_cap") || Instant::now() > until {
+            break stats;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     assert!(stats.contains("suppressed:no_consent 1"), "{stats}");
+    // c1's second order (e5) is within the campaign's cap of one video a day.
+    assert!(stats.contains("suppressed:frequency_cap 1"), "{stats}");
     assert!(stats.contains("deliveries 1"), "{stats}");
     assert_eq!(
         log.lock().expect("log").len(),
         2,
         "no second delivery for the duplicate event"
     );
+}
+
+/// Starts `reelfarm serve` with one no-op worker and the trigger layer; returns the process, its
+/// gRPC URL and its HTTP address.
+fn serve(data: &str) -> (Proc, String, String) {
+    let mut child = bin()
+        .args([
+            "serve",
+            "--data",
+            data,
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
+        .args([
+            "--workers",
+            "1",
+            "--noop-workers",
+            "--worker-slots",
+            "8",
+            "--allow-private-webhooks",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("serve");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let proc = Proc(child);
+    let (mut url, mut http) = (String::new(), String::new());
+    while http.is_empty() {
+        let line = lines.next().expect("serve output").expect("line");
+        if let Some(u) = line.strip_prefix("coordinator listening on ") {
+            url = u.to_owned();
+        }
+        if let Some(h) = line.strip_prefix("HTTP (events, download links) on http://") {
+            http = h.to_owned();
+        }
+    }
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (proc, url, http)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delayed_dispatches_survive_a_restart() {
+    const CUSTOMERS: usize = 10;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().to_str().expect("utf-8").to_owned();
+    let key = run_ok(&["tenant", "create", "acme", "--data", &data])
+        .lines()
+        .last()
+        .expect("key")
+        .trim()
+        .to_owned();
+    let (mut first, url, http) = serve(&data);
+    let template =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/templates/order-delivered");
+    run_ok(&[
+        "template",
+        "push",
+        template.to_str().expect("utf-8"),
+        "--coordinator",
+        &url,
+        "--api-key",
+        &key,
+    ]);
+    let secret = Arc::new(Mutex::new(String::new()));
+    let (hook, log) = receiver(secret.clone(), 0).await;
+    let campaign = json!({
+        "name": "later",
+        "event_type": "order_delivered",
+        "conditions": [],
+        "variants": [{"name": "a", "template": "order-delivered", "weight": 1}],
+        "languages": {"supported": ["en", "hi"], "fallback": "en"},
+        "tokens": {"first_name": "customer.attributes.first_name"},
+        "delay": {"after_seconds": 5},
+        "holdout_percent": 0,
+        "destination": {"url": hook, "secret_ref": "acme-hooks"}
+    });
+    let file = dir.path().join("campaign.json");
+    std::fs::write(&file, campaign.to_string()).expect("write campaign");
+    let out = run_ok(&[
+        "campaign",
+        "put",
+        file.to_str().expect("utf-8"),
+        "--coordinator",
+        &url,
+        "--api-key",
+        &key,
+    ]);
+    *secret.lock().expect("secret") = out.lines().last().expect("secret line").trim().to_owned();
+
+    // Accepted events, then the farm dies at once (kill -9), before any is due.
+    let events: Vec<Value> = (0..CUSTOMERS)
+        .map(|i| event(&format!("e{i}"), &format!("c{i}"), true))
+        .collect();
+    let sent = std::time::SystemTime::now();
+    let (status, body) = post(
+        &http,
+        "/v1/events",
+        &key,
+        &json!({ "events": events }).to_string(),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["accepted"].as_u64(), Some(CUSTOMERS as u64));
+    first.0.kill().expect("kill -9 serve");
+    let _ = first.0.wait();
+    drop(first);
+
+    // Back up on the same data: every accepted event is evaluated, every delayed dispatch fires
+    // when due, once.
+    let (_second, _url2, _http2) = serve(&data);
+    let until = Instant::now() + Duration::from_secs(60);
+    while log.lock().expect("log").len() < CUSTOMERS {
+        assert!(
+            Instant::now() < until,
+            "deliveries: {:?}",
+            log.lock().expect("log").len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let waited = sent.elapsed().expect("clock").as_secs_f64();
+    assert!(
+        waited >= 4.0,
+        "the 5 s delay was honoured ({waited:.1} s after the events' time)"
+    );
+    assert!(
+        waited < 9.0,
+        "due dispatches fired promptly after the restart ({waited:.1} s)"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = log.lock().expect("log").clone();
+    assert_eq!(
+        got.len(),
+        CUSTOMERS,
+        "one delivery per customer, none twice"
+    );
+    let mut customers: Vec<String> = got
+        .iter()
+        .map(|r| r.body["customer_id"].as_str().unwrap_or("").to_owned())
+        .collect();
+    customers.sort();
+    customers.dedup();
+    assert_eq!(customers.len(), CUSTOMERS);
+    assert!(got
+        .iter()
+        .all(|r| r.verified && r.body["event"] == "render.succeeded"));
 }
