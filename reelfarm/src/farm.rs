@@ -11,6 +11,23 @@ use crate::cli::{DataArgs, ServeArgs, SubmitArgs, TenantCommand, WorkArgs};
 use crate::client::{status_error, Farm};
 use crate::commands::read_tokens;
 
+/// Prints a line on stdout, ignoring a closed stdout: a long-running server must not die when
+/// whoever started it stops reading.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// Like `say!`, on stderr.
+macro_rules! say_err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 /// A multi-threaded runtime for the async commands.
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -167,12 +184,12 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             "http"
         };
         let url = format!("{scheme}://{}", running.addr);
-        println!("coordinator listening on {url}");
+        say!("coordinator listening on {url}");
         if let Some(m) = running.metrics_addr {
-            println!("metrics at http://{m}/metrics");
+            say!("metrics at http://{m}/metrics");
         }
         if let Some(h) = running.http_addr {
-            println!("HTTP (events, download links) on http://{h}");
+            say!("HTTP (events, download links) on http://{h}");
         }
         let (stop_trigger, trigger_rx) = tokio::sync::watch::channel(false);
         let trigger_task = match &trigger {
@@ -180,7 +197,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
                 Some(t.spawn(running.addr, args.allow_private_webhooks, trigger_rx)?)
             }
             Some(_) => {
-                eprintln!("warning: the in-process trigger layer needs plain gRPC; run it without --tls-cert to dispatch campaigns");
+                say_err!("warning: the in-process trigger layer needs plain gRPC; run it without --tls-cert to dispatch campaigns");
                 None
             }
             None => None,
@@ -202,12 +219,12 @@ pub fn serve(args: ServeArgs) -> Result<()> {
                     let _ = rx.wait_for(|s| *s).await;
                 };
                 if let Err(e) = worker::run(wc, stop).await {
-                    eprintln!("error: in-process worker {i}: {e:#}");
+                    say_err!("error: in-process worker {i}: {e:#}");
                 }
             }));
         }
         shutdown_signal().await;
-        eprintln!("shutting down");
+        say_err!("shutting down");
         let _ = stop_trigger.send(true);
         if let Some(t) = trigger_task {
             let _ = t.await;

@@ -114,10 +114,11 @@ impl Farm {
             .spawn()
             .expect("start serve");
         let stdout = child.stdout.take().expect("stdout");
+        let mut reader = BufReader::new(stdout);
         let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("serve prints its URL");
+        reader.read_line(&mut line).expect("serve prints its URL");
+        // Keep reading so the server never writes to a closed pipe.
+        std::thread::spawn(move || for _ in reader.lines() {});
         let url = line
             .trim()
             .strip_prefix("coordinator listening on ")

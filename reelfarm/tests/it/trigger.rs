@@ -179,40 +179,7 @@ async fn event_to_signed_webhook() {
         .expect("key")
         .trim()
         .to_owned();
-    let mut child = bin()
-        .args([
-            "serve",
-            "--data",
-            &data,
-            "--listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-        ])
-        .args([
-            "--workers",
-            "1",
-            "--noop-workers",
-            "--worker-slots",
-            "4",
-            "--allow-private-webhooks",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("serve");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let _serve = Proc(child);
-    let mut url = String::new();
-    let mut http = String::new();
-    while http.is_empty() {
-        let line = lines.next().expect("serve output").expect("line");
-        if let Some(u) = line.strip_prefix("coordinator listening on ") {
-            url = u.to_owned();
-        }
-        if let Some(h) = line.strip_prefix("HTTP (events, download links) on http://") {
-            http = h.to_owned();
-        }
-    }
+    let (_serve, url, http) = serve(&data);
     let template =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/templates/order-delivered");
     run_ok(&[
@@ -380,6 +347,25 @@ async fn event_to_signed_webhook() {
     // c1's second order (e5) is within the campaign's cap of one video a day.
     assert!(stats.contains("suppressed:frequency_cap 1"), "{stats}");
     assert!(stats.contains("deliveries 1"), "{stats}");
+    // An unknown campaign is a clear error.
+    let unknown = bin()
+        .args([
+            "campaign",
+            "stats",
+            "no-such-campaign",
+            "--coordinator",
+            &url,
+            "--api-key",
+            &key,
+        ])
+        .output()
+        .expect("run");
+    assert!(!unknown.status.success());
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        stderr.contains("campaign `no-such-campaign`") && stderr.contains("NotFound"),
+        "{stderr}"
+    );
     assert_eq!(
         log.lock().expect("log").len(),
         2,
