@@ -217,39 +217,19 @@ async fn post_events(State(ingest): State<Ingest>, headers: HeaderMap, body: Byt
     (status, axum::Json(body)).into_response()
 }
 
-/// Checks `t=<unix>,v1=<hex>` against HMAC-SHA256(key, "<t>.<body>").
-pub fn verify_request(
-    key: &[u8],
-    header: &str,
-    body: &[u8],
-    now_s: i64,
-) -> Result<(), &'static str> {
-    use hmac::{Hmac, Mac};
+/// Checks `t=<unix>,v1=<hex>[,v1=<hex>…]` against HMAC-SHA256(key, "<t>.<body>"): the webhook
+/// signature scheme ([`crate::webhook::verify`]) with the timestamp carried in the same header.
+pub fn verify_request(key: &[u8], header: &str, body: &[u8], now_s: i64) -> Result<(), String> {
     let mut t = None;
     let mut sigs = Vec::new();
     for part in header.split(',') {
         match part.trim().split_once('=') {
             Some(("t", v)) => t = v.parse::<i64>().ok(),
-            Some(("v1", v)) => sigs.push(v.to_owned()),
+            Some(("v1", v)) => sigs.push(format!("v1={v}")),
             _ => {}
         }
     }
     let t = t.ok_or("no t=<unix seconds>")?;
-    if (now_s - t).abs() > SIGNATURE_TOLERANCE_S {
-        return Err("timestamp outside the 5-minute window");
-    }
-    for sig in sigs {
-        let Ok(bytes) = hex::decode(sig) else {
-            continue;
-        };
-        let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(key) else {
-            continue;
-        };
-        mac.update(format!("{t}.").as_bytes());
-        mac.update(body);
-        if mac.verify_slice(&bytes).is_ok() {
-            return Ok(());
-        }
-    }
-    Err("signature does not match")
+    crate::webhook::verify(key, &sigs.join(" "), t, body, now_s, SIGNATURE_TOLERANCE_S)
+        .map_err(|e| e.to_string())
 }
