@@ -6,6 +6,9 @@ pub enum LipsyncError {
     /// The audio has no samples.
     #[error("the audio is empty")]
     EmptyAudio,
+    /// The audio holds NaN or infinite samples.
+    #[error("the audio is corrupt (it holds samples that are not finite numbers)")]
+    CorruptAudio,
     /// A sample rate of 0 or beyond 384 kHz.
     #[error("sample rate {0} Hz out of range 1..=384000")]
     BadSampleRate(u32),

@@ -42,6 +42,7 @@ pub fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::W1(args) => w1(args),
         BenchCommand::Events(args) => crate::eventbench::run(args),
+        BenchCommand::Lipsync(args) => crate::lipsync::bench(args),
     }
 }
 
@@ -90,6 +91,7 @@ fn w1(args: W1Args) -> Result<()> {
         voice: None,
         preset: Preset::P1080,
         range: None,
+        mouth_track: None,
     };
     let m = &bundle.manifest;
     println!(

@@ -19,6 +19,8 @@ pub enum Command {
     Render(RenderArgs),
     /// Render one frame to a PNG, for previews and checks.
     Still(StillArgs),
+    /// The mouth track of a voice recording: Rhubarb-compatible shapes A–H and X over time.
+    Lipsync(LipsyncArgs),
     /// Work with template bundles.
     #[command(subcommand)]
     Template(TemplateCommand),
@@ -421,6 +423,35 @@ pub enum BenchCommand {
     W1(W1Args),
     /// Event ingestion: `POST /v1/events` at a fixed rate, latency to the 202 answer.
     Events(EventBenchArgs),
+    /// Lip-sync accuracy and speed in every supported language, on synthesized voices scored
+    /// against the synthesizer's phoneme times.
+    Lipsync(LipsyncBenchArgs),
+}
+
+/// `reelfarm lipsync`.
+#[derive(Debug, Args)]
+pub struct LipsyncArgs {
+    /// The voice recording (any format FFmpeg decodes).
+    #[arg(long, value_name = "FILE")]
+    pub audio: PathBuf,
+    /// Language spoken: hi, ta, bn, te, mr, kn, ml, gu, pa, en, ar or es.
+    #[arg(long, value_name = "CODE")]
+    pub lang: String,
+    /// What the voice says; aligns the recording to it (much more accurate than without).
+    #[arg(long)]
+    pub text: Option<String>,
+    /// Print the track as a JSON array of {"start_ms", "end_ms", "shape"}; without it, one
+    /// `seconds<TAB>shape` line per change (Rhubarb's TSV).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `reelfarm bench lipsync`.
+#[derive(Debug, Args)]
+pub struct LipsyncBenchArgs {
+    /// Comma-separated language codes; default: all supported.
+    #[arg(long)]
+    pub lang: Option<String>,
 }
 
 /// `reelfarm bench events`.

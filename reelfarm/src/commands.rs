@@ -46,16 +46,18 @@ pub fn run(cli: Cli) -> Result<()> {
             );
             let t = &report.timings;
             println!(
-                "stages (ms): prepare {:.0}, text+images {:.0}, audio {:.0}, decode {:.0}, gpu {:.0}, encode {:.0} (decode, gpu and encode overlap)",
+                "stages (ms): prepare {:.0}, text+images {:.0}, audio {:.0}, lip-sync {:.0}, decode {:.0}, gpu {:.0}, encode {:.0} (decode, gpu and encode overlap)",
                 t.prepare.as_secs_f64() * 1e3,
                 t.rasterize.as_secs_f64() * 1e3,
                 t.audio.as_secs_f64() * 1e3,
+                t.lipsync.as_secs_f64() * 1e3,
                 t.decode.as_secs_f64() * 1e3,
                 t.gpu.as_secs_f64() * 1e3,
                 t.encode.as_secs_f64() * 1e3
             );
             Ok(())
         }
+        Command::Lipsync(args) => crate::lipsync::run(args),
         Command::Still(args) => {
             let preset = parse_preset(&args.preset)?;
             let req = request(&args.job, preset)?;
@@ -209,6 +211,7 @@ fn request(job: &JobArgs, preset: Preset) -> Result<RenderRequest> {
         voice: job.voice.clone(),
         preset,
         range: None,
+        mouth_track: None,
     })
 }
 

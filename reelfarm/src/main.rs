@@ -14,6 +14,7 @@ mod dispatch;
 mod eventbench;
 mod farm;
 mod farmdemo;
+mod lipsync;
 mod loadbench;
 
 fn main() -> ExitCode {
