@@ -30,21 +30,21 @@ pub fn run(args: LipsyncArgs) -> Result<()> {
     let samples = decode_mono(&args.audio)?;
     let t = Instant::now();
     let track = engine
-        .analyze(&samples, audio::SAMPLE_RATE, &args.lang, args.text.as_deref())
+        .analyze(
+            &samples,
+            audio::SAMPLE_RATE,
+            &args.lang,
+            args.text.as_deref(),
+        )
         .with_context(|| format!("lip-sync of {}", args.audio.display()))?;
     let took = t.elapsed();
     for w in &track.warnings {
         eprintln!("warning: {w}");
     }
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        serde_json::to_writer(&mut out, &track.cues)?;
-        writeln!(out)?;
-    } else {
-        for c in &track.cues {
-            writeln!(out, "{:.3}\t{}", f64::from(c.start_ms) / 1000.0, c.shape)?;
-        }
-        writeln!(out, "{:.3}\tX", f64::from(track.duration_ms()) / 1000.0)?;
+    match print_track(&track, args.json) {
+        // A closed pipe (`| head`) is the reader's choice, not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        other => other?,
     }
     tracing::info!(
         method = ?track.method,
@@ -53,6 +53,20 @@ pub fn run(args: LipsyncArgs) -> Result<()> {
         "lip-sync done"
     );
     Ok(())
+}
+
+fn print_track(track: &lipsync::Track, json: bool) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer(&mut out, &track.cues)?;
+        writeln!(out)?;
+    } else {
+        for c in &track.cues {
+            writeln!(out, "{:.3}\t{}", f64::from(c.start_ms) / 1000.0, c.shape)?;
+        }
+        writeln!(out, "{:.3}\tX", f64::from(track.duration_ms()) / 1000.0)?;
+    }
+    out.flush()
 }
 
 pub fn bench(args: LipsyncBenchArgs) -> Result<()> {
@@ -104,6 +118,10 @@ pub fn bench(args: LipsyncBenchArgs) -> Result<()> {
         .iter()
         .filter(|c| c.aligned_method != lipsync::Method::Aligned)
         .count();
-    println!("transcript path fell back to audio-only in {fallbacks} of {} utterances; total {:.1} s", cases.len(), t.elapsed().as_secs_f64());
+    println!(
+        "transcript path fell back to audio-only in {fallbacks} of {} utterances; total {:.1} s",
+        cases.len(),
+        t.elapsed().as_secs_f64()
+    );
     Ok(())
 }

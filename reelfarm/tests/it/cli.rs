@@ -200,3 +200,93 @@ fn schema_command_prints_the_committed_schema() {
     .expect("JSON");
     assert_eq!(printed, committed);
 }
+
+#[test]
+fn lipsync_prints_a_track_covering_the_audio() {
+    let voice = demo_template().join("media/voice/hi.m4a");
+    let v = voice.to_str().expect("utf-8 path");
+    let text = "आपका ऑर्डर आ गया है। हमारे साथ खरीदारी करने के लिए धन्यवाद!";
+    let out = bin()
+        .args([
+            "lipsync", "--audio", v, "--lang", "hi", "--text", text, "--json",
+        ])
+        .output()
+        .expect("run reelfarm");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("warning"),
+        "aligned without fallback: {stderr}"
+    );
+    let cues: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("JSON array");
+    assert!(cues.len() > 10, "{cues:?}");
+    let mut at = 0;
+    for c in &cues {
+        assert_eq!(c["start_ms"].as_u64(), Some(at), "contiguous from 0: {c}");
+        at = c["end_ms"].as_u64().expect("end_ms");
+        assert!(at > c["start_ms"].as_u64().expect("start_ms"));
+        let shape = c["shape"].as_str().expect("shape");
+        assert!("ABCDEFGHX".contains(shape) && shape.len() == 1, "{shape}");
+    }
+    // The voice is about 4 s long; the track ends with it.
+    assert!((3_000..4_500).contains(&at), "{at}");
+    let shapes: String = cues.iter().filter_map(|c| c["shape"].as_str()).collect();
+    assert!(
+        shapes.contains('A') && (shapes.contains('C') || shapes.contains('D')),
+        "{shapes}"
+    );
+
+    // Without the transcript: the acoustic estimate, with a warning saying so.
+    let out = bin()
+        .args(["lipsync", "--audio", v, "--lang", "hi"])
+        .output()
+        .expect("run reelfarm");
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning: lip-sync: no transcript"),
+        "{stderr}"
+    );
+    let tsv = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        tsv.lines().next().is_some_and(|l| l.starts_with("0.000\t")),
+        "{tsv}"
+    );
+}
+
+#[test]
+fn lipsync_errors_name_the_problem() {
+    let dir = temp("lipsync");
+    let voice = demo_template().join("media/voice/hi.m4a");
+    let v = voice.to_str().expect("utf-8 path");
+    let e = fails(&["lipsync", "--audio", v, "--lang", "fr"]);
+    assert!(e.contains("`fr`") && e.contains("supported: hi"), "{e}");
+    let empty = dir.join("empty.wav");
+    std::fs::write(&empty, b"").expect("write");
+    let e = fails(&[
+        "lipsync",
+        "--audio",
+        empty.to_str().expect("utf-8"),
+        "--lang",
+        "en",
+    ]);
+    assert!(e.contains("empty.wav"), "{e}");
+    let corrupt = dir.join("corrupt.m4a");
+    std::fs::write(&corrupt, b"\x00\x00\x00\x18ftypM4A garbage garbage").expect("write");
+    let e = fails(&[
+        "lipsync",
+        "--audio",
+        corrupt.to_str().expect("utf-8"),
+        "--lang",
+        "en",
+    ]);
+    assert!(e.contains("corrupt.m4a"), "{e}");
+    let e = fails(&[
+        "lipsync",
+        "--audio",
+        dir.join("missing.wav").to_str().expect("utf-8"),
+        "--lang",
+        "en",
+    ]);
+    assert!(e.contains("missing.wav"), "{e}");
+}
