@@ -9,8 +9,10 @@ export NODEVICE_SELECT ?= 1
 setup:
 	bash scripts/setup
 
+# reelfarm-espeak is the text-to-speech helper (GPL-3.0-or-later) that reelfarm runs as a
+# separate process; it sits next to the reelfarm binary.
 build: setup
-	$(CARGO) build --release --locked -p reelfarm
+	$(CARGO) build --release --locked -p reelfarm -p tts-espeak
 
 demo: build
 	./target/release/reelfarm demo
@@ -26,6 +28,7 @@ test: setup
 
 bench: build
 	./target/release/reelfarm bench w1
+	./target/release/reelfarm bench lipsync
 	$(CARGO) bench --locked -p benches
 
 # Regenerate committed snapshots (JSON Schema) after an intended change.
