@@ -177,7 +177,8 @@ fn gpu_layer(
         rect,
         bbox,
         source,
-        _pad: [0; 3],
+        feather: 0.0,
+        _pad: [0; 2],
     })
 }
 

@@ -75,6 +75,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
             voice: None,
             preset,
             range: None,
+            mouth_track: None,
         };
         let bar = progress_bar("rendering");
         bar.set_message(format!("{} ({})", person.id, person.lang));
@@ -102,6 +103,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
             voice: None,
             preset,
             range: None,
+            mouth_track: None,
         };
         let (image, _) = renderer.still(&req, 2.0)?;
         let path = stills.join(format!("{}-greeting.png", person.id));

@@ -112,6 +112,25 @@ fn sample(atlas: &Texels, video: &Texels, l: &GpuLayer, p: [f32; 2]) -> [f32; 4]
     lerp(top, bottom, ay)
 }
 
+/// WGSL `smoothstep`.
+fn smoothstep(e0: f32, e1: f32, x: f32) -> f32 {
+    let t = ((x - e0) / (e1 - e0)).clamp(0.0, 1.0);
+    t * t * (3.0 - 2.0 * t)
+}
+
+/// The layer's elliptical feather mask at canvas point `p` (1 everywhere when `feather` is 0).
+pub fn feather_mask(l: &GpuLayer, p: [f32; 2]) -> f32 {
+    if l.feather <= 0.0 {
+        return 1.0;
+    }
+    let u = l.row0[0] * p[0] + l.row0[1] * p[1] + l.row0[2];
+    let v = l.row1[0] * p[0] + l.row1[1] * p[1] + l.row1[2];
+    let dx = (u / l.rect[2] as f32 - 0.5) * 2.0;
+    let dy = (v / l.rect[3] as f32 - 0.5) * 2.0;
+    let d = (dx * dx + dy * dy).sqrt();
+    1.0 - smoothstep(1.0 - 2.0 * l.feather, 1.0, d)
+}
+
 /// WGSL `pack4x8unorm`.
 fn pack(c: [f32; 4]) -> u32 {
     let mut out = 0u32;
@@ -149,7 +168,8 @@ pub fn composite(
                     continue;
                 }
                 let s = sample(atlas, video, l, p);
-                let c = s.map(|v| v * l.row0[3]);
+                let k = l.row0[3] * feather_mask(l, p);
+                let c = s.map(|v| v * k);
                 let inv = 1.0 - c[3];
                 acc = [
                     c[0] + acc[0] * inv,

@@ -51,6 +51,34 @@ pub enum RenderError {
         /// The slot's `max_duration`.
         max: f64,
     },
+    /// The built-in voice spoke the script for longer than the voice slot allows.
+    #[error("the spoken script (audio.voice.script, language `{lang}`) is {seconds:.2} s long; this template's voice slot takes at most {max:.2} s; shorten the script or raise audio.voice.tts.rate")]
+    ScriptTooLong {
+        /// The language spoken.
+        lang: String,
+        /// Length of the speech.
+        seconds: f64,
+        /// The slot's `max_duration`.
+        max: f64,
+    },
+    /// The built-in voice could not speak the voice slot's script.
+    #[error("audio.voice.tts: cannot speak the script in language `{lang}`: {error}")]
+    Speech {
+        /// The language asked for.
+        lang: String,
+        /// What the lip-sync engine said.
+        error: lipsync::LipsyncError,
+    },
+    /// A presenter's mouth track could not be made from the voice.
+    #[error("presenter layer `{layer}`: cannot lip-sync the voice (language `{lang}`): {error}")]
+    LipSync {
+        /// The presenter layer's id.
+        layer: String,
+        /// The language of the render.
+        lang: String,
+        /// What the lip-sync engine said.
+        error: lipsync::LipsyncError,
+    },
     /// A voice was supplied for a template without a voice slot.
     #[error(
         "this template has no voice slot (audio.voice); remove the voice file from the request"

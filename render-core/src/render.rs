@@ -12,7 +12,8 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use template::{Bundle, Timeline};
+use lipsync::{Engine, LipsyncError, Track, VoiceParams};
+use template::{Bundle, ResolvedContent, Timeline};
 
 use crate::audio::{self, MixSpec, MusicTrack, Pcm, VoiceTrack};
 use crate::gpu::{Compositor, GpuContext, Readback, DEFAULT_RING};
@@ -105,6 +106,10 @@ pub struct RenderRequest {
     pub preset: Preset,
     /// Time range `[t0, t1)` in seconds; `None` renders the whole video.
     pub range: Option<(f64, f64)>,
+    /// A precomputed mouth track for the template's presenter layers, timed from the start of
+    /// the voice (`audio.voice.start`); it replaces the one the renderer would compute from the
+    /// voice (the voice is still heard). `None`: computed from the voice.
+    pub mouth_track: Option<Track>,
 }
 
 /// Wall-clock time per stage of a render.
@@ -116,6 +121,10 @@ pub struct StageTimings {
     pub rasterize: Duration,
     /// Decoding voice and music, mixing, loudness.
     pub audio: Duration,
+    /// Making the presenters' mouth track: analysing the voice, or speaking the voice script
+    /// with the built-in voice (the speech synthesis is counted here, not in `audio`). Zero
+    /// without a presenter and without a spoken script.
+    pub lipsync: Duration,
     /// Decoding video layers (on the decode thread).
     pub decode: Duration,
     /// Uploading, compositing and reading back frames (time the GPU thread was busy or waiting on the GPU).
@@ -186,9 +195,160 @@ impl RenderRequest {
     }
 }
 
-fn mix_audio(
+/// The job's voice, ready to mix, and the presenters' mouth track.
+#[derive(Default)]
+struct Voice {
+    /// The voice for the mix; `None` when there is none.
+    track: Option<VoiceTrack>,
+    /// The mouth track, when the timeline has a presenter and something to follow.
+    mouth: Option<Track>,
+}
+
+/// The first presenter layer of the timeline, if any.
+fn first_presenter(timeline: &Timeline) -> Option<&template::ResolvedLayer> {
+    timeline
+        .layers
+        .iter()
+        .find(|l| matches!(l.content, ResolvedContent::Presenter { .. }))
+}
+
+/// Finds the job's voice and, when the timeline has presenters, its mouth track. The voice is,
+/// in order: the request's own file, the template's default file for the language, the voice
+/// script spoken by the built-in voice (`audio.voice.tts`), or none.
+fn prepare_voice(
+    engine: &Engine,
     bundle: &Bundle,
     req: &RenderRequest,
+    timeline: &Timeline,
+    warnings: &mut Vec<String>,
+    timings: &mut StageTimings,
+) -> Result<Voice, RenderError> {
+    let presenter = first_presenter(timeline);
+    let lang = timeline.lang.as_str();
+    let script = timeline.voice_script.as_deref();
+    let injected = presenter.and(req.mouth_track.clone());
+    let slot = match (&bundle.manifest.audio.voice, req.voice_file(bundle)) {
+        (None, Some(_)) => return Err(RenderError::NoVoiceSlot),
+        (None, None) => {
+            if let (Some(p), None) = (presenter, &injected) {
+                warnings.push(format!(
+                    "presenter layer `{}`: the template has no voice slot (audio.voice); the mouth rests",
+                    p.id
+                ));
+            }
+            return Ok(Voice {
+                track: None,
+                mouth: injected,
+            });
+        }
+        (Some(slot), Some(path)) => {
+            let pcm = audio::decode_file(&path)?;
+            if pcm.duration_secs() > slot.max_duration + 1e-3 {
+                return Err(RenderError::VoiceTooLong {
+                    seconds: pcm.duration_secs(),
+                    max: slot.max_duration,
+                });
+            }
+            let mouth = match (presenter, injected) {
+                (Some(_), Some(track)) => Some(track),
+                (Some(p), None) => {
+                    let t = Instant::now();
+                    let mono = audio::to_mono(&pcm);
+                    let analyze =
+                        |transcript| engine.analyze(&mono, audio::SAMPLE_RATE, lang, transcript);
+                    let result = match analyze(script) {
+                        // Aligning to the script needs the built-in voice; the audio alone
+                        // needs nothing.
+                        Err(LipsyncError::NoVoice) if script.is_some() => {
+                            warnings.push(format!(
+                                "presenter layer `{}`: no text-to-speech helper to align the voice script; mouth shapes estimated from the audio alone",
+                                p.id
+                            ));
+                            analyze(None)
+                        }
+                        other => other,
+                    };
+                    let track = result.map_err(|error| RenderError::LipSync {
+                        layer: p.id.clone(),
+                        lang: lang.to_owned(),
+                        error,
+                    })?;
+                    timings.lipsync += t.elapsed();
+                    Some(track)
+                }
+                (None, _) => None,
+            };
+            return Ok(Voice {
+                track: Some(VoiceTrack {
+                    pcm,
+                    start: slot.start,
+                    gain_db: slot.gain_db,
+                }),
+                mouth,
+            });
+        }
+        (Some(slot), None) => slot,
+    };
+    if let (Some(tts), Some(script)) = (&slot.tts, script) {
+        let t = Instant::now();
+        let params = VoiceParams {
+            variant: tts.variant.clone(),
+            rate_wpm: tts.rate,
+            pitch: tts.pitch,
+        };
+        let (speech, track) =
+            engine
+                .speak(script, lang, &params)
+                .map_err(|error| RenderError::Speech {
+                    lang: lang.to_owned(),
+                    error,
+                })?;
+        timings.lipsync += t.elapsed();
+        let seconds = speech.duration_ms() / 1000.0;
+        if seconds > slot.max_duration + 1e-3 {
+            return Err(RenderError::ScriptTooLong {
+                lang: lang.to_owned(),
+                seconds,
+                max: slot.max_duration,
+            });
+        }
+        let pcm = audio::from_mono("built-in voice", &speech.samples, speech.sample_rate)?;
+        return Ok(Voice {
+            track: Some(VoiceTrack {
+                pcm,
+                start: slot.start,
+                gain_db: slot.gain_db,
+            }),
+            mouth: presenter.map(|_| injected.unwrap_or(track)),
+        });
+    }
+    if let (Some(p), None) = (presenter, &injected) {
+        warnings.push(format!(
+            "presenter layer `{}`: no voice for language `{lang}` (no voice file, no default voice and no spoken script); the mouth rests",
+            p.id
+        ));
+    }
+    Ok(Voice {
+        track: None,
+        mouth: injected,
+    })
+}
+
+/// Adds a mouth track's warnings to the job's.
+fn track_warnings(track: Option<&Track>, timeline: &Timeline, warnings: &mut Vec<String>) {
+    if let (Some(track), Some(p)) = (track, first_presenter(timeline)) {
+        warnings.extend(
+            track
+                .warnings
+                .iter()
+                .map(|w| format!("presenter layer `{}`: lip-sync: {w}", p.id)),
+        );
+    }
+}
+
+fn mix_audio(
+    bundle: &Bundle,
+    voice: Option<VoiceTrack>,
     duration: f64,
     warnings: &mut Vec<String>,
 ) -> Result<Pcm, RenderError> {
@@ -201,24 +361,6 @@ fn mix_audio(
             fade_out: m.fade_out,
         }),
         None => None,
-    };
-    let voice = match (&spec.voice, req.voice_file(bundle)) {
-        (Some(slot), Some(path)) => {
-            let pcm = audio::decode_file(&path)?;
-            if pcm.duration_secs() > slot.max_duration + 1e-3 {
-                return Err(RenderError::VoiceTooLong {
-                    seconds: pcm.duration_secs(),
-                    max: slot.max_duration,
-                });
-            }
-            Some(VoiceTrack {
-                pcm,
-                start: slot.start,
-                gain_db: slot.gain_db,
-            })
-        }
-        (None, Some(_)) => return Err(RenderError::NoVoiceSlot),
-        _ => None,
     };
     let mix = audio::mix(&MixSpec {
         duration,
@@ -322,28 +464,49 @@ fn encode_frames(
     Ok((busy, bytes))
 }
 
-/// A reusable renderer: the GPU device and the font system are set up once.
+/// A reusable renderer: the GPU device, the font system and the lip-sync engine are set up
+/// once.
 pub struct Renderer {
     gpu: GpuContext,
     text: TextEngine,
+    lipsync: Engine,
 }
 
 impl std::fmt::Debug for Renderer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Renderer")
             .field("gpu", &self.gpu)
+            .field("lipsync", &self.lipsync)
             .finish_non_exhaustive()
     }
 }
 
 impl Renderer {
-    /// Opens the GPU and loads the bundled fonts.
+    /// Opens the GPU, loads the bundled fonts and sets up lip-sync with the built-in voice if
+    /// its helper can be found ([`Engine::with_default_voice`]).
     pub fn new() -> Result<Self, RenderError> {
         media::init();
         Ok(Self {
             gpu: GpuContext::new()?,
             text: TextEngine::new(),
+            lipsync: Engine::with_default_voice(),
         })
+    }
+
+    /// This renderer with `engine` for lip-sync and the built-in voice instead of the default.
+    pub fn with_lipsync_engine(mut self, engine: Engine) -> Self {
+        self.lipsync = engine;
+        self
+    }
+
+    /// Replaces the lip-sync engine (and so the built-in voice).
+    pub fn set_lipsync_engine(&mut self, engine: Engine) {
+        self.lipsync = engine;
+    }
+
+    /// The lip-sync engine in use.
+    pub fn lipsync_engine(&self) -> &Engine {
+        &self.lipsync
     }
 
     /// The GPU adapter in use.
@@ -455,13 +618,28 @@ impl Renderer {
         let total = frames.end - frames.start;
 
         let t = Instant::now();
-        let program = mix_audio(&bundle, req, timeline.duration, &mut job.scene.warnings)?;
+        let voice = prepare_voice(
+            &self.lipsync,
+            &bundle,
+            req,
+            timeline,
+            &mut job.scene.warnings,
+            &mut timings,
+        )?;
+        track_warnings(voice.mouth.as_ref(), timeline, &mut job.scene.warnings);
+        job.scene.mouth_track = voice.mouth;
+        let program = mix_audio(
+            &bundle,
+            voice.track,
+            timeline.duration,
+            &mut job.scene.warnings,
+        )?;
         let audio = audio::slice(
             &program,
             timeline.frame_time(frames.start),
             timeline.frame_time(frames.end),
         );
-        timings.audio = t.elapsed();
+        timings.audio = t.elapsed().saturating_sub(timings.lipsync);
 
         let scene = &job.scene;
         let settings = req.preset.encoder(scene.width, scene.height, timeline.fps);
@@ -544,21 +722,36 @@ impl Renderer {
     }
 
     /// Renders the frame at `at` seconds as a straight-alpha-free RGBA image (premultiplied).
+    /// With a presenter layer, the voice is found (and analysed or spoken) as for a render, so
+    /// the mouth shows the shape of that instant; the returned warnings include lip-sync's.
     pub fn still(
         &mut self,
         req: &RenderRequest,
         at: f64,
     ) -> Result<(RgbaImage, Vec<String>), RenderError> {
         let mut timings = StageTimings::default();
-        let (_bundle, job) = prepare(req, &mut self.text, &mut timings)?;
-        let timeline = &job.timeline;
-        if !(at.is_finite() && at >= 0.0 && at < timeline.duration) {
+        let (bundle, mut job) = prepare(req, &mut self.text, &mut timings)?;
+        let duration = job.timeline.duration;
+        if !(at.is_finite() && at >= 0.0 && at < duration) {
             return Err(RenderError::Range {
                 t0: at,
                 t1: at,
-                duration: timeline.duration,
+                duration,
             });
         }
+        if first_presenter(&job.timeline).is_some() {
+            let voice = prepare_voice(
+                &self.lipsync,
+                &bundle,
+                req,
+                &job.timeline,
+                &mut job.scene.warnings,
+                &mut timings,
+            )?;
+            track_warnings(voice.mouth.as_ref(), &job.timeline, &mut job.scene.warnings);
+            job.scene.mouth_track = voice.mouth;
+        }
+        let timeline = &job.timeline;
         let frame = timeline.frame_range(at, timeline.duration).start;
         let t = timeline.frame_time(frame);
         let scene = &job.scene;

@@ -1,11 +1,17 @@
 //! A timeline turned into GPU-ready pieces: one static atlas holding every text, image and shape
 //! of the job (rasterized once), video slots in a second atlas, and per-frame layer descriptors.
 //! Atlases are images laid end to end ([`Texels`]); a layer's `rect` says where its texels are.
+//!
+//! A presenter layer is its base (an atlas image or a video slot, like an image or video layer)
+//! plus, each frame, up to two mouth layers drawn right above it: the previous mouth shape's
+//! atlas cell at the layer's opacity and the current shape's cell faded in over it, both
+//! feathered by the compositor's elliptical mask. The shapes come from [`Scene::mouth_track`].
 
 use std::path::PathBuf;
 
+use lipsync::{Shape, Track};
 use shaders::GpuLayer;
-use template::{Affine, Bundle, ResolvedContent, Timeline};
+use template::{Affine, Bundle, MouthBox, Problem, ResolvedContent, TemplateError, Timeline};
 
 use crate::cpu::Texels;
 use crate::media::{self, VideoReaderOptions};
@@ -21,6 +27,23 @@ pub struct SceneLayer {
     pub rect: [u32; 4],
     /// Size the content is drawn at before the layer's transform, in canvas pixels.
     pub content_size: (f64, f64),
+    /// For a presenter layer: its entry in [`Scene::mouths`].
+    pub mouth: Option<usize>,
+}
+
+/// A presenter layer's mouth: its atlas cells and its box on the base.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SceneMouth {
+    /// Index of the layer in the timeline.
+    pub layer: usize,
+    /// Each mouth shape's cell in the static atlas (first texel, row stride, width, height), in
+    /// the order of [`Shape::ALL`] (A–H, X).
+    pub cells: [[u32; 4]; 9],
+    /// Content pixels per base-file pixel, horizontally and vertically (the layer's drawn size
+    /// over the base file's size).
+    pub base_scale: (f64, f64),
+    /// The mouth box, in base-file pixels, as the template gives it.
+    pub mouth: MouthBox,
 }
 
 /// A video layer's decoder settings and its place in the video atlas.
@@ -55,6 +78,13 @@ pub struct Scene {
     pub layers: Vec<SceneLayer>,
     /// Video layers.
     pub videos: Vec<VideoSlot>,
+    /// Presenter layers' mouths.
+    pub mouths: Vec<SceneMouth>,
+    /// The mouth shapes over time, from the start of the voice; `None` rests every mouth (X).
+    /// Set by the renderer once the voice is known.
+    pub mouth_track: Option<Track>,
+    /// Video time at which the voice (and so [`Scene::mouth_track`]) starts, in seconds.
+    pub voice_start: f64,
     /// Partial degradations (text shrunk below its minimum, a missing glyph); a render
     /// appends those of its audio.
     pub warnings: Vec<String>,
@@ -95,6 +125,48 @@ fn size_px(v: f64) -> u32 {
     (v.round().max(1.0)) as u32
 }
 
+/// Adds a video slot for timeline layer `layer` drawn at `content` template pixels (output
+/// pixels `content × scale`), decoded no larger than the source or the drawn size (the GPU
+/// scales up). Returns the slot's rectangle in the video atlas.
+#[allow(clippy::too_many_arguments)]
+fn push_video(
+    video: &mut Texels,
+    videos: &mut Vec<VideoSlot>,
+    layer: usize,
+    path: PathBuf,
+    source: (u32, u32),
+    content: (f64, f64),
+    scale: f64,
+    trim: (f64, Option<f64>, bool),
+) -> [u32; 4] {
+    let (sw, sh) = source;
+    let dw = size_px(content.0 * scale).min(sw).max(2);
+    let dh = size_px(content.1 * scale).min(sh).max(2);
+    let rect = video.push(dw, dh, &[]);
+    videos.push(VideoSlot {
+        layer,
+        rect,
+        path,
+        options: VideoReaderOptions {
+            width: dw,
+            height: dh,
+            trim_start: trim.0,
+            trim_duration: trim.1,
+            looped: trim.2,
+        },
+    });
+    rect
+}
+
+/// A presenter problem found only once its media are read, as a template error at
+/// ``layers[i] (`id`).field``.
+fn presenter_problem(index: usize, id: &str, field: &str, message: String) -> RenderError {
+    RenderError::Template(TemplateError::Invalid(vec![Problem::new(
+        format!("layers[{index}] (`{id}`).{field}"),
+        message,
+    )]))
+}
+
 impl Scene {
     /// Rasterizes every static layer of `timeline` once and lays out the atlases, for an output
     /// canvas of `width`x`height` (the template's size or a preset's).
@@ -110,6 +182,7 @@ impl Scene {
         let mut video = Texels::new();
         let mut layers = Vec::with_capacity(timeline.layers.len());
         let mut videos = Vec::new();
+        let mut mouths = Vec::new();
         let mut warnings = Vec::new();
         for (i, layer) in timeline.layers.iter().enumerate() {
             let declared = layer
@@ -123,6 +196,7 @@ impl Scene {
                         source: shaders::source::ATLAS,
                         rect: atlas.push(img.width, img.height, &img.pixels),
                         content_size: content,
+                        mouth: None,
                     });
                 }
                 ResolvedContent::Text {
@@ -165,6 +239,7 @@ impl Scene {
                         source: shaders::source::ATLAS,
                         rect: atlas.push(raster.width, raster.height, &raster.pixels),
                         content_size: (size.width, size.height),
+                        mouth: None,
                     });
                 }
                 ResolvedContent::Solid {
@@ -178,6 +253,7 @@ impl Scene {
                         source: shaders::source::ATLAS,
                         rect: atlas.push(w, h, &pixels),
                         content_size: (size.width, size.height),
+                        mouth: None,
                     });
                 }
                 ResolvedContent::Video {
@@ -190,27 +266,110 @@ impl Scene {
                     // Always declared for videos.
                     let content = declared.unwrap_or_default();
                     let path = bundle.media_path(src);
-                    // Decode no larger than the source or the drawn size: the GPU scales up.
-                    let (sw, sh) = media::probe_video_size(&path)?;
-                    let dw = size_px(content.0 * scale).min(sw).max(2);
-                    let dh = size_px(content.1 * scale).min(sh).max(2);
-                    let rect = video.push(dw, dh, &[]);
-                    videos.push(VideoSlot {
-                        layer: i,
-                        rect,
+                    let source = media::probe_video_size(&path)?;
+                    let rect = push_video(
+                        &mut video,
+                        &mut videos,
+                        i,
                         path,
-                        options: VideoReaderOptions {
-                            width: dw,
-                            height: dh,
-                            trim_start: *trim_start,
-                            trim_duration: *trim_duration,
-                            looped: *looped,
-                        },
-                    });
+                        source,
+                        content,
+                        scale,
+                        (*trim_start, *trim_duration, *looped),
+                    );
                     layers.push(SceneLayer {
                         source: shaders::source::VIDEO,
                         rect,
                         content_size: content,
+                        mouth: None,
+                    });
+                }
+                ResolvedContent::Presenter {
+                    src,
+                    still,
+                    trim_start,
+                    trim_duration,
+                    looped,
+                    mouths: mouths_src,
+                    columns,
+                    rows,
+                    cells,
+                    mouth,
+                    ..
+                } => {
+                    let path = bundle.media_path(src);
+                    let (source, rect, base) = if *still {
+                        let img = media::load_image(&path)?;
+                        let base = (img.width, img.height);
+                        let rect = atlas.push(img.width, img.height, &img.pixels);
+                        (shaders::source::ATLAS, rect, base)
+                    } else {
+                        let base = media::probe_video_size(&path)?;
+                        let content = declared.unwrap_or((f64::from(base.0), f64::from(base.1)));
+                        let rect = push_video(
+                            &mut video,
+                            &mut videos,
+                            i,
+                            path,
+                            base,
+                            content,
+                            scale,
+                            (*trim_start, *trim_duration, *looped),
+                        );
+                        (shaders::source::VIDEO, rect, base)
+                    };
+                    let content = declared.unwrap_or((f64::from(base.0), f64::from(base.1)));
+
+                    let img = media::load_image(&bundle.media_path(mouths_src))?;
+                    for (field, side, v, n) in [
+                        ("columns", "wide", img.width, *columns),
+                        ("rows", "high", img.height, *rows),
+                    ] {
+                        if n == 0 || v % n != 0 || v < n {
+                            return Err(presenter_problem(
+                                layer.index,
+                                &layer.id,
+                                &format!("mouths.{field}"),
+                                format!(
+                                    "`{mouths_src}` is {v} px {side}, which {n} {field} of equal cells do not divide"
+                                ),
+                            ));
+                        }
+                    }
+                    let atlas_rect = atlas.push(img.width, img.height, &img.pixels);
+                    let (cw, ch) = (img.width / columns, img.height / rows);
+                    let mut cell_rects = [[0u32; 4]; 9];
+                    for (out, &cell) in cell_rects.iter_mut().zip(cells) {
+                        let (col, row) = (cell % columns, cell / columns);
+                        if row >= *rows {
+                            return Err(presenter_problem(
+                                layer.index,
+                                &layer.id,
+                                "mouths",
+                                format!("cell {cell} is outside the {columns}x{rows} grid"),
+                            ));
+                        }
+                        *out = [
+                            atlas_rect[0] + row * ch * img.width + col * cw,
+                            img.width,
+                            cw,
+                            ch,
+                        ];
+                    }
+                    mouths.push(SceneMouth {
+                        layer: i,
+                        cells: cell_rects,
+                        base_scale: (
+                            content.0 / f64::from(base.0.max(1)),
+                            content.1 / f64::from(base.1.max(1)),
+                        ),
+                        mouth: mouth.clone(),
+                    });
+                    layers.push(SceneLayer {
+                        source,
+                        rect,
+                        content_size: content,
+                        mouth: Some(mouths.len() - 1),
                     });
                 }
             }
@@ -233,11 +392,20 @@ impl Scene {
             video,
             layers,
             videos,
+            mouths,
+            mouth_track: None,
+            voice_start: bundle
+                .manifest
+                .audio
+                .voice
+                .as_ref()
+                .map_or(0.0, |v| v.start),
             warnings,
         })
     }
 
-    /// The layers visible at time `t`, bottom first, ready for the GPU.
+    /// The layers visible at time `t`, bottom first, ready for the GPU. A presenter adds its
+    /// mouth layers right above its base.
     pub fn frame_layers(&self, timeline: &Timeline, t: f64, out: &mut Vec<GpuLayer>) {
         out.clear();
         let canvas = Affine::scale(self.scale, self.scale);
@@ -246,44 +414,125 @@ impl Scene {
                 continue;
             };
             let to_canvas = canvas.mul(&state.matrix);
-            let Some(inverse) = to_canvas.invert() else {
-                continue;
-            };
-            let (cw, ch) = scene.content_size;
-            let to_texel =
-                Affine::scale(f64::from(scene.rect[2]) / cw, f64::from(scene.rect[3]) / ch);
-            let m = to_texel.mul(&inverse).0;
-            let corners = [[0.0, 0.0], [cw, 0.0], [0.0, ch], [cw, ch]].map(|p| to_canvas.apply(p));
-            let min_x = corners.iter().map(|p| p[0]).fold(f64::INFINITY, f64::min);
-            let min_y = corners.iter().map(|p| p[1]).fold(f64::INFINITY, f64::min);
-            let max_x = corners
-                .iter()
-                .map(|p| p[0])
-                .fold(f64::NEG_INFINITY, f64::max);
-            let max_y = corners
-                .iter()
-                .map(|p| p[1])
-                .fold(f64::NEG_INFINITY, f64::max);
-            let clamp_x = |v: f64| v.clamp(0.0, f64::from(self.width)) as i32;
-            let clamp_y = |v: f64| v.clamp(0.0, f64::from(self.height)) as i32;
-            let bbox = [
-                clamp_x(min_x.floor()),
-                clamp_y(min_y.floor()),
-                clamp_x(max_x.ceil()),
-                clamp_y(max_y.ceil()),
-            ];
-            if bbox[0] >= bbox[2] || bbox[1] >= bbox[3] {
-                continue;
+            self.push_layer(
+                out,
+                &to_canvas,
+                scene.content_size,
+                scene.rect,
+                scene.source,
+                state.opacity,
+                0.0,
+            );
+            if let Some(m) = scene.mouth.and_then(|m| self.mouths.get(m)) {
+                self.push_mouth(out, m, &to_canvas, state.opacity, t);
             }
-            out.push(GpuLayer {
-                row0: [m[0] as f32, m[1] as f32, m[2] as f32, state.opacity as f32],
-                row1: [m[3] as f32, m[4] as f32, m[5] as f32, 0.0],
-                rect: scene.rect,
-                bbox,
-                source: scene.source,
-                _pad: [0; 3],
-            });
         }
+    }
+
+    /// The mouth shapes at video time `t`: the previous shape, the current one, and how far
+    /// (0..=1) the cross-fade of `crossfade` seconds between them has come. At rest (X) without
+    /// a track or outside it.
+    pub fn mouth_at(&self, t: f64, crossfade: f64) -> (Shape, Shape, f32) {
+        match &self.mouth_track {
+            Some(track) => track.blend_at((t - self.voice_start) * 1000.0, crossfade * 1000.0),
+            None => (Shape::X, Shape::X, 1.0),
+        }
+    }
+
+    /// The mouth layers of a presenter whose content maps to the canvas by `to_canvas`.
+    fn push_mouth(
+        &self,
+        out: &mut Vec<GpuLayer>,
+        m: &SceneMouth,
+        to_canvas: &Affine,
+        opacity: f64,
+        t: f64,
+    ) {
+        let b = &m.mouth;
+        let [x, y] = b.position.value_at(t).unwrap_or([0.0, 0.0]);
+        let scale = b.scale.value_at(t).unwrap_or(1.0);
+        let rotation = b.rotation.value_at(t).unwrap_or(0.0);
+        let (bw, bh) = (b.size.width, b.size.height);
+        // Box pixels → base-file pixels → content pixels → canvas.
+        let box_to_canvas = to_canvas
+            .mul(&Affine::scale(m.base_scale.0, m.base_scale.1))
+            .mul(&Affine::translate(x, y))
+            .mul(&Affine::rotate_degrees(rotation))
+            .mul(&Affine::scale(scale, scale))
+            .mul(&Affine::translate(-bw / 2.0, -bh / 2.0));
+        let (prev, cur, k) = self.mouth_at(t, b.crossfade);
+        let k = f64::from(k);
+        let mut draw = |shape: Shape, alpha: f64| {
+            self.push_layer(
+                out,
+                &box_to_canvas,
+                (bw, bh),
+                m.cells[shape.index()],
+                shaders::source::ATLAS,
+                alpha,
+                b.feather as f32,
+            );
+        };
+        if prev == cur || k >= 1.0 {
+            draw(cur, opacity);
+        } else if k <= 0.0 {
+            draw(prev, opacity);
+        } else {
+            draw(prev, opacity);
+            draw(cur, opacity * k);
+        }
+    }
+
+    /// Appends the GPU layer that draws `rect` (of `source`) as content of `content` size
+    /// placed on the canvas by `to_canvas`, unless it is degenerate or off the canvas.
+    #[allow(clippy::too_many_arguments)]
+    fn push_layer(
+        &self,
+        out: &mut Vec<GpuLayer>,
+        to_canvas: &Affine,
+        content: (f64, f64),
+        rect: [u32; 4],
+        source: u32,
+        opacity: f64,
+        feather: f32,
+    ) {
+        let Some(inverse) = to_canvas.invert() else {
+            return;
+        };
+        let (cw, ch) = content;
+        let to_texel = Affine::scale(f64::from(rect[2]) / cw, f64::from(rect[3]) / ch);
+        let m = to_texel.mul(&inverse).0;
+        let corners = [[0.0, 0.0], [cw, 0.0], [0.0, ch], [cw, ch]].map(|p| to_canvas.apply(p));
+        let min_x = corners.iter().map(|p| p[0]).fold(f64::INFINITY, f64::min);
+        let min_y = corners.iter().map(|p| p[1]).fold(f64::INFINITY, f64::min);
+        let max_x = corners
+            .iter()
+            .map(|p| p[0])
+            .fold(f64::NEG_INFINITY, f64::max);
+        let max_y = corners
+            .iter()
+            .map(|p| p[1])
+            .fold(f64::NEG_INFINITY, f64::max);
+        let clamp_x = |v: f64| v.clamp(0.0, f64::from(self.width)) as i32;
+        let clamp_y = |v: f64| v.clamp(0.0, f64::from(self.height)) as i32;
+        let bbox = [
+            clamp_x(min_x.floor()),
+            clamp_y(min_y.floor()),
+            clamp_x(max_x.ceil()),
+            clamp_y(max_y.ceil()),
+        ];
+        if bbox[0] >= bbox[2] || bbox[1] >= bbox[3] {
+            return;
+        }
+        out.push(GpuLayer {
+            row0: [m[0] as f32, m[1] as f32, m[2] as f32, opacity as f32],
+            row1: [m[3] as f32, m[4] as f32, m[5] as f32, 0.0],
+            rect,
+            bbox,
+            source,
+            feather,
+            _pad: [0; 2],
+        });
     }
 
     /// Video slots whose layer is shown at `t`, with the layer-local time to decode.

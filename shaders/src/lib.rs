@@ -69,8 +69,12 @@ pub struct GpuLayer {
     pub bbox: [i32; 4],
     /// [`source::ATLAS`] or [`source::VIDEO`].
     pub source: u32,
+    /// Soft elliptical edge in `0..=0.5`: the layer fades out over the outer `2 × feather` of
+    /// the radius of the ellipse inscribed in its texel rectangle (presenter mouths); `0`
+    /// disables the mask, leaving the layer exactly as without it.
+    pub feather: f32,
     /// Explicit padding to a multiple of 16 bytes.
-    pub _pad: [u32; 3],
+    pub _pad: [u32; 2],
 }
 
 #[cfg(test)]
@@ -99,6 +103,41 @@ mod tests {
             struct_size(RGBA_WGSL, "Layer") as usize,
             std::mem::size_of::<GpuLayer>()
         );
+    }
+
+    /// Byte offset of each member of a WGSL struct, by name.
+    fn struct_offsets(source: &str, name: &str) -> Vec<(String, u32)> {
+        let module = naga::front::wgsl::parse_str(source).expect("shader parses");
+        let (_, ty) = module
+            .types
+            .iter()
+            .find(|(_, ty)| ty.name.as_deref() == Some(name))
+            .expect("struct present");
+        match &ty.inner {
+            naga::TypeInner::Struct { members, .. } => members
+                .iter()
+                .map(|m| (m.name.clone().unwrap_or_default(), m.offset))
+                .collect(),
+            other => panic!("{name} is not a struct: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn layer_fields_sit_where_the_mirror_puts_them() {
+        let offsets = struct_offsets(RGBA_WGSL, "Layer");
+        let at = |field: &str| {
+            offsets
+                .iter()
+                .find(|(n, _)| n == field)
+                .map(|(_, o)| *o as usize)
+                .expect("member present")
+        };
+        assert_eq!(at("row0"), std::mem::offset_of!(GpuLayer, row0));
+        assert_eq!(at("row1"), std::mem::offset_of!(GpuLayer, row1));
+        assert_eq!(at("rect"), std::mem::offset_of!(GpuLayer, rect));
+        assert_eq!(at("bbox"), std::mem::offset_of!(GpuLayer, bbox));
+        assert_eq!(at("source"), std::mem::offset_of!(GpuLayer, source));
+        assert_eq!(at("feather"), std::mem::offset_of!(GpuLayer, feather));
     }
 
     #[test]

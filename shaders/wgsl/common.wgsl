@@ -27,7 +27,9 @@ struct Layer {
     // compositor lays both out in one storage buffer of packed premultiplied RGBA8, one u32 per
     // texel, and offsets `rect.x` of video layers, so shaders never branch on it.
     source: u32,
-    _pad0: u32,
+    // Soft elliptical edge, 0..0.5: the layer fades out over the outer `2 * feather` of the
+    // radius of the ellipse inscribed in `rect` (presenter mouths). 0: no mask at all.
+    feather: f32,
     _pad1: u32,
     _pad2: u32,
 }

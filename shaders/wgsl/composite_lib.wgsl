@@ -39,7 +39,13 @@ fn sample_layer(index: u32, p: vec2<f32>) -> vec4<f32> {
     let c11 = unpack4x8unorm(texels[row_b + cx1]);
     let top = c00 + (c10 - c00) * ax;
     let bottom = c01 + (c11 - c01) * ax;
-    return (top + (bottom - top) * ay) * select(0.0, row0.w, inside);
+    // Elliptical feather mask from the position inside the rectangle: d is 0 at the centre and
+    // 1 on the inscribed ellipse. A feather of 0 selects exactly 1 (and so leaves the opacity
+    // bit-identical), without a branch.
+    let feather = layers[index].feather;
+    let d = length(vec2<f32>(u / f32(rect.z) - 0.5, v / f32(rect.w) - 0.5) * 2.0);
+    let mask = select(1.0, 1.0 - smoothstep(1.0 - 2.0 * feather, 1.0, d), feather > 0.0);
+    return (top + (bottom - top) * ay) * select(0.0, row0.w * mask, inside);
 }
 
 // The layer mask of the tile holding pixel (x, y).

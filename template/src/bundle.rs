@@ -7,7 +7,9 @@ use serde::Deserialize;
 use serde_path_to_error::Segment as PathSegment;
 
 use crate::error::TemplateError;
-use crate::manifest::{ImageLayer, LayerContent, Manifest, SolidLayer, TextLayer, VideoLayer};
+use crate::manifest::{
+    ImageLayer, LayerContent, Manifest, PresenterLayer, SolidLayer, TextLayer, VideoLayer,
+};
 use crate::validate::{layer_label, problems};
 
 /// File name of the manifest inside a bundle.
@@ -72,7 +74,8 @@ impl Manifest {
         }
     }
 
-    /// Every media path the manifest names (video and image `src`, music, default voices).
+    /// Every media path the manifest names (video, image and presenter `src`, mouth atlases,
+    /// music, default voices).
     pub fn media_files(&self) -> BTreeSet<&str> {
         let mut files = BTreeSet::new();
         for layer in &self.layers {
@@ -82,6 +85,10 @@ impl Manifest {
                 }
                 LayerContent::Image(i) => {
                     files.insert(i.src.as_str());
+                }
+                LayerContent::Presenter(p) => {
+                    files.insert(p.src.as_str());
+                    files.insert(p.mouths.src.as_str());
                 }
                 LayerContent::Text(_) | LayerContent::Solid(_) => {}
             }
@@ -180,6 +187,7 @@ fn content_error(layer: &serde_json::Value) -> Option<(Vec<PathSegment>, String)
         "image" => inner::<ImageLayer>(content),
         "text" => inner::<TextLayer>(content),
         "solid" => inner::<SolidLayer>(content),
+        "presenter" => inner::<PresenterLayer>(content),
         _ => None,
     }
 }

@@ -7,7 +7,10 @@
 //! # Contents
 //!
 //! - **Manifest** ([`Manifest`] and the types under it): the serde types of `template.json`.
-//!   Times in seconds, positions and sizes in output pixels, colours `#RRGGBB[AA]`.
+//!   Times in seconds, positions and sizes in output pixels, colours `#RRGGBB[AA]`. Layers are
+//!   video, image, text, solid and presenter ([`PresenterLayer`]: a still or video base with a
+//!   mouth box and a nine-cell mouth atlas, lip-synced to the voice slot, whose `script` and
+//!   `tts` ([`VoiceSpec`]) say what it says and whether the built-in voice speaks it).
 //! - **Loading and validation**: [`Bundle::load`] reads a bundle folder; [`Manifest::from_json`]
 //!   parses (errors carry line, column and JSON path); [`Manifest::validate`] checks every rule
 //!   and reports every broken one in one [`TemplateError::Invalid`] listing [`Problem`]s.
@@ -17,7 +20,8 @@
 //!   against the template's token schema and applies fallbacks; failures are [`TokenError`]s.
 //! - **Timeline**: [`resolve`] turns a manifest, a language and resolved tokens into a
 //!   [`Timeline`] of [`ResolvedLayer`]s; [`ResolvedLayer::state_at`] gives a layer's [`Affine`]
-//!   placement and opacity at any time; [`Timeline::frame_range`] maps a time range to frames;
+//!   placement and opacity at any time; [`Timeline::voice_script`] is the voice's script with
+//!   tokens filled in; [`Timeline::frame_range`] maps a time range to frames;
 //!   [`Timeline::dependent_ranges`] tells which time ranges depend on the recipient.
 //! - **Schema**: [`json_schema`], kept in `template/template.schema.json`.
 //! - **Archives**: [`pack_dir`] packs a bundle folder into a deterministic tar for upload;
@@ -33,6 +37,7 @@ mod archive;
 mod bundle;
 mod color;
 mod error;
+mod imagesize;
 mod manifest;
 mod schema;
 mod timeline;
@@ -46,4 +51,6 @@ pub use manifest::*;
 pub use schema::{json_schema, json_schema_pretty};
 pub use timeline::{resolve, Affine, LayerState, Lerp, ResolvedContent, ResolvedLayer, Timeline};
 pub use tokens::{placeholders, resolve_tokens, sanitize};
-pub use validate::MAX_DURATION;
+pub use validate::{
+    gpu_layers_of, is_still_path, MAX_DURATION, MAX_LAYERS_AT_ONCE, STILL_EXTENSIONS,
+};

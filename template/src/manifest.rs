@@ -123,6 +123,9 @@ pub enum LayerContent {
     Text(TextLayer),
     /// A solid rectangle, optionally with rounded corners.
     Solid(SolidLayer),
+    /// A presenter: a still or video of a face whose mouth is replaced, frame by frame, by the
+    /// mouth shape that matches the voice (`audio.voice`).
+    Presenter(PresenterLayer),
 }
 
 /// A video layer.
@@ -228,6 +231,104 @@ pub struct SolidLayer {
     /// Corner radius in pixels; default 0.
     #[serde(default)]
     pub corner_radius: f64,
+}
+
+/// A presenter layer: base footage with a lip-synced mouth drawn over it.
+///
+/// The base is a still image when `src` ends in `.png`, `.jpg`, `.jpeg` or `.webp` (any case)
+/// and a video (anything FFmpeg decodes) otherwise. The mouth shapes come from `mouths`, an
+/// atlas of nine equal cells; each frame the cell of the shape the voice makes at that moment
+/// is drawn into the `mouth` box, cross-faded from the previous shape and feathered at its edge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PresenterLayer {
+    /// Base footage inside the bundle: a still (`.png`, `.jpg`, `.jpeg`, `.webp`) or a video.
+    pub src: String,
+    /// Size the base is drawn at, in pixels, before the transform's scale; default: the base
+    /// file's own size. The mouth box scales with it.
+    #[serde(default)]
+    pub size: Option<Size>,
+    /// Video base only: seconds skipped at the start of the file; default 0.
+    #[serde(default)]
+    pub trim_start: f64,
+    /// Video base only: seconds of the file used after `trim_start`; default: to its end.
+    #[serde(default)]
+    pub trim_duration: Option<f64>,
+    /// Video base only: start again from `trim_start` when the used part ends; default false.
+    #[serde(default, rename = "loop")]
+    pub looped: bool,
+    /// The mouth-shape atlas.
+    pub mouths: MouthAtlas,
+    /// Where the mouth goes on the base.
+    pub mouth: MouthBox,
+}
+
+/// An image of equal cells holding the nine mouth shapes of Rhubarb Lip Sync (A–H and X).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MouthAtlas {
+    /// Path of the image (PNG, JPEG or WebP; alpha honoured) inside the bundle.
+    pub src: String,
+    /// Cells per row, >= 1; the image width must be a multiple of it; default 9.
+    #[serde(default = "default_mouth_columns")]
+    pub columns: u32,
+    /// Rows of cells, >= 1; the image height must be a multiple of it; default 1.
+    #[serde(default = "default_mouth_rows")]
+    pub rows: u32,
+    /// The shape in each cell, in reading order (left to right, then top to bottom): each of
+    /// the letters `A`–`H` and `X` exactly once; cells past the ninth are unused; default
+    /// `"ABCDEFGHX"`.
+    #[serde(default = "default_mouth_order")]
+    pub order: String,
+}
+
+fn default_mouth_columns() -> u32 {
+    9
+}
+
+fn default_mouth_rows() -> u32 {
+    1
+}
+
+fn default_mouth_order() -> String {
+    MOUTH_SHAPES.to_owned()
+}
+
+/// The nine mouth shapes in their canonical order.
+pub const MOUTH_SHAPES: &str = "ABCDEFGHX";
+
+/// The mouth box on a presenter's base, in the base file's own pixels (before the layer's
+/// `size` and transform).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MouthBox {
+    /// Centre of the box in base pixels `[x, y]`, constant or keyframed (to follow a moving
+    /// head in a video base).
+    pub position: Animated<[f64; 2]>,
+    /// Size of the box in base pixels; a mouth cell is stretched to fill it.
+    pub size: Size,
+    /// Uniform scale of the box about its centre, > 0; default 1.
+    #[serde(default = "Animated::one")]
+    pub scale: Animated<f64>,
+    /// Clockwise rotation of the box about its centre in degrees; default 0.
+    #[serde(default = "Animated::zero")]
+    pub rotation: Animated<f64>,
+    /// Soft elliptical edge, 0..=0.5: the mouth fades out over the outer `2 × feather` of the
+    /// radius of the ellipse inscribed in the box (0.5 fades all the way from the centre); 0
+    /// draws the whole rectangular cell without a mask; default 0.2.
+    #[serde(default = "default_feather")]
+    pub feather: f64,
+    /// Cross-fade between consecutive mouth shapes in seconds, 0..=0.2; default 0.06.
+    #[serde(default = "default_crossfade")]
+    pub crossfade: f64,
+}
+
+fn default_feather() -> f64 {
+    0.2
+}
+
+fn default_crossfade() -> f64 {
+    0.06
 }
 
 /// A size in pixels.
@@ -423,4 +524,38 @@ pub struct VoiceSpec {
     /// Voice file used when a request brings none, by language code (`"*"` for any), inside the bundle.
     #[serde(default)]
     pub default: BTreeMap<String, String>,
+    /// The words the voice says, by language code (`"*"` for any); may contain `{{token}}`.
+    /// Presenter layers align their mouths to it, and `tts` speaks it.
+    #[serde(default)]
+    pub script: BTreeMap<String, String>,
+    /// Speak `script` with the built-in voice when neither the request nor `default` gives a
+    /// voice file for the language.
+    #[serde(default)]
+    pub tts: Option<TtsSpec>,
+}
+
+/// The built-in text-to-speech voice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TtsSpec {
+    /// The speech engine.
+    pub provider: TtsProvider,
+    /// Voice variant of the provider (eSpeak NG: `f3`, `m3`, `klatt4`...), 1 to 32 characters
+    /// of letters, digits, `-`, `_` and `+`; default: the provider's own.
+    #[serde(default)]
+    pub variant: Option<String>,
+    /// Speaking rate in words per minute, 80..=450; default: the provider's (eSpeak NG: 175).
+    #[serde(default)]
+    pub rate: Option<u32>,
+    /// Pitch, 0..=99; default: the provider's (eSpeak NG: 50).
+    #[serde(default)]
+    pub pitch: Option<u32>,
+}
+
+/// A text-to-speech engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TtsProvider {
+    /// eSpeak NG, run as the separate `reelfarm-espeak` helper.
+    Espeak,
 }

@@ -6,9 +6,11 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 
 use crate::error::{Problem, TemplateError};
-use crate::manifest::{Align, Animated, Color, Easing, LayerContent, Manifest, Size, Transform};
+use crate::manifest::{
+    Align, Animated, Color, Easing, LayerContent, Manifest, MouthBox, Size, Transform, MOUTH_SHAPES,
+};
 use crate::tokens::{parse_placeholders, Segment};
-use crate::validate::layer_label;
+use crate::validate::{is_still_path, layer_label};
 
 /// A 2D affine transform, row-major 2×3:
 /// `x' = m[0]·x + m[1]·y + m[2]`, `y' = m[3]·x + m[4]·y + m[5]`.
@@ -176,6 +178,9 @@ pub struct Timeline {
     pub lang: String,
     /// Visual layers, bottom first.
     pub layers: Vec<ResolvedLayer>,
+    /// The words of the voice slot's `script` for the language (else its `"*"` script), tokens
+    /// substituted; `None` without a voice slot or a script for the language.
+    pub voice_script: Option<String>,
 }
 
 /// One layer of a [`Timeline`].
@@ -195,7 +200,8 @@ pub struct ResolvedLayer {
     pub transform: Transform,
     /// Opacity, as in the manifest.
     pub opacity: Animated<f64>,
-    /// True when the layer's pixels depend on the recipient (a text that uses a token).
+    /// True when the layer's pixels depend on the recipient: a text that uses a token, or a
+    /// presenter whose voice script does (a recipient's own voice file is not seen here).
     pub recipient_dependent: bool,
 }
 
@@ -252,6 +258,31 @@ pub enum ResolvedContent {
         /// Corner radius in pixels.
         corner_radius: f64,
     },
+    /// A presenter: base footage with a lip-synced mouth.
+    Presenter {
+        /// Base footage, path inside the bundle.
+        src: String,
+        /// True when the base is a still image, false for a video.
+        still: bool,
+        /// Drawn size before scaling; `None`: the base file's own size.
+        size: Option<Size>,
+        /// Video base: seconds skipped at the start of the file.
+        trim_start: f64,
+        /// Video base: seconds of the file used after `trim_start`; `None`: to its end.
+        trim_duration: Option<f64>,
+        /// Video base: restart from `trim_start` when the used part ends.
+        looped: bool,
+        /// The mouth atlas image, path inside the bundle.
+        mouths: String,
+        /// Cells per row of the atlas.
+        columns: u32,
+        /// Rows of cells of the atlas.
+        rows: u32,
+        /// The atlas cell (in reading order) of each mouth shape, in the order A–H, X.
+        cells: [u32; 9],
+        /// The mouth box, in base-file pixels.
+        mouth: MouthBox,
+    },
 }
 
 /// Where a layer is and how opaque it is at one instant.
@@ -266,8 +297,8 @@ pub struct LayerState {
 impl ResolvedContent {
     /// The size the content is drawn at before the layer's transform, in canvas pixels, as the
     /// template declares it: a video's `size` or the whole canvas (`canvas` is width, height),
-    /// a text's or solid's box, an image's `size`. `None` for an image without `size`, which is
-    /// drawn at its own pixel size.
+    /// a text's or solid's box, an image's or presenter's `size`. `None` for an image or a
+    /// presenter without `size`, which is drawn at its file's own pixel size.
     pub fn declared_size(&self, canvas: (u32, u32)) -> Option<(f64, f64)> {
         let pair = |s: &Size| (s.width, s.height);
         match self {
@@ -276,7 +307,9 @@ impl ResolvedContent {
                     .map(pair)
                     .unwrap_or((f64::from(canvas.0), f64::from(canvas.1))),
             ),
-            ResolvedContent::Image { size, .. } => size.as_ref().map(pair),
+            ResolvedContent::Image { size, .. } | ResolvedContent::Presenter { size, .. } => {
+                size.as_ref().map(pair)
+            }
             ResolvedContent::Text { size, .. } | ResolvedContent::Solid { size, .. } => {
                 Some(pair(size))
             }
@@ -382,6 +415,20 @@ pub fn resolve(
             available: manifest.languages.clone(),
         });
     }
+    let mut voice_script = None;
+    let mut script_uses_tokens = false;
+    if let Some(voice) = &manifest.audio.voice {
+        if let Some(script) = voice.script.get(lang).or_else(|| voice.script.get("*")) {
+            let (text, uses_tokens) = fill(
+                script,
+                tokens,
+                ("audio.voice", "script"),
+                "audio.voice.script",
+            )?;
+            voice_script = Some(text);
+            script_uses_tokens = uses_tokens;
+        }
+    }
     let mut layers = Vec::with_capacity(manifest.layers.len());
     for (index, layer) in manifest.layers.iter().enumerate() {
         let label = layer_label(index, &layer.id);
@@ -398,6 +445,39 @@ pub fn resolve(
                 src: i.src.clone(),
                 size: i.size,
             },
+            LayerContent::Presenter(p) => {
+                recipient_dependent = script_uses_tokens;
+                let mut cells = [0u32; 9];
+                for (shape, letter) in MOUTH_SHAPES.chars().enumerate() {
+                    // Validated: every letter is in the order exactly once.
+                    let cell = p
+                        .mouths
+                        .order
+                        .chars()
+                        .position(|c| c == letter)
+                        .ok_or_else(|| {
+                            invalid(
+                                &label,
+                                "mouths.order",
+                                format!("mouth shape `{letter}` is missing"),
+                            )
+                        })?;
+                    cells[shape] = cell as u32;
+                }
+                ResolvedContent::Presenter {
+                    src: p.src.clone(),
+                    still: is_still_path(&p.src),
+                    size: p.size,
+                    trim_start: p.trim_start,
+                    trim_duration: p.trim_duration,
+                    looped: p.looped,
+                    mouths: p.mouths.src.clone(),
+                    columns: p.mouths.columns,
+                    rows: p.mouths.rows,
+                    cells,
+                    mouth: p.mouth.clone(),
+                }
+            }
             LayerContent::Solid(s) => ResolvedContent::Solid {
                 color: rgba(&s.color, &label, "color")?,
                 size: s.size,
@@ -415,25 +495,8 @@ pub fn resolve(
                             format!("no string for language `{lang}` and no `\"*\"` string"),
                         )
                     })?;
-                let segments = parse_placeholders(chosen)
-                    .map_err(|e| invalid(&label, "text", e.to_string()))?;
-                let mut out = String::with_capacity(chosen.len());
-                for segment in segments {
-                    match segment {
-                        Segment::Literal(s) => out.push_str(s),
-                        Segment::Token(name) => {
-                            recipient_dependent = true;
-                            let value =
-                                tokens
-                                    .get(name)
-                                    .ok_or_else(|| TemplateError::MissingToken {
-                                        layer: label.clone(),
-                                        token: name.to_owned(),
-                                    })?;
-                            out.push_str(value);
-                        }
-                    }
-                }
+                let (out, uses_tokens) = fill(chosen, tokens, (&label, "text"), &label)?;
+                recipient_dependent = uses_tokens;
                 let shadow = match &text.shadow {
                     Some(s) => Some((rgba(&s.color, &label, "shadow.color")?, s.offset)),
                     None => None,
@@ -471,7 +534,37 @@ pub fn resolve(
         background: rgba(&manifest.background, "", "background")?,
         lang: lang.to_owned(),
         layers,
+        voice_script,
     })
+}
+
+/// `text` with its `{{token}}` placeholders replaced by the values in `tokens`, and whether it
+/// used any; `label` and `field` name the string in errors, `owner` what lacks a token.
+fn fill(
+    text: &str,
+    tokens: &BTreeMap<String, String>,
+    (label, field): (&str, &str),
+    owner: &str,
+) -> Result<(String, bool), TemplateError> {
+    let segments = parse_placeholders(text).map_err(|e| invalid(label, field, e.to_string()))?;
+    let mut out = String::with_capacity(text.len());
+    let mut uses_tokens = false;
+    for segment in segments {
+        match segment {
+            Segment::Literal(s) => out.push_str(s),
+            Segment::Token(name) => {
+                uses_tokens = true;
+                let value = tokens
+                    .get(name)
+                    .ok_or_else(|| TemplateError::MissingToken {
+                        layer: owner.to_owned(),
+                        token: name.to_owned(),
+                    })?;
+                out.push_str(value);
+            }
+        }
+    }
+    Ok((out, uses_tokens))
 }
 
 fn invalid(label: &str, field: &str, message: String) -> TemplateError {

@@ -5,14 +5,39 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Problem, TokenError};
+use crate::imagesize::image_size;
 use crate::manifest::{
-    Animated, AudioSpec, Color, Keyframe, Layer, LayerContent, Manifest, Size, TextLayer,
-    TokenSpec, Transform, SCHEMA_VERSION,
+    Animated, AudioSpec, Color, Keyframe, Layer, LayerContent, Manifest, PresenterLayer, Size,
+    TextLayer, TokenSpec, Transform, MOUTH_SHAPES, SCHEMA_VERSION,
 };
 use crate::tokens::{check_value, is_token_name, parse_placeholders, sanitize, Segment};
 
 /// Longest video accepted, in seconds.
 pub const MAX_DURATION: f64 = 600.0;
+
+/// Most layers drawn at the same instant: the compositor's per-tile layer masks hold 64 bits.
+/// A presenter layer counts as three (its base and two mouth shapes being cross-faded).
+pub const MAX_LAYERS_AT_ONCE: usize = 64;
+
+/// Layers the compositor draws for one manifest layer.
+pub fn gpu_layers_of(content: &LayerContent) -> usize {
+    match content {
+        LayerContent::Presenter(_) => 3,
+        _ => 1,
+    }
+}
+
+/// Extensions (lower case) of a presenter base that is a still image; any other base is a
+/// video.
+pub const STILL_EXTENSIONS: [&str; 4] = ["png", "jpg", "jpeg", "webp"];
+
+/// True when a presenter base at `src` is a still image (by its extension, any case).
+pub fn is_still_path(src: &str) -> bool {
+    Path::new(src)
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| STILL_EXTENSIONS.iter().any(|s| e.eq_ignore_ascii_case(s)))
+}
 
 /// ``layers[3] (`greeting`)``, or `layers[3]` when the id is empty.
 pub(crate) fn layer_label(index: usize, id: &str) -> String {
@@ -65,6 +90,7 @@ pub(crate) fn problems(manifest: &Manifest, dir: Option<&Path>) -> Vec<Problem> 
         seen.entry(&layer.id).or_insert(index);
         c.layer(&label, layer);
     }
+    c.layers_at_once();
     c.audio(&manifest.audio);
     c.problems
 }
@@ -382,6 +408,7 @@ impl Checker<'_> {
                 }
             }
             LayerContent::Text(t) => self.text(label, t),
+            LayerContent::Presenter(p) => self.presenter(label, p),
             LayerContent::Solid(s) => {
                 self.color(&format!("{label}.color"), &s.color);
                 self.size(&format!("{label}.size"), &s.size);
@@ -424,35 +451,7 @@ impl Checker<'_> {
             }
         }
         for (lang, s) in &t.text {
-            let path = format!("{text_path}{}", key(lang));
-            match parse_placeholders(s) {
-                Err(e) => self.push(path, e.to_string()),
-                Ok(segments) => {
-                    let used: BTreeSet<&str> = segments
-                        .into_iter()
-                        .filter_map(|segment| match segment {
-                            Segment::Token(name) => Some(name),
-                            Segment::Literal(_) => None,
-                        })
-                        .collect();
-                    let undeclared = used
-                        .into_iter()
-                        .filter(|name| !self.manifest.tokens.contains_key(*name));
-                    for name in undeclared.collect::<Vec<_>>() {
-                        let declared: Vec<&str> =
-                            self.manifest.tokens.keys().map(String::as_str).collect();
-                        let declared = if declared.is_empty() {
-                            "none".to_owned()
-                        } else {
-                            declared.join(", ")
-                        };
-                        self.push(
-                            path.clone(),
-                            format!("`{{{{{name}}}}}` uses token `{name}`, which is not declared in `tokens` (declared: {declared})"),
-                        );
-                    }
-                }
-            }
+            self.placeholders(&format!("{text_path}{}", key(lang)), s);
         }
         self.size(&format!("{label}.size"), &t.size);
         let font_ok = t.font_size.is_finite() && (4.0..=512.0).contains(&t.font_size);
@@ -476,6 +475,188 @@ impl Checker<'_> {
             self.color(&format!("{label}.shadow.color"), &shadow.color);
             self.finite(&format!("{label}.shadow.offset[0]"), shadow.offset[0]);
             self.finite(&format!("{label}.shadow.offset[1]"), shadow.offset[1]);
+        }
+    }
+
+    /// A string with `{{token}}` placeholders: well formed, and every token declared.
+    fn placeholders(&mut self, path: &str, s: &str) {
+        match parse_placeholders(s) {
+            Err(e) => self.push(path, e.to_string()),
+            Ok(segments) => {
+                let used: BTreeSet<&str> = segments
+                    .into_iter()
+                    .filter_map(|segment| match segment {
+                        Segment::Token(name) => Some(name),
+                        Segment::Literal(_) => None,
+                    })
+                    .collect();
+                let undeclared = used
+                    .into_iter()
+                    .filter(|name| !self.manifest.tokens.contains_key(*name));
+                for name in undeclared.collect::<Vec<_>>() {
+                    let declared: Vec<&str> =
+                        self.manifest.tokens.keys().map(String::as_str).collect();
+                    let declared = if declared.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        declared.join(", ")
+                    };
+                    self.push(
+                        path,
+                        format!("`{{{{{name}}}}}` uses token `{name}`, which is not declared in `tokens` (declared: {declared})"),
+                    );
+                }
+            }
+        }
+    }
+
+    fn presenter(&mut self, label: &str, p: &PresenterLayer) {
+        self.media(&format!("{label}.src"), &p.src);
+        if let Some(size) = &p.size {
+            self.size(&format!("{label}.size"), size);
+        }
+        if is_still_path(&p.src) {
+            let still = |field: &str| {
+                format!(
+                    "applies only to a video base; `{}` is a still image (a base ending in .png, .jpg, .jpeg or .webp); remove `{field}`",
+                    p.src
+                )
+            };
+            if p.trim_start != 0.0 {
+                self.push(format!("{label}.trim_start"), still("trim_start"));
+            }
+            if p.trim_duration.is_some() {
+                self.push(format!("{label}.trim_duration"), still("trim_duration"));
+            }
+            if p.looped {
+                self.push(format!("{label}.loop"), still("loop"));
+            }
+        } else {
+            self.non_negative(&format!("{label}.trim_start"), p.trim_start);
+            if let Some(d) = p.trim_duration {
+                self.positive(&format!("{label}.trim_duration"), d);
+            }
+        }
+
+        let m = &p.mouths;
+        let atlas = self.media(&format!("{label}.mouths.src"), &m.src);
+        let mut grid_ok = true;
+        for (field, v) in [("columns", m.columns), ("rows", m.rows)] {
+            if v == 0 {
+                grid_ok = false;
+                self.push(format!("{label}.mouths.{field}"), "0 must be at least 1");
+            }
+        }
+        let cells = u64::from(m.columns) * u64::from(m.rows);
+        if grid_ok && cells < 9 {
+            grid_ok = false;
+            self.push(
+                format!("{label}.mouths"),
+                format!(
+                    "a grid of {} columns by {} rows has {cells} cells; the nine mouth shapes need at least 9",
+                    m.columns, m.rows
+                ),
+            );
+        }
+        self.mouth_order(&format!("{label}.mouths.order"), &m.order);
+        if let (Some(path), true) = (atlas, grid_ok) {
+            match image_size(&path) {
+                Err(e) => self.push(format!("{label}.mouths.src"), format!("`{}` {e}", m.src)),
+                Ok((w, h)) => {
+                    for (field, side, v, n) in [
+                        ("columns", "wide", w, m.columns),
+                        ("rows", "high", h, m.rows),
+                    ] {
+                        if v % n != 0 || v < n {
+                            let down = v - v % n;
+                            let up = down + n;
+                            self.push(
+                                format!("{label}.mouths.{field}"),
+                                format!(
+                                    "`{}` is {v} px {side}, which {n} {field} of equal cells do not divide; make it a multiple of {n} px {side} (e.g. {} or {up})",
+                                    m.src,
+                                    if down > 0 { down } else { up },
+                                ),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+
+        let b = &p.mouth;
+        let path = format!("{label}.mouth");
+        self.animated(&format!("{path}.position"), &b.position, |c, p, v| {
+            c.finite(&format!("{p}[0]"), v[0]);
+            c.finite(&format!("{p}[1]"), v[1]);
+        });
+        self.size(&format!("{path}.size"), &b.size);
+        self.animated(&format!("{path}.scale"), &b.scale, |c, p, v| {
+            c.positive(p, *v)
+        });
+        self.animated(&format!("{path}.rotation"), &b.rotation, |c, p, v| {
+            c.finite(p, *v);
+        });
+        self.range(&format!("{path}.feather"), b.feather, 0.0, 0.5);
+        self.range(&format!("{path}.crossfade"), b.crossfade, 0.0, 0.2);
+    }
+
+    /// Each of the nine mouth letters exactly once.
+    fn mouth_order(&mut self, path: &str, order: &str) {
+        let mut problems = Vec::new();
+        for c in order.chars() {
+            if !MOUTH_SHAPES.contains(c) {
+                problems.push(format!("`{c}` is not a mouth shape"));
+            }
+        }
+        for shape in MOUTH_SHAPES.chars() {
+            match order.chars().filter(|&c| c == shape).count() {
+                0 => problems.push(format!("`{shape}` is missing")),
+                1 => {}
+                n => problems.push(format!("`{shape}` appears {n} times")),
+            }
+        }
+        if !problems.is_empty() {
+            self.push(
+                path,
+                format!(
+                    "`{order}`: {}; give each of the nine shapes {MOUTH_SHAPES} exactly once, in the order of the atlas cells",
+                    problems.join(", ")
+                ),
+            );
+        }
+    }
+
+    /// At no instant are more than [`MAX_LAYERS_AT_ONCE`] compositor layers shown.
+    fn layers_at_once(&mut self) {
+        let m = self.manifest;
+        let mut events: Vec<(f64, i64)> = Vec::with_capacity(m.layers.len() * 2);
+        for layer in &m.layers {
+            let end = layer.end.unwrap_or(m.duration);
+            if !(layer.start.is_finite() && end.is_finite() && layer.start < end) {
+                continue;
+            }
+            let n = gpu_layers_of(&layer.content) as i64;
+            events.push((layer.start, n));
+            events.push((end, -n));
+        }
+        // Ends before starts at the same time: `end` is exclusive.
+        events.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let (mut now, mut most, mut at) = (0i64, 0i64, 0.0);
+        for (t, delta) in events {
+            now += delta;
+            if now > most {
+                most = now;
+                at = t;
+            }
+        }
+        if most > MAX_LAYERS_AT_ONCE as i64 {
+            self.push(
+                "layers",
+                format!(
+                    "{most} layers are drawn at once at {at} s (a presenter counts as 3: its base and two mouth shapes); at most {MAX_LAYERS_AT_ONCE} can be; end some layers earlier or start them later"
+                ),
+            );
         }
     }
 
@@ -515,21 +696,56 @@ impl Checker<'_> {
             for (lang, src) in &voice.default {
                 self.media(&format!("audio.voice.default{}", key(lang)), src);
             }
+            self.language_keys("audio.voice.script", &voice.script);
+            for (lang, text) in &voice.script {
+                let path = format!("audio.voice.script{}", key(lang));
+                if text.trim().is_empty() {
+                    self.push(path.clone(), "is empty; give the words the voice says");
+                }
+                self.placeholders(&path, text);
+            }
+            if let Some(tts) = &voice.tts {
+                if voice.script.is_empty() {
+                    self.push(
+                        "audio.voice.tts",
+                        "needs `audio.voice.script`, the words to speak by language code (`\"*\"` for any), e.g. {\"en\": \"Hi {{first_name}}!\"}",
+                    );
+                }
+                if let Some(rate) = tts.rate {
+                    self.range_u32("audio.voice.tts.rate", rate, 80, 450, 1);
+                }
+                if let Some(pitch) = tts.pitch {
+                    self.range_u32("audio.voice.tts.pitch", pitch, 0, 99, 1);
+                }
+                if let Some(variant) = &tts.variant {
+                    let ok = (1..=32).contains(&variant.len())
+                        && variant
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"-_+".contains(&b));
+                    if !ok {
+                        self.push(
+                            "audio.voice.tts.variant",
+                            format!("`{variant}` must be 1 to 32 characters of letters, digits, '-', '_' and '+', e.g. `f3`"),
+                        );
+                    }
+                }
+            }
         }
     }
 
     /// A media path: relative, inside the bundle, and present when the bundle folder is known.
-    fn media(&mut self, path: &str, src: &str) {
+    /// Returns the file's full path when the folder is known and the file is there.
+    fn media(&mut self, path: &str, src: &str) -> Option<PathBuf> {
         if src.is_empty() {
             self.push(
                 path,
                 "must name a file in the bundle, e.g. `media/background.mp4`",
             );
-            return;
+            return None;
         }
         if src.chars().any(char::is_control) {
             self.push(path, format!("{src:?} holds a control character"));
-            return;
+            return None;
         }
         let bytes = src.as_bytes();
         let drive = bytes.len() >= 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':';
@@ -538,15 +754,13 @@ impl Checker<'_> {
                 path,
                 format!("`{src}` is an absolute path; give a path relative to the bundle folder"),
             );
-            return;
+            return None;
         }
         if src.split(['/', '\\']).any(|part| part == "..") {
             self.push(path, format!("`{src}` escapes the bundle"));
-            return;
+            return None;
         }
-        let Some(dir) = self.dir else {
-            return;
-        };
+        let dir = self.dir?;
         let full = dir.join(src);
         if !full.is_file() {
             let what = if full.is_dir() {
@@ -555,7 +769,7 @@ impl Checker<'_> {
                 "not found"
             };
             self.push(path, format!("file `{src}` {what} in bundle"));
-            return;
+            return None;
         }
         let inside = match (&self.canonical_dir, full.canonicalize()) {
             (Some(root), Ok(real)) => real.starts_with(root),
@@ -566,7 +780,9 @@ impl Checker<'_> {
                 path,
                 format!("`{src}` escapes the bundle through a symbolic link"),
             );
+            return None;
         }
+        Some(full)
     }
 }
 

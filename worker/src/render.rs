@@ -141,6 +141,7 @@ fn render_with(
         voice: None,
         preset: job.preset,
         range: None,
+        mouth_track: None,
     };
 
     running.set_stage(Stage::Render);
@@ -250,6 +251,7 @@ mod tests {
             voice: None,
             preset: Preset::P720,
             range: None,
+            mouth_track: None,
         };
         let at = poster_time(&req, 30.0);
         assert!((0.5..7.5).contains(&at), "{at}");

@@ -29,6 +29,7 @@ fn request(r: &serde_json::Value) -> RenderRequest {
         voice: None,
         preset: Preset::P720,
         range: None,
+        mouth_track: None,
     }
 }
 

@@ -11,6 +11,8 @@
 //!   out and ducked under a voice track; the sum is normalized to a target integrated loudness
 //!   (EBU R 128) and peak-limited to -1 dBFS.
 //! - [`slice()`] cuts the frames of a time range, for rendering part of a video.
+//! - [`from_mono`] brings synthesized mono speech at any rate into that format (the same
+//!   resampler as [`decode_file`]); [`to_mono`] downmixes a [`Pcm`] for lip-sync analysis.
 //!
 //! Everything here is synchronous and deterministic: the same inputs give bit-identical
 //! samples on the same machine.
@@ -79,6 +81,40 @@ impl fmt::Debug for Pcm {
     }
 }
 
+/// Mono samples at `rate` Hz (text-to-speech output) as a [`Pcm`]: each sample on both
+/// channels, converted to [`SAMPLE_RATE`] with the resampler [`decode_file`] uses, aligned
+/// (an event at `t` stays at `t`).
+///
+/// # Errors
+/// [`AudioError::Unsupported`] for a rate outside 1 kHz..=768 kHz or non-finite samples;
+/// [`AudioError::Resample`] if the converter fails.
+pub fn from_mono(name: &str, samples: &[f32], rate: u32) -> Result<Pcm, AudioError> {
+    use resample::{MAX_INPUT_RATE, MIN_INPUT_RATE};
+    if !(MIN_INPUT_RATE..=MAX_INPUT_RATE).contains(&rate) {
+        return Err(AudioError::Unsupported {
+            file: name.to_owned(),
+            detail: format!(
+                "sample rate {rate} Hz out of range {MIN_INPUT_RATE}..={MAX_INPUT_RATE}"
+            ),
+        });
+    }
+    if samples.iter().any(|v| !v.is_finite()) {
+        return Err(AudioError::NonFiniteSamples {
+            file: name.to_owned(),
+        });
+    }
+    let stereo: Vec<f32> = samples.iter().flat_map(|&v| [v, v]).collect();
+    Ok(Pcm::new(resample::to_output_rate(stereo, rate)?))
+}
+
+/// The mean of the two channels of `pcm`, one sample per frame at [`SAMPLE_RATE`].
+pub fn to_mono(pcm: &Pcm) -> Vec<f32> {
+    pcm.samples
+        .chunks_exact(CHANNELS)
+        .map(|f| (f[0] + f[1]) * 0.5)
+        .collect()
+}
+
 /// The frame index at time `t` seconds: `round(t × 48000)`, clamped to `0..=max`.
 /// `NaN` maps to 0.
 fn frame_at(t: f64, max: usize) -> usize {
@@ -119,6 +155,25 @@ mod tests {
 
     fn ramp(frames: usize) -> Pcm {
         Pcm::new((0..frames * CHANNELS).map(|i| i as f32).collect())
+    }
+
+    #[test]
+    fn mono_in_and_out() {
+        let tone: Vec<f32> = (0..22_050)
+            .map(|i| (0.5 * (std::f64::consts::TAU * 440.0 * f64::from(i) / 22_050.0).sin()) as f32)
+            .collect();
+        let pcm = from_mono("tts", &tone, 22_050).expect("resample");
+        assert_eq!(pcm.frames(), 48_000);
+        assert!(pcm.samples.chunks_exact(2).all(|f| f[0] == f[1]));
+        let peak = pcm.samples[4_800..43_200]
+            .iter()
+            .fold(0.0f32, |m, v| m.max(v.abs()));
+        assert!((peak - 0.5).abs() < 0.01, "peak {peak}");
+        let mono = to_mono(&Pcm::new(vec![1.0, 0.0, -0.5, 0.5]));
+        assert_eq!(mono, vec![0.5, 0.0]);
+        assert!(from_mono("tts", &tone, 10).is_err());
+        assert!(from_mono("tts", &[f32::NAN], 22_050).is_err());
+        assert_eq!(from_mono("tts", &[], 22_050).expect("empty").frames(), 0);
     }
 
     #[test]

@@ -38,7 +38,8 @@ fn layer(src: u32, rect: [u32; 4], pos: [f32; 2], scale: f32, deg: f32, opacity:
         rect,
         bbox: [0, 0, 10_000, 10_000],
         source: src,
-        _pad: [0; 3],
+        feather: 0.0,
+        _pad: [0; 2],
     }
 }
 

@@ -1,3 +1,4 @@
 mod compositor;
+mod presenter;
 mod render;
 mod support;

@@ -19,6 +19,7 @@ fn request(dir: &Path, lang: &str, name: &str) -> RenderRequest {
         voice: None,
         preset: Preset::P1080,
         range: None,
+        mouth_track: None,
     }
 }
 

@@ -1,6 +1,7 @@
 mod archive;
 mod broken;
 mod load;
+mod presenter;
 mod sanitize;
 mod schema;
 mod support;

@@ -40,5 +40,5 @@ fn schema_describes_the_manifest() {
     assert_eq!(schema["additionalProperties"], false);
     assert!(schema["$defs"]["Layer"]["oneOf"]
         .as_array()
-        .is_some_and(|v| v.len() == 4));
+        .is_some_and(|v| v.len() == 5));
 }
