@@ -218,6 +218,8 @@ fn resolve_any(raw: &[(f64, f64, Target)], i: usize) -> Shape {
 pub struct Timing {
     /// Shortest cue; shorter ones are absorbed by a neighbour (closures are stretched instead).
     pub min_cue_ms: f64,
+    /// Shortest lip closure (A): long enough to be seen on two or more frames at 30 fps.
+    pub min_closure_ms: f64,
     /// How much earlier than its phoneme a shape may start (anticipation).
     pub max_lead_ms: f64,
     /// How much later than its phoneme a shape may start.
@@ -230,6 +232,7 @@ impl Default for Timing {
     fn default() -> Self {
         Self {
             min_cue_ms: 60.0,
+            min_closure_ms: 90.0,
             max_lead_ms: 40.0,
             max_lag_ms: 20.0,
             hold_pause_ms: 80.0,
@@ -266,11 +269,16 @@ pub fn animate(segs: &[(f64, f64, Shape)], timing: &Timing) -> Vec<Cue> {
         let mut i = 0;
         while i < v.len() {
             let len = v[i].1 - v[i].0;
-            if len >= timing.min_cue_ms || v.len() == 1 {
+            let min = if v[i].2 == Shape::A {
+                timing.min_closure_ms
+            } else {
+                timing.min_cue_ms
+            };
+            if len >= min || v.len() == 1 {
                 i += 1;
                 continue;
             }
-            let need = timing.min_cue_ms - len;
+            let need = min - len;
             if v[i].2 == Shape::A {
                 // Start earlier into the previous shape, within the lead limit and keeping
                 // the previous shape long enough; then end later within the lag limit.

@@ -724,6 +724,25 @@ impl Renderer {
     /// Renders the frame at `at` seconds as a straight-alpha-free RGBA image (premultiplied).
     /// With a presenter layer, the voice is found (and analysed or spoken) as for a render, so
     /// the mouth shows the shape of that instant; the returned warnings include lip-sync's.
+    /// The mouth track a render of `req` would follow (in the voice's own time, which starts
+    /// at `audio.voice.start`), with its warnings; `None` when the template has no presenter.
+    pub fn mouth_track(&mut self, req: &RenderRequest) -> Result<Option<Track>, RenderError> {
+        let mut timings = StageTimings::default();
+        let (bundle, mut job) = prepare(req, &mut self.text, &mut timings)?;
+        if first_presenter(&job.timeline).is_none() {
+            return Ok(None);
+        }
+        let voice = prepare_voice(
+            &self.lipsync,
+            &bundle,
+            req,
+            &job.timeline,
+            &mut job.scene.warnings,
+            &mut timings,
+        )?;
+        Ok(voice.mouth)
+    }
+
     pub fn still(
         &mut self,
         req: &RenderRequest,

@@ -85,3 +85,106 @@ fn whatsapp_preset_fits_the_limit_and_profile() {
     assert_eq!(v["streams"][0]["profile"], "Main");
     assert_eq!(v["streams"][0]["width"], 1280);
 }
+
+/// The presenter's mouth box on the 1080p canvas once it has slid in (t ≥ 0.6 s): the base is
+/// 560x760 anchored bottom-centre at (1500, 1080), the box 120x80 centred on base pixel (280, 400).
+const MOUTH_BOX: (u32, u32, u32, u32) = (1440, 680, 120, 80);
+
+/// Mean absolute difference between the mouth box of `frame` and atlas cell `cell`, over the
+/// inner part of the box the feathered edge does not touch.
+fn cell_distance(
+    frame: &render_core::media::RgbaImage,
+    atlas: &render_core::media::RgbaImage,
+    cell: u32,
+) -> f64 {
+    let (x0, y0, w, h) = MOUTH_BOX;
+    let (mut sum, mut n) = (0f64, 0u32);
+    for y in 0..h {
+        for x in 0..w {
+            let (dx, dy) = (
+                (x as f64 + 0.5) / w as f64 - 0.5,
+                (y as f64 + 0.5) / h as f64 - 0.5,
+            );
+            if (dx * dx + dy * dy).sqrt() * 2.0 > 0.75 {
+                continue;
+            }
+            let f = (((y0 + y) * frame.width + x0 + x) * 4) as usize;
+            let a = ((y * atlas.width + cell * w + x) * 4) as usize;
+            for k in 0..3 {
+                sum += (f64::from(frame.pixels[f + k]) - f64::from(atlas.pixels[a + k])).abs();
+            }
+            n += 3;
+        }
+    }
+    sum / f64::from(n)
+}
+
+#[test]
+fn presenter_mouth_follows_the_speech_in_every_language() {
+    use lipsync::Shape;
+    let atlas = render_core::media::load_image(&demo_template().join("media/mouths.png"))
+        .expect("mouth atlas");
+    let bundle = template::Bundle::load(&demo_template()).expect("demo template");
+    let voice_start = bundle
+        .manifest
+        .audio
+        .voice
+        .as_ref()
+        .expect("voice slot")
+        .start;
+    let fps = f64::from(bundle.manifest.fps);
+    let crossfade = 0.03;
+    let mut renderer = Renderer::new().expect("renderer");
+    for r in &recipients() {
+        let mut req = request(r);
+        req.preset = Preset::P1080;
+        let track = renderer
+            .mouth_track(&req)
+            .expect("mouth track")
+            .expect("the demo has a presenter");
+        assert_eq!(track.method, lipsync::Method::Tts, "{}", r["id"]);
+        assert!(
+            track.warnings.is_empty(),
+            "{}: {:?}",
+            r["id"],
+            track.warnings
+        );
+        // A frame well inside (past the cross-fade) an open-vowel cue and a lip-closure cue.
+        let frame_in = |wanted: &[Shape]| -> Option<(f64, Shape)> {
+            track
+                .cues
+                .iter()
+                .filter(|c| wanted.contains(&c.shape))
+                .find_map(|c| {
+                    let first =
+                        ((voice_start + f64::from(c.start_ms) / 1000.0 + crossfade + 0.005) * fps).ceil();
+                    let t = first / fps;
+                    (t - voice_start < f64::from(c.end_ms) / 1000.0 - 0.005).then_some((t, c.shape))
+                })
+        };
+        let open =
+            frame_in(&[Shape::D, Shape::C]).unwrap_or_else(|| panic!("{}: no open vowel", r["id"]));
+        let closed = frame_in(&[Shape::A]).unwrap_or_else(|| panic!("{}: no lip closure", r["id"]));
+        for (at, shape) in [open, closed] {
+            let (image, _) = renderer.still(&req, at).expect("still");
+            let distances: Vec<f64> = (0..9)
+                .map(|cell| cell_distance(&image, &atlas, cell))
+                .collect();
+            let best = (0..9)
+                .min_by(|a, b| distances[*a].total_cmp(&distances[*b]))
+                .expect("nine cells");
+            assert_eq!(
+                Shape::ALL[best],
+                shape,
+                "{} at {at:.3} s: the mouth shows {:?}, the track says {shape:?} (distances {distances:?})",
+                r["id"],
+                Shape::ALL[best]
+            );
+            assert!(
+                distances[best] < 6.0,
+                "{} at {at:.3} s: {distances:?}",
+                r["id"]
+            );
+        }
+    }
+}
