@@ -114,6 +114,11 @@ pub fn run(args: DemoArgs) -> Result<()> {
         all.len(),
         stills.display()
     );
+    let (sheet, lines) = crate::mouthsheet::write(&mut renderer, &dir, &all, &args.out)?;
+    println!("lip-sync check, every language: {}", sheet.display());
+    for l in lines {
+        println!("  {l}");
+    }
 
     println!();
     println!(

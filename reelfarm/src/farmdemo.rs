@@ -239,6 +239,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
             args.out.join("webhook-cust-4711.mp4").display()
         );
         std::fs::write(args.out.join("webhook-cust-4711.mp4"), &delivered.video)?;
+        lipsync_sheet(&dir, &args.out)?;
         println!(
             "wrote {} videos and posters to {} in {:.1} s ({} workers rendering side by side on this machine)",
             rows.len(),
@@ -416,4 +417,19 @@ async fn post_event(host: &str, key: &str, body: &str) -> Result<String> {
 /// Now as RFC 3339 (UTC).
 fn chrono_like_now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// The lip-sync check of every demo language (see `mouthsheet`), printed with its times.
+fn lipsync_sheet(dir: &std::path::Path, out: &std::path::Path) -> Result<()> {
+    let mut renderer = render_core::Renderer::new().context("starting the renderer")?;
+    let people = recipients(dir)?;
+    let (path, lines) = crate::mouthsheet::write(&mut renderer, dir, &people, out)?;
+    println!(
+        "lip-sync check, every language (the presenter at an open vowel, a lip closure and a rounded vowel of its greeting): {}",
+        path.display()
+    );
+    for l in lines {
+        println!("  {l}");
+    }
+    Ok(())
 }

@@ -16,6 +16,7 @@ mod farm;
 mod farmdemo;
 mod lipsync;
 mod loadbench;
+mod mouthsheet;
 
 fn main() -> ExitCode {
     // Mesa's Vulkan device-select layer probes for a display server and complains on headless

@@ -51,10 +51,26 @@ pub(crate) fn classify(error: &RenderError) -> FailureClass {
         | RenderError::Token(_)
         | RenderError::VoiceTooLong { .. }
         | RenderError::NoVoiceSlot
-        | RenderError::Range { .. } => FailureClass::InvalidInput,
+        | RenderError::Range { .. }
+        | RenderError::ScriptTooLong { .. } => FailureClass::InvalidInput,
+        RenderError::Speech { error, .. } | RenderError::LipSync { error, .. } => {
+            classify_lipsync(error)
+        }
         // Writing the output in the work folder: the worker's disk, not the render.
         RenderError::Io { .. } => FailureClass::Infrastructure,
         _ => FailureClass::Application,
+    }
+}
+
+/// Lip-sync failures: bad input is not retried; a worker without the text-to-speech helper is
+/// an infrastructure problem (another worker may have it); a helper that failed may succeed on
+/// a retry.
+fn classify_lipsync(error: &lipsync::LipsyncError) -> FailureClass {
+    use lipsync::LipsyncError as E;
+    match error {
+        E::NoVoice => FailureClass::Infrastructure,
+        E::Voice { .. } | E::Resample(_) => FailureClass::Application,
+        _ => FailureClass::InvalidInput,
     }
 }
 
@@ -83,6 +99,30 @@ mod tests {
                 duration: 0.5
             }),
             FailureClass::InvalidInput
+        );
+        assert_eq!(
+            classify(&RenderError::ScriptTooLong {
+                lang: "hi".into(),
+                seconds: 6.0,
+                max: 5.0
+            }),
+            FailureClass::InvalidInput
+        );
+        let lipsync = |error| RenderError::LipSync {
+            layer: "presenter".into(),
+            lang: "xx".into(),
+            error,
+        };
+        assert_eq!(
+            classify(&lipsync(lipsync::LipsyncError::UnsupportedLanguage {
+                lang: "xx".into(),
+                supported: "hi".into()
+            })),
+            FailureClass::InvalidInput
+        );
+        assert_eq!(
+            classify(&lipsync(lipsync::LipsyncError::NoVoice)),
+            FailureClass::Infrastructure
         );
         assert_eq!(
             classify(&RenderError::EncoderStopped),
