@@ -157,7 +157,8 @@ fn presenter_mouth_follows_the_speech_in_every_language() {
                 .filter(|c| wanted.contains(&c.shape))
                 .find_map(|c| {
                     let first =
-                        ((voice_start + f64::from(c.start_ms) / 1000.0 + crossfade + 0.005) * fps).ceil();
+                        ((voice_start + f64::from(c.start_ms) / 1000.0 + crossfade + 0.005) * fps)
+                            .ceil();
                     let t = first / fps;
                     (t - voice_start < f64::from(c.end_ms) / 1000.0 - 0.005).then_some((t, c.shape))
                 })
