@@ -423,7 +423,6 @@ impl VoiceProvider for EspeakVoice {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Instant;
 
     fn voice() -> EspeakVoice {
         EspeakVoice::locate().unwrap_or_else(|e| {
@@ -639,70 +638,6 @@ mod tests {
         assert_eq!(
             got,
             [(0.0, 50.0, "a"), (50.0, 50.0, "b"), (50.0, 100.0, "c")]
-        );
-    }
-
-    /// Timings; run with `cargo test --release -p lipsync espeak_timings -- --ignored --nocapture`.
-    #[test]
-    #[ignore = "measurement"]
-    fn espeak_timings() {
-        let program = voice().program().to_path_buf();
-        let text = "The quick brown fox jumps over the lazy dog, \
-                    while the old farmer watches quietly from the wooden fence by the river.";
-        let mut cold = Vec::new();
-        for _ in 0..5 {
-            let voice = EspeakVoice::with_program(&program);
-            let t = Instant::now();
-            let s = voice
-                .synthesize("hi", "en", &VoiceParams::default())
-                .expect("cold");
-            cold.push(t.elapsed().as_secs_f64() * 1000.0);
-            assert!(!s.samples.is_empty());
-        }
-        let voice = EspeakVoice::with_program(&program);
-        voice
-            .synthesize("warm up", "en", &VoiceParams::default())
-            .expect("warm up");
-        let mut warm = Vec::new();
-        let mut duration = 0.0;
-        for _ in 0..10 {
-            let t = Instant::now();
-            let s = voice
-                .synthesize(text, "en", &VoiceParams::default())
-                .expect("warm");
-            warm.push(t.elapsed().as_secs_f64() * 1000.0);
-            duration = s.duration_ms();
-        }
-        let mut warm_hi = Vec::new();
-        let mut duration_hi = 0.0;
-        let text_hi = "नमस्ते दोस्तों, आज हम आपको एक नई कहानी सुनाने जा रहे हैं, \
-                       जो एक छोटे से गाँव के किसान के बारे में है।";
-        for _ in 0..10 {
-            let t = Instant::now();
-            let s = voice
-                .synthesize(text_hi, "hi", &VoiceParams::default())
-                .expect("warm hi");
-            warm_hi.push(t.elapsed().as_secs_f64() * 1000.0);
-            duration_hi = s.duration_ms();
-        }
-        let median = |v: &mut Vec<f64>| {
-            v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
-        };
-        println!(
-            "cold (spawn + init + 'hi'): median {:.1} ms of {:?}",
-            median(&mut cold),
-            cold
-        );
-        println!(
-            "warm en, {:.0} ms of speech: median {:.2} ms",
-            duration,
-            median(&mut warm)
-        );
-        println!(
-            "warm hi, {:.0} ms of speech: median {:.2} ms",
-            duration_hi,
-            median(&mut warm_hi)
         );
     }
 }

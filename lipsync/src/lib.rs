@@ -227,15 +227,18 @@ fn check_language(lang: &str) -> Result<(), LipsyncError> {
 
 /// The track for phonemes with known times: the phoneme → shape table, then the timing rules.
 pub fn track_of_phones(phones: &[Phone], duration_ms: f64, method: Method) -> Track {
-    let timed: Vec<viseme::Timed> = phones
+    track_of_timed(&timed(phones), duration_ms, method)
+}
+
+fn timed(phones: &[Phone]) -> Vec<viseme::Timed> {
+    phones
         .iter()
         .map(|p| viseme::Timed {
             start_ms: p.start_ms,
             end_ms: p.end_ms,
             ipa: p.ipa.clone(),
         })
-        .collect();
-    track_of_timed(&timed, duration_ms, method)
+        .collect()
 }
 
 fn track_of_timed(phones: &[viseme::Timed], duration_ms: f64, method: Method) -> Track {
@@ -249,15 +252,7 @@ fn track_of_timed(phones: &[viseme::Timed], duration_ms: f64, method: Method) ->
 
 /// The reference a track is scored against: each phoneme's own shape, without timing rules.
 pub fn reference_track(phones: &[Phone], duration_ms: f64) -> Track {
-    let timed: Vec<viseme::Timed> = phones
-        .iter()
-        .map(|p| viseme::Timed {
-            start_ms: p.start_ms,
-            end_ms: p.end_ms,
-            ipa: p.ipa.clone(),
-        })
-        .collect();
-    let cues = viseme::segments(&timed)
+    let cues = viseme::segments(&timed(phones))
         .into_iter()
         .map(|(s, e, shape)| Cue {
             start_ms: s.max(0.0).round() as u32,

@@ -181,36 +181,19 @@ pub fn segments(phones: &[Timed]) -> Vec<(f64, f64, Shape)> {
 }
 
 fn resolve_any(raw: &[(f64, f64, Target)], i: usize) -> Shape {
-    let fixed = |t: &Target| match t {
-        Target::Fixed(s) if !matches!(s, Shape::A | Shape::G) => Some(*s),
+    // The nearest vowel-ish target before a pause, after the phoneme first, else before it.
+    nearest_fixed(raw[i + 1..].iter())
+        .or_else(|| nearest_fixed(raw[..i].iter().rev()))
+        .unwrap_or(Shape::B)
+}
+
+/// The first target that is not "any" among `targets`, when it is a lip shape a free
+/// consonant can take (not a closure or teeth on lip) and comes before a pause.
+fn nearest_fixed<'a>(mut targets: impl Iterator<Item = &'a (f64, f64, Target)>) -> Option<Shape> {
+    match targets.find(|(_, _, t)| *t != Target::Any)?.2 {
+        Target::Fixed(s) if !matches!(s, Shape::A | Shape::G) => Some(s),
         _ => None,
-    };
-    // The next vowel-ish target before a pause, else the previous one, else teeth.
-    for (_, _, t) in &raw[i + 1..] {
-        match t {
-            Target::Pause => break,
-            Target::Any => continue,
-            t => {
-                if let Some(s) = fixed(t) {
-                    return s;
-                }
-                break;
-            }
-        }
     }
-    for (_, _, t) in raw[..i].iter().rev() {
-        match t {
-            Target::Pause => break,
-            Target::Any => continue,
-            t => {
-                if let Some(s) = fixed(t) {
-                    return s;
-                }
-                break;
-            }
-        }
-    }
-    Shape::B
 }
 
 /// Timing rules, all in milliseconds.

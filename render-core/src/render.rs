@@ -729,18 +729,32 @@ impl Renderer {
     pub fn mouth_track(&mut self, req: &RenderRequest) -> Result<Option<Track>, RenderError> {
         let mut timings = StageTimings::default();
         let (bundle, mut job) = prepare(req, &mut self.text, &mut timings)?;
+        self.attach_mouth_track(&bundle, req, &mut job, &mut timings)?;
+        Ok(job.scene.mouth_track)
+    }
+
+    /// Computes the mouth track into `job.scene` when the timeline has a presenter.
+    fn attach_mouth_track(
+        &self,
+        bundle: &Bundle,
+        req: &RenderRequest,
+        job: &mut Prepared,
+        timings: &mut StageTimings,
+    ) -> Result<(), RenderError> {
         if first_presenter(&job.timeline).is_none() {
-            return Ok(None);
+            return Ok(());
         }
         let voice = prepare_voice(
             &self.lipsync,
-            &bundle,
+            bundle,
             req,
             &job.timeline,
             &mut job.scene.warnings,
-            &mut timings,
+            timings,
         )?;
-        Ok(voice.mouth)
+        track_warnings(voice.mouth.as_ref(), &job.timeline, &mut job.scene.warnings);
+        job.scene.mouth_track = voice.mouth;
+        Ok(())
     }
 
     pub fn still(
@@ -758,18 +772,7 @@ impl Renderer {
                 duration,
             });
         }
-        if first_presenter(&job.timeline).is_some() {
-            let voice = prepare_voice(
-                &self.lipsync,
-                &bundle,
-                req,
-                &job.timeline,
-                &mut job.scene.warnings,
-                &mut timings,
-            )?;
-            track_warnings(voice.mouth.as_ref(), &job.timeline, &mut job.scene.warnings);
-            job.scene.mouth_track = voice.mouth;
-        }
+        self.attach_mouth_track(&bundle, req, &mut job, &mut timings)?;
         let timeline = &job.timeline;
         let frame = timeline.frame_range(at, timeline.duration).start;
         let t = timeline.frame_time(frame);
