@@ -24,9 +24,7 @@ use crate::{LipsyncError, Phone, Synthesis, VoiceParams, VoiceProvider};
 
 /// The languages the eSpeak NG voice speaks for lip-sync (BCP 47 primary subtags; `en` is
 /// spoken as `en-us`).
-pub const LANGUAGES: &[&str] = &[
-    "hi", "ta", "bn", "te", "mr", "kn", "ml", "gu", "pa", "en", "ar", "es",
-];
+pub const LANGUAGES: &[&str] = crate::viseme::LANGUAGES;
 
 /// The helper's file name.
 const PROGRAM: &str = "reelfarm-espeak";

@@ -193,7 +193,7 @@ fn demo_bundle_inspects_and_unpacks() {
 
     let media: Vec<&str> = info.manifest.media_files().into_iter().collect();
     assert!(media.contains(&"media/background.mp4"));
-    assert!(media.contains(&"media/voice/en.m4a"));
+    assert!(media.contains(&"media/mouths.png"));
     let names: Vec<&str> = info.files.iter().map(|(p, _)| p.as_str()).collect();
     let mut expected = media.clone();
     expected.push("template.json");
