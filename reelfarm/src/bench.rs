@@ -1070,11 +1070,12 @@ fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
-fn stage_rows(t: &StageTimings) -> [(&'static str, Duration); 7] {
+fn stage_rows(t: &StageTimings) -> [(&'static str, Duration); 8] {
     [
         ("prepare", t.prepare),
         ("rasterize", t.rasterize),
         ("audio", t.audio),
+        ("lipsync", t.lipsync),
         ("decode", t.decode),
         ("gpu", t.gpu),
         ("encode", t.encode),
