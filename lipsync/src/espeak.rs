@@ -18,7 +18,9 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Mutex};
+use std::time::Duration;
 
 use crate::{LipsyncError, Phone, Synthesis, VoiceParams, VoiceProvider};
 
@@ -35,6 +37,9 @@ const NAME: &str = "espeak-ng";
 /// Largest sample count accepted from a helper (about 25 minutes at 22050 Hz), so a corrupt
 /// header cannot make us allocate without bound.
 const MAX_SAMPLES: usize = 1 << 25;
+/// How long a helper may take to answer one request before it is stopped (eSpeak NG speaks
+/// the longest accepted text, 10,000 characters, in a few seconds).
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest header line accepted from a helper.
 const MAX_HEADER_BYTES: u64 = 16 << 20;
 
@@ -45,6 +50,8 @@ pub struct EspeakVoice {
     pool: Mutex<Vec<Helper>>,
     /// Most idle helpers kept; more are stopped when given back.
     max_idle: usize,
+    /// How long one answer may take.
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for EspeakVoice {
@@ -139,17 +146,52 @@ impl Helper {
         })
     }
 
-    fn request(&mut self, line: &[u8]) -> Result<Answer, Failure> {
+    /// Sends `line` and reads the answer; a helper that has not answered within `timeout` is
+    /// killed, which ends the read.
+    fn request(&mut self, line: &[u8], timeout: Duration) -> Result<Answer, Failure> {
+        let Self {
+            child,
+            stdin,
+            stdout,
+        } = self;
+        let timed_out = AtomicBool::new(false);
+        let result = std::thread::scope(|scope| {
+            let (done, wait) = mpsc::channel::<()>();
+            let timed_out = &timed_out;
+            scope.spawn(move || {
+                if let Err(mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(timeout) {
+                    timed_out.store(true, Ordering::SeqCst);
+                    let _ = child.kill();
+                }
+            });
+            let result = Self::exchange(stdin, stdout, line);
+            drop(done);
+            result
+        });
+        if timed_out.load(Ordering::SeqCst) {
+            return Err(Failure::Broken(format!(
+                "no answer within {:.1} s",
+                timeout.as_secs_f64()
+            )));
+        }
+        result
+    }
+
+    fn exchange(
+        stdin: &mut ChildStdin,
+        stdout: &mut BufReader<ChildStdout>,
+        line: &[u8],
+    ) -> Result<Answer, Failure> {
         let broken = |what: &str, e: std::io::Error| {
             Failure::Broken(format!("{what} the helper failed: {e}"))
         };
-        self.stdin
+        stdin
             .write_all(line)
-            .and_then(|()| self.stdin.flush())
+            .and_then(|()| stdin.flush())
             .map_err(|e| broken("writing to", e))?;
 
         let mut header = Vec::new();
-        let n = (&mut self.stdout)
+        let n = stdout
             .take(MAX_HEADER_BYTES)
             .read_until(b'\n', &mut header)
             .map_err(|e| broken("reading from", e))?;
@@ -178,7 +220,7 @@ impl Helper {
             )));
         }
         let mut bytes = vec![0u8; header.samples * 2];
-        self.stdout
+        stdout
             .read_exact(&mut bytes)
             .map_err(|e| broken("reading samples from", e))?;
         let samples = bytes
@@ -302,7 +344,14 @@ impl EspeakVoice {
             program: program.into(),
             pool: Mutex::new(Vec::new()),
             max_idle,
+            timeout: ANSWER_TIMEOUT,
         }
+    }
+
+    /// The same voice with another limit on how long one answer may take (default 60 s).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     /// The helper's path.
@@ -343,7 +392,7 @@ impl EspeakVoice {
                 Some(helper) => helper,
                 None => Helper::spawn(&self.program).map_err(|m| self.voice_error(m))?,
             };
-            match helper.request(line) {
+            match helper.request(line, self.timeout) {
                 Ok(answer) => {
                     self.give_back(helper);
                     return Ok(answer);
@@ -597,6 +646,29 @@ mod tests {
                 .expect_err("must fail");
             assert!(err.to_string().contains("tried twice"), "{err}");
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn espeak_helper_that_hangs_is_stopped() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("lipsync-hang-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let program = dir.join("hangs");
+        std::fs::write(&program, "#!/bin/sh\nexec sleep 30\n").expect("write");
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let voice = EspeakVoice::with_program(&program).with_timeout(Duration::from_millis(300));
+        let started = std::time::Instant::now();
+        let err = voice
+            .synthesize("hello", "en", &VoiceParams::default())
+            .expect_err("must fail");
+        assert!(err.to_string().contains("no answer within 0.3 s"), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
