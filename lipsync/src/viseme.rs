@@ -228,16 +228,12 @@ impl Default for Timing {
 /// that stays starts at most `max_lead_ms` before and `max_lag_ms` after its phoneme.
 pub fn animate(segs: &[(f64, f64, Shape)], timing: &Timing) -> Vec<Cue> {
     // (start, end, shape, original start)
-    let mut v: Vec<(f64, f64, Shape, f64)> = Vec::with_capacity(segs.len());
-    for &(s, e, shape) in segs {
-        if e <= s {
-            continue;
-        }
-        match v.last_mut() {
-            Some(last) if last.2 == shape => last.1 = e,
-            _ => v.push((s, e, shape, s)),
-        }
-    }
+    let mut v = merge_equal(
+        segs.iter()
+            .filter(|(s, e, _)| e > s)
+            .map(|&(s, e, shape)| (s, e, shape, s))
+            .collect(),
+    );
     // Short pauses inside speech keep the mouth where it was.
     for i in 1..v.len().saturating_sub(1) {
         if v[i].2 == Shape::X && v[i].1 - v[i].0 < timing.hold_pause_ms {

@@ -14,11 +14,7 @@ use crate::cli::{LipsyncArgs, LipsyncBenchArgs};
 /// Mono samples at the render rate of any file FFmpeg decodes.
 fn decode_mono(path: &Path) -> Result<Vec<f32>> {
     let pcm = audio::decode_file(path).with_context(|| format!("reading {}", path.display()))?;
-    let mono: Vec<f32> = pcm
-        .samples
-        .chunks_exact(audio::CHANNELS)
-        .map(|f| f.iter().sum::<f32>() / audio::CHANNELS as f32)
-        .collect();
+    let mono = audio::to_mono(&pcm);
     if mono.is_empty() {
         bail!("{}: the file holds no audio samples", path.display());
     }
