@@ -35,6 +35,9 @@ pub struct Metrics {
     submit_to_acquire: Family<Labels, Histogram>,
     submit_to_finish: Family<Labels, Histogram>,
     stage_seconds: Family<Labels, Histogram>,
+    store_repairs: Family<Labels, Gauge>,
+    /// Stores whose writer repairs are reported, by name.
+    stores: std::sync::Mutex<Vec<(&'static str, Arc<sqlstore::Health>)>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -71,6 +74,8 @@ impl Metrics {
             submit_to_acquire: Family::new_with_constructor(latency_histogram),
             submit_to_finish: Family::new_with_constructor(latency_histogram),
             stage_seconds: Family::new_with_constructor(latency_histogram),
+            store_repairs: Family::default(),
+            stores: std::sync::Mutex::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -134,7 +139,21 @@ impl Metrics {
             "Seconds per render stage reported by workers, by stage",
             m.stage_seconds.clone(),
         );
+        registry.register(
+            "store_writer_repairs",
+            "Times a store's writer connection was found inside a transaction it did not open \
+             and was rolled back, since start, by store (0 unless something is wrong)",
+            m.store_repairs.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// Reports the writer repairs of the store named `name`.
+    pub fn watch_store(&self, name: &'static str, health: Arc<sqlstore::Health>) {
+        self.stores
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((name, health));
     }
 
     pub fn set_queue(&self, queued: [u64; 2], running: u64, workers: u64, slots: u64) {
@@ -197,6 +216,16 @@ impl Metrics {
 
     /// The text exposition format.
     pub fn render(&self) -> String {
+        for (name, health) in self
+            .stores
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+        {
+            self.store_repairs
+                .get_or_create(&label("store", *name))
+                .set(i64::try_from(health.repairs()).unwrap_or(i64::MAX));
+        }
         let mut out = String::new();
         if encode(&mut out, &self.registry).is_err() {
             out.clear();

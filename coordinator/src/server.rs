@@ -54,6 +54,9 @@ pub struct CoordinatorConfig {
     /// After start, leases are not expired for this long, so workers that could not reach a
     /// restarting coordinator get to heartbeat first (default: lease TTL + one heartbeat).
     pub start_grace: Option<Duration>,
+    /// More stores whose writer repairs `/metrics` reports beside the job store's, by name
+    /// (the trigger store).
+    pub store_health: Vec<(&'static str, Arc<sqlstore::Health>)>,
 }
 
 impl CoordinatorConfig {
@@ -78,6 +81,7 @@ impl CoordinatorConfig {
             grpc_extension: None,
             sweep_interval: Duration::from_secs(1),
             start_grace: None,
+            store_health: Vec::new(),
         }
     }
 }
@@ -150,6 +154,10 @@ pub async fn start_with_clock(
 ) -> anyhow::Result<Running> {
     let blobs = Blobs::open(&config.blobs_url)?;
     let metrics = Arc::new(Metrics::new());
+    metrics.watch_store("jobs", store.health());
+    for (name, health) in &config.store_health {
+        metrics.watch_store(name, Arc::clone(health));
+    }
     let http_listener = match config.http_listen {
         Some(addr) => Some(
             tokio::net::TcpListener::bind(addr)

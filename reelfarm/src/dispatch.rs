@@ -64,6 +64,7 @@ impl Trigger {
     /// trigger act for tenants.
     pub fn attach(&self, config: &mut CoordinatorConfig) {
         config.service_token = Some(self.service_token.clone());
+        config.store_health.push(("trigger", self.store.health()));
         config.http_routes = Some(trigger::ingest::router(self.ingest.clone()));
         let api = trigger::service::TriggerApi {
             ingest: self.ingest.clone(),

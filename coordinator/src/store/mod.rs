@@ -46,6 +46,15 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+impl From<sqlstore::Error> for StoreError {
+    fn from(e: sqlstore::Error) -> Self {
+        match e {
+            sqlstore::Error::Unavailable(m) => StoreError::Unavailable(m),
+            sqlstore::Error::Database(m) => StoreError::Database(m),
+        }
+    }
+}
+
 /// Result of submitting one render.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Submitted {
@@ -135,6 +144,8 @@ pub struct OutboxEvent {
 pub trait Store: Send + Sync + 'static {
     /// Backend name for logs and metrics (`sqlite`, `postgres`).
     fn backend(&self) -> &'static str;
+    /// What the store's writer has had to repair (exported as a metric).
+    fn health(&self) -> std::sync::Arc<sqlstore::Health>;
 
     // ---- tenants and API keys ----
 

@@ -86,45 +86,10 @@ fn to_i64(v: u64, what: &str) -> StoreResult<i64> {
 
 /// The first [`MAX_FAILURE_MESSAGE_CHARS`] characters of `message`.
 fn truncate_message(message: &str) -> String {
-    match message.char_indices().nth(MAX_FAILURE_MESSAGE_CHARS) {
-        Some((cut, _)) => message[..cut].to_owned(),
-        None => message.to_owned(),
-    }
+    sqlstore::truncate_chars(message, MAX_FAILURE_MESSAGE_CHARS)
 }
 
-/// Maps a sqlx error: transport trouble and the backend's `busy` codes are
-/// [`StoreError::Unavailable`], everything else [`StoreError::Database`].
-fn map_sqlx(e: sqlx::Error, busy: impl Fn(&dyn sqlx::error::DatabaseError) -> bool) -> StoreError {
-    match &e {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
-        sqlx::Error::Database(d) if busy(d.as_ref()) => StoreError::Unavailable(e.to_string()),
-        _ => StoreError::Database(e.to_string()),
-    }
-}
-
-/// The kind of constraint a database error violated, if any.
-fn violation(e: &sqlx::Error) -> Option<sqlx::error::ErrorKind> {
-    match e {
-        sqlx::Error::Database(d) => Some(d.kind()),
-        _ => None,
-    }
-}
-
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(violation(e), Some(sqlx::error::ErrorKind::UniqueViolation))
-}
-
-fn is_fk_violation(e: &sqlx::Error) -> bool {
-    matches!(
-        violation(e),
-        Some(sqlx::error::ErrorKind::ForeignKeyViolation)
-    )
-}
+use sqlstore::{is_fk_violation, is_unique_violation};
 
 #[cfg(test)]
 mod tests {

@@ -497,6 +497,10 @@ async fn lifecycle_and_download(backend: Backend) {
         text.contains("reelfarm_submit_to_acquire_seconds_count{lane=\"realtime\"} 1"),
         "{text}"
     );
+    assert!(
+        text.contains("reelfarm_store_writer_repairs{store=\"jobs\"} 0"),
+        "{text}"
+    );
 }
 
 async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {

@@ -120,6 +120,32 @@ impl Ctx {
         }
     }
 
+    /// Whether render `id` is committed, as a new connection of its own sees it.
+    async fn committed(&self, id: &str) -> bool {
+        const SQL: &str = "SELECT count(*) FROM jobs WHERE id = $1";
+        let n: i64 = match &self.db {
+            TestDb::Sqlite { url, .. } => {
+                let mut c = sqlx::SqliteConnection::connect(url)
+                    .await
+                    .expect("inspect SQLite");
+                sqlx::query_scalar(SQL)
+                    .bind(id)
+                    .fetch_one(&mut c)
+                    .await
+                    .expect("count")
+            }
+            TestDb::Postgres { url, schema } => {
+                let mut c = pg_conn(url, Some(schema)).await;
+                sqlx::query_scalar(SQL)
+                    .bind(id)
+                    .fetch_one(&mut c)
+                    .await
+                    .expect("count")
+            }
+        };
+        n == 1
+    }
+
     async fn cleanup(self) {
         let Ctx { store, db } = self;
         drop(store);
@@ -1685,4 +1711,130 @@ async fn lifecycle_timing(store: DynStore) {
         store.backend()
     );
     assert_eq!(store.stats().await.expect("stats").running, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cancellation: a caller that stops waiting must not leave the store mid-transaction.
+
+/// Every write call of the store, dropped at each of its await points in turn, each followed
+/// by an acknowledged submission; all acknowledged submissions are there after a reopen.
+async fn cancelled_calls_lose_no_acknowledged_write(ctx: Ctx) {
+    let store = ctx.store.clone();
+    let t = tenant(&store, "acme", 1000).await;
+    let w = worker(&store, "w1").await;
+    let mut acked = Vec::new();
+    let mut uncommitted = Vec::new();
+    let mut n = 0;
+    let mut ack = |store: DynStore, t: String| {
+        n += 1;
+        let key = format!("ack-{n}");
+        async move { submit_one(&store, new_job(&t, &key, Lane::Bulk)).await.id }
+    };
+    for k in 0..6 {
+        for op in 0..7 {
+            let seed = submit_one(
+                &store,
+                new_job(&t, &format!("seed-{k}-{op}"), Lane::Realtime),
+            )
+            .await;
+            let claims = claim(&store, &w, 1, NOW).await;
+            let fence = claims.first().map(|c| c.fence.clone());
+            let s = store.clone();
+            let (t2, w2) = (t.clone(), w.clone());
+            let call: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> = match op {
+                0 => Box::pin(async move {
+                    let jobs = [
+                        new_job(&t2, &format!("batch-a-{k}"), Lane::Bulk),
+                        new_job(&t2, &format!("batch-b-{k}"), Lane::Bulk),
+                    ];
+                    let _ = s.submit(&jobs).await;
+                }),
+                1 => Box::pin(async move {
+                    let _ = s.cancel(&t2, &seed.id, NOW).await;
+                }),
+                2 => Box::pin(async move {
+                    let running: Vec<_> =
+                        fence.iter().map(|f| progress(f, 0.5, "render")).collect();
+                    let _ = s.heartbeat(&w2, &running, NOW + 1_000, &LEASE).await;
+                }),
+                3 => Box::pin(async move {
+                    let _ = s.sweep(NOW + 1_000, &LEASE, &RETRY).await;
+                }),
+                4 => Box::pin(async move {
+                    if let Some(f) = fence {
+                        let _ = s
+                            .fail(
+                                &f,
+                                FailureClass::Application,
+                                "boom",
+                                NOW + 1_000,
+                                &RETRY,
+                                0.5,
+                            )
+                            .await;
+                    }
+                }),
+                5 => Box::pin(async move {
+                    if let Some(f) = fence {
+                        let _ = s.complete(&f, &[], &BTreeMap::new(), NOW + 1_000).await;
+                    }
+                }),
+                _ => Box::pin(async move {
+                    let _ = s.claim(&w2, 2, NOW, &LEASE).await;
+                }),
+            };
+            sqlstore::testing::drop_at_suspension(k, call).await;
+            // Give a pooled connection time to go back to its pool.
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            let id = ack(store.clone(), t.clone()).await;
+            // Acknowledged means committed: another connection sees it at once.
+            if !ctx.committed(&id).await {
+                uncommitted.push(format!("{id} (after dropping call {op} at suspension {k})"));
+            }
+            acked.push(id);
+        }
+    }
+    assert!(
+        uncommitted.is_empty(),
+        "acknowledged submissions not visible to another connection: {uncommitted:?}"
+    );
+    drop(store);
+    let Ctx { store, db } = ctx;
+    drop(store);
+    // Let the dropped connections close, then read through a new store.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let reopened = Ctx {
+        store: match &db {
+            TestDb::Sqlite { url, .. } => Arc::new(SqliteStore::open(url).await.expect("reopen")),
+            TestDb::Postgres { url, schema } => Arc::new(
+                PostgresStore::connect_with_schema(url, schema)
+                    .await
+                    .expect("reopen"),
+            ),
+        },
+        db,
+    };
+    let mut lost = Vec::new();
+    for id in &acked {
+        if reopened.store.job(None, id).await.expect("read").is_none() {
+            lost.push(id.clone());
+        }
+    }
+    reopened.cleanup().await;
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged submissions are gone after a reopen",
+        lost.len(),
+        acked.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_cancelled_calls_lose_no_acknowledged_write() {
+    cancelled_calls_lose_no_acknowledged_write(sqlite_store().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_cancelled_calls_lose_no_acknowledged_write() {
+    cancelled_calls_lose_no_acknowledged_write(pg_store().await).await;
 }

@@ -51,6 +51,15 @@ pub enum StoreError {
 /// Result of a store call.
 pub type StoreResult<T> = Result<T, StoreError>;
 
+impl From<sqlstore::Error> for StoreError {
+    fn from(e: sqlstore::Error) -> Self {
+        match e {
+            sqlstore::Error::Unavailable(m) => StoreError::Unavailable(m),
+            sqlstore::Error::Database(m) => StoreError::Database(m),
+        }
+    }
+}
+
 /// What [`TriggerStore::ingest`] did with one event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ingested {
@@ -266,6 +275,8 @@ pub type Stats = BTreeMap<String, BTreeMap<String, u64>>;
 pub trait TriggerStore: Send + Sync + 'static {
     /// Backend name for logs and metrics (`sqlite`, `postgres`).
     fn backend(&self) -> &'static str;
+    /// What the store's writer has had to repair (exported as a metric).
+    fn health(&self) -> std::sync::Arc<sqlstore::Health>;
 
     // ---- campaigns ----
 
@@ -447,25 +458,7 @@ fn to_u32(v: i64, column: &str) -> StoreResult<u32> {
 
 /// The first [`MAX_ERROR_CHARS`] characters of `message`.
 fn truncate_message(message: &str) -> String {
-    match message.char_indices().nth(MAX_ERROR_CHARS) {
-        Some((cut, _)) => message[..cut].to_owned(),
-        None => message.to_owned(),
-    }
-}
-
-/// Maps a sqlx error: transport trouble and the backend's `busy` codes are
-/// [`StoreError::Unavailable`], everything else [`StoreError::Database`].
-fn map_sqlx(e: sqlx::Error, busy: impl Fn(&dyn sqlx::error::DatabaseError) -> bool) -> StoreError {
-    match &e {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
-        sqlx::Error::Database(d) if busy(d.as_ref()) => StoreError::Unavailable(e.to_string()),
-        _ => StoreError::Database(e.to_string()),
-    }
+    sqlstore::truncate_chars(message, MAX_ERROR_CHARS)
 }
 
 #[cfg(test)]

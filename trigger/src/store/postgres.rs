@@ -4,12 +4,9 @@
 //! get each other's rows. Transactions run at READ COMMITTED; every transition is a
 //! compare-and-set on the row's state.
 
-use std::str::FromStr;
-use std::time::Duration;
-
+use futures::future::BoxFuture;
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Connection, Transaction};
+use sqlx::Transaction;
 
 use super::{StoreError, StoreResult};
 
@@ -36,96 +33,54 @@ mod shared;
 
 /// Connection trouble, serialization failures, deadlocks, shutdowns, too many connections.
 fn map_err(e: sqlx::Error) -> StoreError {
-    super::map_sqlx(e, |d| {
-        d.code().is_some_and(|c| {
-            c.starts_with("08")
-                || c.starts_with("57P")
-                || matches!(&*c, "40001" | "40P01" | "53300" | "55P03")
-        })
-    })
+    sqlstore::postgres::map_err(e).into()
 }
 
 /// The shared trigger store: a connection pool.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct PostgresStore {
-    pool: PgPool,
-}
-
-impl std::fmt::Debug for PostgresStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PostgresStore").finish_non_exhaustive()
-    }
+    db: sqlstore::Postgres,
 }
 
 impl PostgresStore {
     /// Connects to `url` (`postgres://USER:PASS@HOST:PORT/DB`; `?options=-c search_path=S`
     /// picks a schema) and creates the tables when they are missing.
     pub async fn connect(url: &str) -> StoreResult<PostgresStore> {
-        Self::connect_opts(parse(url)?).await
+        Self::migrated(sqlstore::Postgres::connect(url, "trigger").await?).await
     }
 
     /// Like [`PostgresStore::connect`], but keeps all tables in `schema` (created if missing),
     /// through the connections' `search_path`. Tests use a fresh schema each.
     pub async fn connect_with_schema(url: &str, schema: &str) -> StoreResult<PostgresStore> {
-        let valid = schema.len() <= 63
-            && schema
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-            && schema.bytes().next().is_some_and(|b| !b.is_ascii_digit());
-        if !valid {
-            return Err(StoreError::Database(format!(
-                "schema name `{schema}` must match [a-z_][a-z0-9_]{{0,62}}"
-            )));
-        }
-        let options = parse(url)?;
-        let mut conn = sqlx::PgConnection::connect_with(&options)
-            .await
-            .map_err(map_err)?;
-        let create = format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"");
-        sqlx::Executor::execute(&mut conn, sqlx::raw_sql(&create))
-            .await
-            .map_err(map_err)?;
-        conn.close().await.map_err(map_err)?;
-        Self::connect_opts(options.options([("search_path", schema)])).await
+        Self::migrated(sqlstore::Postgres::connect_with_schema(url, schema, "trigger").await?).await
     }
 
-    async fn connect_opts(options: PgConnectOptions) -> StoreResult<PostgresStore> {
-        let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .min_connections(0)
-            // A dead connection fails its statement with `Unavailable` (retryable) instead of
-            // costing every acquire a round trip.
-            .test_before_acquire(false)
-            .acquire_timeout(Duration::from_secs(10))
-            .idle_timeout(Duration::from_secs(300))
-            .connect_with(options)
-            .await
-            .map_err(map_err)?;
-        let store = PostgresStore { pool };
+    async fn migrated(db: sqlstore::Postgres) -> StoreResult<PostgresStore> {
+        let store = PostgresStore { db };
         shared::migrate(&store).await?;
         Ok(store)
     }
 
     /// Closes the pool (waits for checked-out connections to come back).
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.db.close().await;
     }
 
-    async fn write_conn(&self) -> StoreResult<PoolConnection<Db>> {
-        self.pool.acquire().await.map_err(map_err)
+    /// Runs `op` on a pooled connection, to completion even if the caller stops waiting.
+    async fn write<T, F>(&self, op: F) -> StoreResult<T>
+    where
+        F: for<'c> FnOnce(&'c mut Conn) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.db.write(op).await
     }
 
     async fn read_conn(&self) -> StoreResult<PoolConnection<Db>> {
-        self.pool.acquire().await.map_err(map_err)
+        Ok(self.db.read().await?)
     }
 }
 
 /// A transaction (READ COMMITTED; every transition is a compare-and-set).
 async fn begin(conn: &mut Conn) -> StoreResult<Transaction<'_, Db>> {
-    conn.begin().await.map_err(map_err)
-}
-
-fn parse(url: &str) -> StoreResult<PgConnectOptions> {
-    PgConnectOptions::from_str(url)
-        .map_err(|e| StoreError::Database(format!("bad PostgreSQL URL: {e}")))
+    Ok(sqlstore::postgres::begin(conn).await?)
 }

@@ -1,7 +1,8 @@
 //! The [`TriggerStore`] implementation both backends share, compiled once inside each backend
 //! module, which supplies: `Db`, `Conn`, `DbRow`, `Backend` (the sqlx types and the store
 //! type), `NAME`, `SCHEMA`, `MIGRATION_LOCK`, `skip_locked!()` (the claim's row-lock suffix),
-//! `write_conn`/`read_conn`, `begin` and `map_err` (which errors mean "busy, retry").
+//! `write` (an operation on the writer, run to completion), `read_conn`, `begin` and `map_err`
+//! (which errors mean "busy, retry").
 //!
 //! SQL is written once with `$N` placeholders, which sqlx accepts on both backends. Several
 //! rows are written with one multi-row statement (events of a batch, counters of a
@@ -23,6 +24,16 @@ use crate::store::{
 use crate::{Campaign, Destination, Event};
 
 type R<T> = StoreResult<T>;
+
+/// Runs `$op` (an expression of the writer connection `$c`) in a task of its own, to
+/// completion even if the caller stops waiting (`sqlstore`); captures are moved in.
+macro_rules! write {
+    ($store:expr, |$c:ident| $op:expr) => {
+        $store
+            .write(move |$c: &mut Conn| Box::pin(async move { $op.await }))
+            .await
+    };
+}
 
 /// Rows per multi-row `INSERT` (5 parameters each, far below either backend's limit).
 const INSERT_CHUNK: usize = 500;
@@ -147,15 +158,17 @@ async fn bump_returned(c: &mut Conn, row: &DbRow, counter: &str) -> R<()> {
     add_counters(c, &tenant, &counters).await
 }
 
+/// A statement whose arguments it owns, so that it can move into a writer task.
+type OwnedQuery = sqlx::query::Query<'static, Db, <Db as sqlx::Database>::Arguments<'static>>;
+
 /// A state transition of one row that bumps a counter of its campaign when it happens: runs
 /// `query` (which must return `tenant, campaign, variant`) and the counter in one transaction.
-async fn transition<'q>(
-    store: &Backend,
-    query: sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>,
-    counter: &str,
-) -> R<bool> {
-    let mut conn = store.write_conn().await?;
-    let mut tx = begin(&mut conn).await?;
+async fn transition(store: &Backend, query: OwnedQuery, counter: &'static str) -> R<bool> {
+    write!(store, |c| transition_on(c, query, counter))
+}
+
+async fn transition_on(c: &mut Conn, query: OwnedQuery, counter: &str) -> R<bool> {
+    let mut tx = begin(c).await?;
     let Some(row) = query.fetch_optional(&mut *tx).await.map_err(map_err)? else {
         return Ok(false);
     };
@@ -165,19 +178,20 @@ async fn transition<'q>(
 }
 
 /// Runs one statement on the writer (its own transaction); true when it changed a row.
-async fn write_one<'q>(
-    store: &Backend,
-    query: sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>,
-) -> R<bool> {
-    let mut conn = store.write_conn().await?;
-    let done = query.execute(&mut *conn).await.map_err(map_err)?;
-    Ok(done.rows_affected() > 0)
+async fn write_one(store: &Backend, query: OwnedQuery) -> R<bool> {
+    write!(store, |c| async move {
+        let done = query.execute(&mut *c).await.map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    })
 }
 
 /// Creates the schema when the database has none (in one transaction).
 pub(super) async fn migrate(store: &Backend) -> R<()> {
-    let mut conn = store.write_conn().await?;
-    let mut tx = begin(&mut conn).await?;
+    write!(store, |c| migrate_on(c))
+}
+
+async fn migrate_on(c: &mut Conn) -> R<()> {
+    let mut tx = begin(c).await?;
     if let Some(lock) = MIGRATION_LOCK {
         sqlx::query(lock).execute(&mut *tx).await.map_err(map_err)?;
     }
@@ -304,7 +318,180 @@ async fn apply_outcomes(
 }
 
 // ---------------------------------------------------------------------------------------------
-// The store
+// Writes: each runs on the writer connection to completion (see `sqlstore`)
+
+async fn put_campaign_on(c: &mut Conn, tenant: &str, campaign: &Campaign, now: Millis) -> R<u32> {
+    let json = to_json(campaign)?;
+    let mut tx = begin(c).await?;
+    // The upsert locks the campaign's row (PostgreSQL), so concurrent puts get distinct
+    // versions.
+    let row = sqlx::query(
+        "INSERT INTO campaigns (tenant, name, version, event_type, active) \
+         VALUES ($1, $2, 1, $3, $4) ON CONFLICT (tenant, name) \
+         DO UPDATE SET version = campaigns.version + 1, event_type = excluded.event_type \
+         RETURNING version",
+    )
+    .bind(tenant)
+    .bind(&campaign.name)
+    .bind(&campaign.event_type)
+    .bind(true)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    let version: i64 = get(&row, "version")?;
+    sqlx::query(
+        "INSERT INTO campaign_versions (tenant, name, version, campaign_json, created_ms) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(tenant)
+    .bind(&campaign.name)
+    .bind(version)
+    .bind(json)
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    tx.commit().await.map_err(map_err)?;
+    to_u32(version, "version")
+}
+
+async fn ingest_on(
+    c: &mut Conn,
+    tenant: &str,
+    events: &[(Event, String)],
+    now: Millis,
+) -> R<Vec<Ingested>> {
+    // First occurrence of each id in the batch, with its canonical JSON.
+    let mut seen = HashSet::with_capacity(events.len());
+    let mut first = Vec::with_capacity(events.len());
+    let mut rows = Vec::with_capacity(events.len());
+    for (event, raw) in events {
+        let is_first = seen.insert(event.id.as_str());
+        first.push(is_first);
+        if is_first {
+            rows.push((event.id.as_str(), raw.as_str(), to_json(event)?));
+        }
+    }
+    let mut inserted: HashSet<String> = HashSet::with_capacity(rows.len());
+    if !rows.is_empty() {
+        let mut tx = begin(c).await?;
+        for chunk in rows.chunks(INSERT_CHUNK) {
+            let mut q = QueryBuilder::<Db>::new(
+                "INSERT INTO events (tenant, event_id, raw_json, event_json, received_ms) ",
+            );
+            q.push_values(chunk, |mut b, (id, raw, json)| {
+                b.push_bind(tenant)
+                    .push_bind(*id)
+                    .push_bind(*raw)
+                    .push_bind(json.as_str())
+                    .push_bind(now);
+            });
+            q.push(" ON CONFLICT (tenant, event_id) DO NOTHING RETURNING event_id");
+            for row in q.build().fetch_all(&mut *tx).await.map_err(map_err)? {
+                inserted.insert(get(&row, "event_id")?);
+            }
+        }
+        tx.commit().await.map_err(map_err)?;
+    }
+    Ok(events
+        .iter()
+        .zip(first)
+        .map(|((event, _), is_first)| {
+            if is_first && inserted.contains(&event.id) {
+                Ingested::Accepted
+            } else {
+                Ingested::Duplicate
+            }
+        })
+        .collect())
+}
+
+async fn record_outcomes_on(
+    c: &mut Conn,
+    tenant: &str,
+    event_seq: i64,
+    outcomes: &[Outcome],
+    now: Millis,
+) -> R<bool> {
+    let mut tx = begin(c).await?;
+    // Marking the event first makes a concurrent second application (PostgreSQL) wait for
+    // this one and then find the event processed.
+    let marked = sqlx::query(
+        "UPDATE events SET processed_ms = $3 \
+         WHERE seq = $1 AND tenant = $2 AND processed_ms IS NULL",
+    )
+    .bind(event_seq)
+    .bind(tenant)
+    .bind(now)
+    .execute(&mut *tx)
+    .await
+    .map_err(map_err)?
+    .rows_affected();
+    if marked == 0 {
+        return Ok(false);
+    }
+    let mut counters = Counters::new();
+    apply_outcomes(&mut tx, tenant, outcomes, now, &mut counters).await?;
+    add_counters(&mut tx, tenant, &counters).await?;
+    tx.commit().await.map_err(map_err)?;
+    Ok(true)
+}
+
+async fn claim_due_dispatches_on(
+    c: &mut Conn,
+    now: Millis,
+    limit: u32,
+    lease_ms: i64,
+) -> R<Vec<DueDispatch>> {
+    let mut tx = begin(c).await?;
+    // The selection is materialized: PostgreSQL could otherwise evaluate a `LIMIT … SKIP
+    // LOCKED` subquery more than once and lease more rows than asked for.
+    let rows = sqlx::query(concat!(
+        "WITH due AS MATERIALIZED (SELECT key FROM dispatches WHERE state = 'pending' \
+         AND due_ms <= $1 AND lease_until_ms <= $1 ORDER BY due_ms, key LIMIT $3",
+        skip_locked!(),
+        ") UPDATE dispatches SET lease_until_ms = $2 WHERE state = 'pending' \
+         AND key IN (SELECT key FROM due) RETURNING ",
+        due_cols!()
+    ))
+    .bind(now)
+    .bind(now.saturating_add(lease_ms))
+    .bind(i64::from(limit))
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    tx.commit().await.map_err(map_err)?;
+    let mut due = rows.iter().map(due_from_row).collect::<R<Vec<_>>>()?;
+    due.sort_by(|a, b| (a.due_ms, &a.key).cmp(&(b.due_ms, &b.key)));
+    Ok(due)
+}
+
+async fn claim_due_deliveries_on(
+    c: &mut Conn,
+    now: Millis,
+    limit: u32,
+    lease_ms: i64,
+) -> R<Vec<Delivery>> {
+    let mut tx = begin(c).await?;
+    let rows = sqlx::query(concat!(
+        "WITH due AS MATERIALIZED (SELECT id FROM deliveries WHERE state = 'pending' \
+         AND due_ms <= $1 AND lease_until_ms <= $1 ORDER BY due_ms, id LIMIT $3",
+        skip_locked!(),
+        ") UPDATE deliveries SET lease_until_ms = $2 WHERE state = 'pending' \
+         AND id IN (SELECT id FROM due) RETURNING ",
+        delivery_cols!()
+    ))
+    .bind(now)
+    .bind(now.saturating_add(lease_ms))
+    .bind(i64::from(limit))
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    tx.commit().await.map_err(map_err)?;
+    let mut due = rows.iter().map(delivery_from_row).collect::<R<Vec<_>>>()?;
+    due.sort_by(|a, b| (a.due_ms, &a.id).cmp(&(b.due_ms, &b.id)));
+    Ok(due)
+}
 
 #[async_trait]
 impl TriggerStore for Backend {
@@ -312,40 +499,13 @@ impl TriggerStore for Backend {
         NAME
     }
 
+    fn health(&self) -> std::sync::Arc<sqlstore::Health> {
+        self.db.health()
+    }
+
     async fn put_campaign(&self, tenant: &str, campaign: &Campaign, now: Millis) -> R<u32> {
-        let json = to_json(campaign)?;
-        let mut conn = self.write_conn().await?;
-        let mut tx = begin(&mut conn).await?;
-        // The upsert locks the campaign's row (PostgreSQL), so concurrent puts get distinct
-        // versions.
-        let row = sqlx::query(
-            "INSERT INTO campaigns (tenant, name, version, event_type, active) \
-             VALUES ($1, $2, 1, $3, $4) ON CONFLICT (tenant, name) \
-             DO UPDATE SET version = campaigns.version + 1, event_type = excluded.event_type \
-             RETURNING version",
-        )
-        .bind(tenant)
-        .bind(&campaign.name)
-        .bind(&campaign.event_type)
-        .bind(true)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let version: i64 = get(&row, "version")?;
-        sqlx::query(
-            "INSERT INTO campaign_versions (tenant, name, version, campaign_json, created_ms) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(tenant)
-        .bind(&campaign.name)
-        .bind(version)
-        .bind(json)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        to_u32(version, "version")
+        let (tenant, campaign) = (tenant.to_owned(), campaign.clone());
+        write!(self, |c| put_campaign_on(c, &tenant, &campaign, now))
     }
 
     async fn campaign(&self, tenant: &str, name: &str) -> R<Option<(u32, Campaign)>> {
@@ -382,8 +542,8 @@ impl TriggerStore for Backend {
 
     async fn set_campaign_active(&self, tenant: &str, name: &str, active: bool) -> R<bool> {
         let q = sqlx::query("UPDATE campaigns SET active = $3 WHERE tenant = $1 AND name = $2")
-            .bind(tenant)
-            .bind(name)
+            .bind(tenant.to_owned())
+            .bind(name.to_owned())
             .bind(active);
         write_one(self, q).await
     }
@@ -433,50 +593,8 @@ impl TriggerStore for Backend {
         events: &[(Event, String)],
         now: Millis,
     ) -> R<Vec<Ingested>> {
-        // First occurrence of each id in the batch, with its canonical JSON.
-        let mut seen = HashSet::with_capacity(events.len());
-        let mut first = Vec::with_capacity(events.len());
-        let mut rows = Vec::with_capacity(events.len());
-        for (event, raw) in events {
-            let is_first = seen.insert(event.id.as_str());
-            first.push(is_first);
-            if is_first {
-                rows.push((event.id.as_str(), raw.as_str(), to_json(event)?));
-            }
-        }
-        let mut inserted: HashSet<String> = HashSet::with_capacity(rows.len());
-        if !rows.is_empty() {
-            let mut conn = self.write_conn().await?;
-            let mut tx = begin(&mut conn).await?;
-            for chunk in rows.chunks(INSERT_CHUNK) {
-                let mut q = QueryBuilder::<Db>::new(
-                    "INSERT INTO events (tenant, event_id, raw_json, event_json, received_ms) ",
-                );
-                q.push_values(chunk, |mut b, (id, raw, json)| {
-                    b.push_bind(tenant)
-                        .push_bind(*id)
-                        .push_bind(*raw)
-                        .push_bind(json.as_str())
-                        .push_bind(now);
-                });
-                q.push(" ON CONFLICT (tenant, event_id) DO NOTHING RETURNING event_id");
-                for row in q.build().fetch_all(&mut *tx).await.map_err(map_err)? {
-                    inserted.insert(get(&row, "event_id")?);
-                }
-            }
-            tx.commit().await.map_err(map_err)?;
-        }
-        Ok(events
-            .iter()
-            .zip(first)
-            .map(|((event, _), is_first)| {
-                if is_first && inserted.contains(&event.id) {
-                    Ingested::Accepted
-                } else {
-                    Ingested::Duplicate
-                }
-            })
-            .collect())
+        let (tenant, events) = (tenant.to_owned(), events.to_vec());
+        write!(self, |c| ingest_on(c, &tenant, &events, now))
     }
 
     async fn next_events(&self, limit: u32) -> R<Vec<(String, i64, Event)>> {
@@ -507,29 +625,10 @@ impl TriggerStore for Backend {
         outcomes: &[Outcome],
         now: Millis,
     ) -> R<bool> {
-        let mut conn = self.write_conn().await?;
-        let mut tx = begin(&mut conn).await?;
-        // Marking the event first makes a concurrent second application (PostgreSQL) wait for
-        // this one and then find the event processed.
-        let marked = sqlx::query(
-            "UPDATE events SET processed_ms = $3 \
-             WHERE seq = $1 AND tenant = $2 AND processed_ms IS NULL",
-        )
-        .bind(event_seq)
-        .bind(tenant)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?
-        .rows_affected();
-        if marked == 0 {
-            return Ok(false);
-        }
-        let mut counters = Counters::new();
-        apply_outcomes(&mut tx, tenant, outcomes, now, &mut counters).await?;
-        add_counters(&mut tx, tenant, &counters).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(true)
+        let (tenant, outcomes) = (tenant.to_owned(), outcomes.to_vec());
+        write!(self, |c| record_outcomes_on(
+            c, &tenant, event_seq, &outcomes, now
+        ))
     }
 
     async fn touches(&self, tenant: &str, customer_id: &str, since_ms: Millis) -> R<Vec<Millis>> {
@@ -568,28 +667,7 @@ impl TriggerStore for Backend {
         limit: u32,
         lease_ms: i64,
     ) -> R<Vec<DueDispatch>> {
-        let mut conn = self.write_conn().await?;
-        let mut tx = begin(&mut conn).await?;
-        // The selection is materialized: PostgreSQL could otherwise evaluate a `LIMIT … SKIP
-        // LOCKED` subquery more than once and lease more rows than asked for.
-        let rows = sqlx::query(concat!(
-            "WITH due AS MATERIALIZED (SELECT key FROM dispatches WHERE state = 'pending' \
-             AND due_ms <= $1 AND lease_until_ms <= $1 ORDER BY due_ms, key LIMIT $3",
-            skip_locked!(),
-            ") UPDATE dispatches SET lease_until_ms = $2 WHERE state = 'pending' \
-             AND key IN (SELECT key FROM due) RETURNING ",
-            due_cols!()
-        ))
-        .bind(now)
-        .bind(now.saturating_add(lease_ms))
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        let mut due = rows.iter().map(due_from_row).collect::<R<Vec<_>>>()?;
-        due.sort_by(|a, b| (a.due_ms, &a.key).cmp(&(b.due_ms, &b.key)));
-        Ok(due)
+        write!(self, |c| claim_due_dispatches_on(c, now, limit, lease_ms))
     }
 
     async fn dispatch_submitted(&self, key: &str, render_id: &str, now: Millis) -> R<bool> {
@@ -598,8 +676,8 @@ impl TriggerStore for Backend {
              updated_ms = $3 WHERE key = $1 AND state = 'pending' \
              RETURNING tenant, campaign, variant",
         )
-        .bind(key)
-        .bind(render_id)
+        .bind(key.to_owned())
+        .bind(render_id.to_owned())
         .bind(now);
         transition(self, q, "renders").await
     }
@@ -609,7 +687,7 @@ impl TriggerStore for Backend {
             "UPDATE dispatches SET due_ms = $2, attempts = attempts + 1, lease_until_ms = 0, \
              last_error = $3 WHERE key = $1 AND state = 'pending'",
         )
-        .bind(key)
+        .bind(key.to_owned())
         .bind(next_ms)
         .bind(truncate_message(error));
         write_one(self, q).await
@@ -621,7 +699,7 @@ impl TriggerStore for Backend {
              updated_ms = $3 WHERE key = $1 AND state = 'pending' \
              RETURNING tenant, campaign, variant",
         )
-        .bind(key)
+        .bind(key.to_owned())
         .bind(truncate_message(error))
         .bind(now);
         transition(self, q, "failures").await
@@ -679,7 +757,7 @@ impl TriggerStore for Backend {
             "INSERT INTO cursors (tenant, seq) VALUES ($1, $2) \
              ON CONFLICT (tenant) DO UPDATE SET seq = excluded.seq",
         )
-        .bind(tenant)
+        .bind(tenant.to_owned())
         .bind(seq);
         write_one(self, q).await.map(drop)
     }
@@ -700,14 +778,14 @@ impl TriggerStore for Backend {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $9, $9) \
              ON CONFLICT DO NOTHING",
         )
-        .bind(&d.id)
-        .bind(&d.dispatch_key)
-        .bind(&d.tenant)
-        .bind(&d.campaign)
-        .bind(&d.variant)
-        .bind(&d.kind)
-        .bind(&d.url)
-        .bind(&d.payload_json)
+        .bind(d.id.clone())
+        .bind(d.dispatch_key.clone())
+        .bind(d.tenant.clone())
+        .bind(d.campaign.clone())
+        .bind(d.variant.clone())
+        .bind(d.kind.clone())
+        .bind(d.url.clone())
+        .bind(d.payload_json.clone())
         .bind(d.now);
         write_one(self, q).await
     }
@@ -718,26 +796,7 @@ impl TriggerStore for Backend {
         limit: u32,
         lease_ms: i64,
     ) -> R<Vec<Delivery>> {
-        let mut conn = self.write_conn().await?;
-        let mut tx = begin(&mut conn).await?;
-        let rows = sqlx::query(concat!(
-            "WITH due AS MATERIALIZED (SELECT id FROM deliveries WHERE state = 'pending' \
-             AND due_ms <= $1 AND lease_until_ms <= $1 ORDER BY due_ms, id LIMIT $3",
-            skip_locked!(),
-            ") UPDATE deliveries SET lease_until_ms = $2 WHERE state = 'pending' \
-             AND id IN (SELECT id FROM due) RETURNING ",
-            delivery_cols!()
-        ))
-        .bind(now)
-        .bind(now.saturating_add(lease_ms))
-        .bind(i64::from(limit))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        let mut due = rows.iter().map(delivery_from_row).collect::<R<Vec<_>>>()?;
-        due.sort_by(|a, b| (a.due_ms, &a.id).cmp(&(b.due_ms, &b.id)));
-        Ok(due)
+        write!(self, |c| claim_due_deliveries_on(c, now, limit, lease_ms))
     }
 
     async fn delivery_done(&self, id: &str, now: Millis, status_code: u16) -> R<bool> {
@@ -746,7 +805,7 @@ impl TriggerStore for Backend {
              updated_ms = $2 WHERE id = $1 AND state = 'pending' \
              RETURNING tenant, campaign, variant",
         )
-        .bind(id)
+        .bind(id.to_owned())
         .bind(now)
         .bind(i64::from(status_code));
         transition(self, q, "deliveries").await
@@ -757,7 +816,7 @@ impl TriggerStore for Backend {
             "UPDATE deliveries SET due_ms = $2, attempts = attempts + 1, lease_until_ms = 0, \
              last_error = $3 WHERE id = $1 AND state = 'pending'",
         )
-        .bind(id)
+        .bind(id.to_owned())
         .bind(next_ms)
         .bind(truncate_message(error));
         write_one(self, q).await
@@ -769,7 +828,7 @@ impl TriggerStore for Backend {
              updated_ms = $3 WHERE id = $1 AND state = 'pending' \
              RETURNING tenant, campaign, variant",
         )
-        .bind(id)
+        .bind(id.to_owned())
         .bind(truncate_message(error))
         .bind(now);
         transition(self, q, "delivery_failures").await
@@ -811,8 +870,8 @@ impl TriggerStore for Backend {
              lease_until_ms = 0, updated_ms = $3 \
              WHERE tenant = $1 AND id = $2 AND state = 'dead'",
         )
-        .bind(tenant)
-        .bind(id)
+        .bind(tenant.to_owned())
+        .bind(id.to_owned())
         .bind(now);
         write_one(self, q).await
     }

@@ -1210,3 +1210,114 @@ async fn cursor_round_trip(h: Harness) {
     assert_eq!(s.cursor("beta").await.expect("cursor"), 7);
     assert_eq!(s.cursor("gamma").await.expect("cursor"), 0);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Cancellation: a caller that stops waiting must not leave the store mid-transaction.
+
+impl TestDb {
+    /// Whether delivery `id` is committed, as a new connection of its own sees it.
+    async fn delivery_committed(&self, id: &str) -> bool {
+        const SQL: &str = "SELECT count(*) FROM deliveries WHERE id = $1";
+        let n: i64 = match self {
+            TestDb::Sqlite { url, .. } => {
+                let mut c = sqlx::SqliteConnection::connect(url)
+                    .await
+                    .expect("inspect SQLite");
+                sqlx::query_scalar(SQL)
+                    .bind(id)
+                    .fetch_one(&mut c)
+                    .await
+                    .expect("count")
+            }
+            TestDb::Postgres { url, schema } => {
+                use std::str::FromStr;
+                let options = sqlx::postgres::PgConnectOptions::from_str(url)
+                    .expect("PostgreSQL URL")
+                    .options([("search_path", schema.as_str())]);
+                let mut c = sqlx::PgConnection::connect_with(&options)
+                    .await
+                    .expect("PostgreSQL connection");
+                sqlx::query_scalar(SQL)
+                    .bind(id)
+                    .fetch_one(&mut c)
+                    .await
+                    .expect("count")
+            }
+        };
+        n == 1
+    }
+}
+
+/// Every transactional write of the store, dropped at each of its await points in turn, each
+/// followed by an acknowledged single-statement write (a delivery); every acknowledged write
+/// is committed at once and there after a reopen.
+async fn cancelled_calls_lose_no_acknowledged_write(h: Harness) {
+    let store = h.store.clone();
+    let mut acked = Vec::new();
+    let mut uncommitted = Vec::new();
+    for k in 0..6 {
+        for op in 0..7 {
+            let key = format!("d-{k}-{op}");
+            schedule(&store, "acme", &key, "c-1", NOW).await;
+            let seq = {
+                let id = format!("e-{k}-{op}");
+                ingest_one(&store, "acme", &id, "c-2").await
+            };
+            let s = store.clone();
+            let call: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> = match op {
+                0 => Box::pin(async move {
+                    let _ = s
+                        .put_campaign("acme", &campaign_named("thanks", "https://x.example"), NOW)
+                        .await;
+                }),
+                1 => Box::pin(async move {
+                    let _ = s.ingest("acme", &[ev(&format!("x-{k}"), "c-3")], NOW).await;
+                }),
+                2 => Box::pin(async move {
+                    let _ = s.record_outcomes("acme", seq, &[], NOW).await;
+                }),
+                3 => Box::pin(async move {
+                    let _ = s.claim_due_dispatches(NOW, 10, LEASE).await;
+                }),
+                4 => Box::pin(async move {
+                    let _ = s.dispatch_submitted(&key, "r-1", NOW).await;
+                }),
+                5 => Box::pin(async move {
+                    let _ = s.claim_due_deliveries(NOW, 10, LEASE).await;
+                }),
+                _ => Box::pin(async move {
+                    let _ = s.dispatch_failed(&key, "boom", NOW).await;
+                }),
+            };
+            sqlstore::testing::drop_at_suspension(k, call).await;
+            // Give a pooled connection time to go back to its pool.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let id = format!("ack-{k}-{op}");
+            assert!(store
+                .enqueue_delivery(&new_delivery(&id, &format!("k-{id}"), "video.ready"))
+                .await
+                .expect("enqueue"));
+            if !h.db.delivery_committed(&id).await {
+                uncommitted.push(format!("{id} (after dropping call {op} at suspension {k})"));
+            }
+            acked.push(id);
+        }
+    }
+    assert!(
+        uncommitted.is_empty(),
+        "acknowledged deliveries not visible to another connection: {uncommitted:?}"
+    );
+    let Harness { store, db } = h;
+    drop(store);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let reopened = db.open().await;
+    for id in &acked {
+        assert!(
+            reopened.delivery(id).await.expect("read").is_some(),
+            "acknowledged delivery {id} is gone after a reopen"
+        );
+    }
+}
+
+store_tests!(cancel_sqlite, super::sqlite_harness(); cancelled_calls_lose_no_acknowledged_write);
+store_tests!(cancel_postgres, super::pg_harness(); cancelled_calls_lose_no_acknowledged_write);

@@ -32,6 +32,16 @@ use crate::store::{
 
 type R<T> = StoreResult<T>;
 
+/// Runs `$op` (an expression of the writer connection `$c`) in a task of its own, to
+/// completion even if the caller stops waiting (`sqlstore`); captures are moved in.
+macro_rules! write {
+    ($store:expr, |$c:ident| $op:expr) => {
+        $store
+            .write(move |$c: &mut Conn| Box::pin(async move { $op.await }))
+            .await
+    };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Rows
 
@@ -199,8 +209,11 @@ fn not_found(what: impl Into<String>) -> StoreError {
 
 /// Creates the schema when the database has none (in one transaction).
 pub(super) async fn migrate(store: &Backend) -> R<()> {
-    let mut conn = store.write_conn().await?;
-    let mut tx = begin(&mut conn).await?;
+    write!(store, |c| migrate_on(c))
+}
+
+async fn migrate_on(c: &mut Conn) -> R<()> {
+    let mut tx = begin(c).await?;
     if let Some(lock) = MIGRATION_LOCK {
         sqlx::query(lock).execute(&mut *tx).await.map_err(map_err)?;
     }
@@ -221,8 +234,9 @@ pub(super) async fn migrate(store: &Backend) -> R<()> {
         )));
     }
     if version < 1 {
-        sqlx::raw_sql(SCHEMA)
-            .execute(&mut *tx)
+        // Through `Executor` (a boxed `Send` future): `RawSql::execute` is an `async fn` whose
+        // future the compiler cannot prove `Send`, and writes run in tasks.
+        sqlx::Executor::execute(&mut *tx, sqlx::raw_sql(SCHEMA))
             .await
             .map_err(map_err)?;
         sqlx::query("INSERT INTO schema_version (version) VALUES ($1)")
@@ -391,13 +405,23 @@ async fn with_aliases(c: &mut Conn, row: Option<DbRow>) -> R<Option<TemplateReco
     Ok(Some(rec))
 }
 
+/// [`Store::insert_template`]: a concurrent insert of the same name can take the version (or
+/// digest) first; the second try then sees it.
+async fn insert_template_on(c: &mut Conn, new: &NewTemplate) -> R<(TemplateRecord, bool)> {
+    for _ in 0..2 {
+        if let Some(done) = try_insert_template(c, new).await? {
+            return Ok(done);
+        }
+    }
+    Err(StoreError::Unavailable(format!(
+        "template {} is being uploaded concurrently; retry",
+        new.name
+    )))
+}
+
 /// One try of [`Store::insert_template`]; None when a concurrent insert won a unique key.
-async fn try_insert_template(
-    store: &Backend,
-    new: &NewTemplate,
-) -> R<Option<(TemplateRecord, bool)>> {
-    let mut conn = store.write_conn().await?;
-    let mut tx = begin(&mut conn).await?;
+async fn try_insert_template(c: &mut Conn, new: &NewTemplate) -> R<Option<(TemplateRecord, bool)>> {
+    let mut tx = begin(c).await?;
     let existing = sqlx::query(concat!(
         "SELECT ",
         template_cols!(),
@@ -664,7 +688,548 @@ async fn claim_on(
 }
 
 // ---------------------------------------------------------------------------------------------
-// The trait
+// Writes: each runs on the writer connection to completion (see `sqlstore`)
+
+async fn create_tenant_on(c: &mut Conn, tenant: &Tenant) -> R<()> {
+    let res = sqlx::query(
+        "INSERT INTO tenants (id, name, max_running, running, created_ms) \
+         VALUES ($1, $2, $3, 0, $4)",
+    )
+    .bind(&tenant.id)
+    .bind(&tenant.name)
+    .bind(i64::from(tenant.max_running))
+    .bind(tenant.created_ms)
+    .execute(&mut *c)
+    .await;
+    match res {
+        Ok(_) => Ok(()),
+        Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists {
+            what: format!("tenant {}", tenant.name),
+        }),
+        Err(e) => Err(map_err(e)),
+    }
+}
+
+async fn add_api_key_on(c: &mut Conn, tenant_id: &str, key_hash: &str, now: Millis) -> R<()> {
+    let res =
+        sqlx::query("INSERT INTO api_keys (key_hash, tenant_id, created_ms) VALUES ($1, $2, $3)")
+            .bind(key_hash)
+            .bind(tenant_id)
+            .bind(now)
+            .execute(&mut *c)
+            .await;
+    match res {
+        Ok(_) => Ok(()),
+        Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists {
+            what: "api key".into(),
+        }),
+        Err(e) if is_fk_violation(&e) => Err(not_found(format!("tenant {tenant_id}"))),
+        Err(e) => Err(map_err(e)),
+    }
+}
+
+async fn set_alias_on(
+    c: &mut Conn,
+    tenant_id: &str,
+    name: &str,
+    alias: &str,
+    version: u32,
+) -> R<TemplateRecord> {
+    let mut tx = begin(c).await?;
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        template_cols!(),
+        " FROM templates WHERE tenant_id = $1 AND name = $2 AND version = $3"
+    ))
+    .bind(tenant_id)
+    .bind(name)
+    .bind(i64::from(version))
+    .fetch_optional(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    let Some(row) = row else {
+        return Err(not_found(format!("template {name}@{version}")));
+    };
+    sqlx::query(
+        "INSERT INTO template_aliases (tenant_id, name, alias, version) \
+         VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (tenant_id, name, alias) DO UPDATE SET version = excluded.version",
+    )
+    .bind(tenant_id)
+    .bind(name)
+    .bind(alias)
+    .bind(i64::from(version))
+    .execute(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    let rec = with_aliases(&mut tx, Some(row))
+        .await?
+        .ok_or_else(|| corrupt("template vanished"))?;
+    tx.commit().await.map_err(map_err)?;
+    Ok(rec)
+}
+
+async fn submit_all_on(c: &mut Conn, jobs: &[NewJob]) -> R<Vec<Submitted>> {
+    if let [j] = jobs {
+        // One statement in the common case: no explicit transaction needed.
+        return Ok(vec![submit_on(c, j).await?]);
+    }
+    let mut tx = begin(c).await?;
+    let mut out = Vec::with_capacity(jobs.len());
+    for j in jobs {
+        out.push(submit_on(&mut tx, j).await?);
+    }
+    tx.commit().await.map_err(map_err)?;
+    Ok(out)
+}
+
+async fn cancel_on(c: &mut Conn, tenant_id: &str, id: &str, now: Millis) -> R<Option<Job>> {
+    let mut tx = begin(c).await?;
+    // Compare-and-set on the state read; another transition in between means read again.
+    for _ in 0..8 {
+        let Some(job) = job_by_id(&mut tx, id).await? else {
+            return Ok(None);
+        };
+        if job.tenant_id != tenant_id {
+            return Ok(None);
+        }
+        if job.state.is_terminal() {
+            return Ok(Some(job));
+        }
+        let row = sqlx::query(concat!(
+            "UPDATE jobs SET state = 'cancelled', finished_ms = $3, updated_ms = $3, \
+             worker_id = '', lease_expires_ms = 0 WHERE id = $1 AND state = $2 RETURNING ",
+            job_cols!()
+        ))
+        .bind(id)
+        .bind(job.state.as_str())
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let Some(row) = row else { continue };
+        let cancelled = job_from_row(&row)?;
+        tx.commit().await.map_err(map_err)?;
+        return Ok(Some(cancelled));
+    }
+    Err(StoreError::Unavailable(format!(
+        "render {id} kept changing during cancel; retry"
+    )))
+}
+
+async fn register_worker_on(
+    c: &mut Conn,
+    worker: &WorkerRecord,
+    retry: &RetryPolicy,
+) -> R<Vec<String>> {
+    let now = worker.registered_ms;
+    let mut tx = begin(c).await?;
+    let res = sqlx::query(
+        "INSERT INTO workers (id, name, boot_id, capabilities_json, slots, registered_ms, \
+         last_seen_ms, draining) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&worker.id)
+    .bind(&worker.name)
+    .bind(&worker.boot_id)
+    .bind(&worker.capabilities_json)
+    .bind(i64::from(worker.slots))
+    .bind(worker.registered_ms)
+    .bind(worker.last_seen_ms)
+    .bind(i64::from(worker.draining))
+    .execute(&mut *tx)
+    .await;
+    match res {
+        Ok(_) => {}
+        Err(e) if is_unique_violation(&e) => {
+            return Err(StoreError::AlreadyExists {
+                what: format!("worker {}", worker.id),
+            })
+        }
+        Err(e) => return Err(map_err(e)),
+    }
+    // Earlier registrations of this name from another boot cannot be running anything.
+    let old = sqlx::query(
+        "DELETE FROM workers WHERE name = $1 AND boot_id <> $2 AND id <> $3 RETURNING id",
+    )
+    .bind(&worker.name)
+    .bind(&worker.boot_id)
+    .bind(&worker.id)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    // Their renders: lock the rows, then their tenants, then change them.
+    let mut rows = Vec::new();
+    for row in &old {
+        let old_id: String = get(row, "id")?;
+        rows.extend(
+            sqlx::query(concat!(
+                "SELECT ",
+                job_cols!(),
+                " FROM jobs WHERE state = 'running' AND worker_id = $1 ORDER BY id",
+                for_update!()
+            ))
+            .bind(&old_id)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?,
+        );
+    }
+    let (jobs, tenants) = jobs_and_tenants(&rows)?;
+    lock_tenants(&mut tx, &tenants).await?;
+    let mut ended = Ended::default();
+    let message = format!("worker {} restarted", worker.name);
+    for job in &jobs {
+        let jitter = rand::random::<f64>();
+        ended
+            .fail(
+                &mut tx,
+                job,
+                FailureClass::Infrastructure,
+                &message,
+                retry,
+                jitter,
+                now,
+            )
+            .await?;
+    }
+    tx.commit().await.map_err(map_err)?;
+    Ok(ended.requeued)
+}
+
+async fn deregister_worker_on(c: &mut Conn, worker_id: &str, now: Millis) -> R<Vec<String>> {
+    let mut tx = begin(c).await?;
+    sqlx::query("DELETE FROM workers WHERE id = $1")
+        .bind(worker_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    // Lock its renders, then their tenants (lock order), then requeue them.
+    let rows = sqlx::query(concat!(
+        "SELECT tenant_id FROM jobs WHERE state = 'running' AND worker_id = $1 ORDER BY id",
+        for_update!()
+    ))
+    .bind(worker_id)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    let tenants = rows
+        .iter()
+        .map(|r| get(r, "tenant_id"))
+        .collect::<R<BTreeSet<String>>>()?;
+    lock_tenants(&mut tx, &tenants).await?;
+    // Back to the queue without charging the render: counters stay as they are.
+    let rows = sqlx::query(
+        "UPDATE jobs SET state = 'queued', not_before_ms = $2, worker_id = '', \
+         lease_expires_ms = 0, progress = 0, stage = '', updated_ms = $2 \
+         WHERE state = 'running' AND worker_id = $1 RETURNING id",
+    )
+    .bind(worker_id)
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    let mut ids = rows
+        .iter()
+        .map(|r| get(r, "id"))
+        .collect::<R<Vec<String>>>()?;
+    tx.commit().await.map_err(map_err)?;
+    ids.sort();
+    Ok(ids)
+}
+
+async fn set_draining_on(c: &mut Conn, worker_id: &str, draining: bool) -> R<bool> {
+    let done = sqlx::query("UPDATE workers SET draining = $2 WHERE id = $1")
+        .bind(worker_id)
+        .bind(i64::from(draining))
+        .execute(&mut *c)
+        .await
+        .map_err(map_err)?;
+    Ok(done.rows_affected() > 0)
+}
+
+async fn claim_up_to_on(
+    c: &mut Conn,
+    worker_id: &str,
+    max: u32,
+    now: Millis,
+    lease: &LeasePolicy,
+) -> R<Vec<Claim>> {
+    if max == 0 {
+        return Ok(Vec::new());
+    }
+    if !CLAIM_IN_TRANSACTION {
+        return claim_on(c, worker_id, max, now, lease).await;
+    }
+    let mut tx = begin(c).await?;
+    let claims = claim_on(&mut tx, worker_id, max, now, lease).await?;
+    tx.commit().await.map_err(map_err)?;
+    Ok(claims)
+}
+
+async fn heartbeat_on(
+    c: &mut Conn,
+    worker_id: &str,
+    running: &[AttemptProgress],
+    now: Millis,
+    lease: &LeasePolicy,
+) -> R<Beat> {
+    let mut tx = begin(c).await?;
+    let worker =
+        sqlx::query("UPDATE workers SET last_seen_ms = $2 WHERE id = $1 RETURNING draining")
+            .bind(worker_id)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+    let Some(worker) = worker else {
+        return Ok(Beat {
+            unknown_worker: true,
+            draining: false,
+            renewed: Vec::new(),
+            stop: running.iter().map(|p| p.fence.clone()).collect(),
+        });
+    };
+    let mut beat = Beat {
+        draining: get::<i64>(&worker, "draining")? != 0,
+        ..Beat::default()
+    };
+    let expires = now + i64::from(lease.lease_ttl_ms);
+    for p in running {
+        let done = sqlx::query(
+            "UPDATE jobs SET lease_expires_ms = $5, progress = $6, stage = $7, \
+             updated_ms = $8 WHERE id = $1 AND attempt_id = $2 AND lease_epoch = $3 \
+             AND state = 'running' AND worker_id = $4",
+        )
+        .bind(&p.fence.job_id)
+        .bind(&p.fence.attempt_id)
+        .bind(to_i64(p.fence.epoch, "lease epoch")?)
+        .bind(worker_id)
+        .bind(expires)
+        .bind(f64::from(p.progress))
+        .bind(&p.stage)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 1 {
+            beat.renewed.push(p.fence.clone());
+        } else {
+            beat.stop.push(p.fence.clone());
+        }
+    }
+    tx.commit().await.map_err(map_err)?;
+    Ok(beat)
+}
+
+async fn record_output_on(
+    c: &mut Conn,
+    fence: &Fence,
+    artifact: ArtifactKind,
+    file: &OutputFile,
+) -> R<()> {
+    let done = sqlx::query(
+        "INSERT INTO outputs (attempt_id, artifact, job_id, blob_key, bytes, sha256) \
+         SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS (SELECT 1 FROM jobs WHERE id = $3 \
+         AND attempt_id = $1 AND lease_epoch = $7 AND state = 'running') \
+         ON CONFLICT (attempt_id, artifact) DO UPDATE SET blob_key = excluded.blob_key, \
+         bytes = excluded.bytes, sha256 = excluded.sha256",
+    )
+    .bind(&fence.attempt_id)
+    .bind(artifact.as_str())
+    .bind(&fence.job_id)
+    .bind(&file.blob_key)
+    .bind(to_i64(file.bytes, "output size")?)
+    .bind(&file.sha256)
+    .bind(to_i64(fence.epoch, "lease epoch")?)
+    .execute(&mut *c)
+    .await
+    .map_err(map_err)?;
+    if done.rows_affected() == 0 {
+        return Err(stale(fence));
+    }
+    Ok(())
+}
+
+async fn complete_on(
+    c: &mut Conn,
+    fence: &Fence,
+    warnings: &[String],
+    stage_seconds: &BTreeMap<String, f64>,
+    now: Millis,
+) -> R<Completed> {
+    // One statement: the attempt's recorded outputs become the render's, and the `jobs`
+    // trigger drops the tenant's running count and writes the outbox row.
+    let row = sqlx::query(concat!(
+        "UPDATE jobs SET state = 'succeeded', finished_ms = $4, updated_ms = $4, \
+         worker_id = '', lease_expires_ms = 0, progress = 1, warnings_json = $5, \
+         stage_seconds_json = $6, \
+         video_key = (SELECT o.blob_key FROM outputs o \
+            WHERE o.attempt_id = $2 AND o.artifact = 'video'), \
+         video_bytes = (SELECT o.bytes FROM outputs o \
+            WHERE o.attempt_id = $2 AND o.artifact = 'video'), \
+         video_sha256 = (SELECT o.sha256 FROM outputs o \
+            WHERE o.attempt_id = $2 AND o.artifact = 'video'), \
+         poster_key = (SELECT o.blob_key FROM outputs o \
+            WHERE o.attempt_id = $2 AND o.artifact = 'poster'), \
+         poster_bytes = (SELECT o.bytes FROM outputs o \
+            WHERE o.attempt_id = $2 AND o.artifact = 'poster'), \
+         poster_sha256 = (SELECT o.sha256 FROM outputs o \
+            WHERE o.attempt_id = $2 AND o.artifact = 'poster') \
+         WHERE id = $1 AND attempt_id = $2 AND lease_epoch = $3 AND state = 'running' \
+         RETURNING ",
+        job_cols!()
+    ))
+    .bind(&fence.job_id)
+    .bind(&fence.attempt_id)
+    .bind(to_i64(fence.epoch, "lease epoch")?)
+    .bind(now)
+    .bind(to_json(warnings)?)
+    .bind(to_json(stage_seconds)?)
+    .fetch_optional(&mut *c)
+    .await
+    .map_err(map_err)?;
+    if let Some(row) = row {
+        return Ok(Completed::Committed(job_from_row(&row)?));
+    }
+    let job = job_by_id(c, &fence.job_id)
+        .await?
+        .ok_or_else(|| not_found(format!("render {}", fence.job_id)))?;
+    if job.state == JobState::Succeeded && job.attempt_id == fence.attempt_id {
+        return Ok(Completed::Duplicate(job));
+    }
+    Err(stale(fence))
+}
+
+async fn fail_on(
+    c: &mut Conn,
+    fence: &Fence,
+    class: FailureClass,
+    message: &str,
+    now: Millis,
+    retry: &RetryPolicy,
+    jitter: f64,
+) -> R<Failed> {
+    let mut tx = begin(c).await?;
+    let row = sqlx::query(concat!("SELECT ", job_cols!(), " FROM jobs WHERE id = $1"))
+        .bind(&fence.job_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    let Some(row) = row else {
+        return Err(not_found(format!("render {}", fence.job_id)));
+    };
+    let job = job_from_row(&row)?;
+    let current = job.state == JobState::Running
+        && job.attempt_id == fence.attempt_id
+        && job.lease_epoch == fence.epoch;
+    if !current {
+        let failed_attempt: String = get(&row, "failed_attempt_id")?;
+        if failed_attempt == fence.attempt_id {
+            return Ok(Failed::Duplicate(job));
+        }
+        return Err(stale(fence));
+    }
+    let decision = retry.after_failure(&job, class, now, jitter);
+    let updated = apply_failure(
+        &mut tx,
+        &job,
+        class,
+        message,
+        decision,
+        &fence.attempt_id,
+        now,
+    )
+    .await?
+    .ok_or_else(|| stale(fence))?;
+    tx.commit().await.map_err(map_err)?;
+    Ok(match updated.state {
+        JobState::Queued => Failed::Requeued(updated),
+        _ => Failed::Failed(updated),
+    })
+}
+
+async fn sweep_on(c: &mut Conn, now: Millis, lease: &LeasePolicy, retry: &RetryPolicy) -> R<Swept> {
+    let mut tx = begin(c).await?;
+    // Workers first (lock order). Their renders' leases expire on their own.
+    let removed = sqlx::query("DELETE FROM workers WHERE last_seen_ms < $1 RETURNING id, name")
+        .bind(now - i64::from(lease.lease_ttl_ms))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    let mut names = BTreeMap::new();
+    for row in &removed {
+        names.insert(get::<String>(row, "id")?, get::<String>(row, "name")?);
+    }
+    // Lock every row this sweep changes before changing any (PostgreSQL).
+    let past_deadline = sqlx::query(concat!(
+        "SELECT ",
+        job_cols!(),
+        " FROM jobs WHERE state IN ('queued', 'running') AND deadline_ms <= $1 ORDER BY seq",
+        skip_locked!()
+    ))
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    let expired = sqlx::query(concat!(
+        "SELECT ",
+        job_cols!(),
+        ", (SELECT w.name FROM workers w WHERE w.id = jobs.worker_id) AS worker_name \
+         FROM jobs WHERE state = 'running' AND lease_expires_ms < $1 AND deadline_ms > $1 \
+         ORDER BY seq",
+        skip_locked!()
+    ))
+    .bind(now)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(map_err)?;
+    let (past_deadline, mut tenants) = jobs_and_tenants(&past_deadline)?;
+    for row in &expired {
+        let id: String = get(row, "worker_id")?;
+        if let Some(name) = get::<Option<String>>(row, "worker_name")? {
+            names.insert(id, name);
+        }
+    }
+    let (expired, expired_tenants) = jobs_and_tenants(&expired)?;
+    tenants.extend(expired_tenants);
+    lock_tenants(&mut tx, &tenants).await?;
+    let mut ended = Ended::default();
+    for job in &past_deadline {
+        ended
+            .fail(
+                &mut tx,
+                job,
+                FailureClass::DeadlineExceeded,
+                "deadline passed",
+                retry,
+                1.0,
+                now,
+            )
+            .await?;
+    }
+    for job in &expired {
+        let worker = names.get(&job.0.worker_id).unwrap_or(&job.0.worker_id);
+        let message = format!("lease expired on worker {worker}");
+        let jitter = rand::random::<f64>();
+        ended
+            .fail(
+                &mut tx,
+                job,
+                FailureClass::Infrastructure,
+                &message,
+                retry,
+                jitter,
+                now,
+            )
+            .await?;
+    }
+    tx.commit().await.map_err(map_err)?;
+    Ok(Swept {
+        requeued: ended.requeued,
+        failed: ended.failed,
+        workers_removed: u32::try_from(removed.len()).unwrap_or(u32::MAX),
+    })
+}
 
 #[async_trait]
 impl Store for Backend {
@@ -672,24 +1237,13 @@ impl Store for Backend {
         NAME
     }
 
+    fn health(&self) -> std::sync::Arc<sqlstore::Health> {
+        self.db.health()
+    }
+
     async fn create_tenant(&self, tenant: &Tenant) -> R<()> {
-        let res = sqlx::query(
-            "INSERT INTO tenants (id, name, max_running, running, created_ms) \
-             VALUES ($1, $2, $3, 0, $4)",
-        )
-        .bind(&tenant.id)
-        .bind(&tenant.name)
-        .bind(i64::from(tenant.max_running))
-        .bind(tenant.created_ms)
-        .execute(&mut *self.write_conn().await?)
-        .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists {
-                what: format!("tenant {}", tenant.name),
-            }),
-            Err(e) => Err(map_err(e)),
-        }
+        let tenant = tenant.clone();
+        write!(self, |c| create_tenant_on(c, &tenant))
     }
 
     async fn tenant_by_name(&self, name: &str) -> R<Option<Tenant>> {
@@ -703,22 +1257,8 @@ impl Store for Backend {
     }
 
     async fn add_api_key(&self, tenant_id: &str, key_hash: &str, now: Millis) -> R<()> {
-        let res = sqlx::query(
-            "INSERT INTO api_keys (key_hash, tenant_id, created_ms) VALUES ($1, $2, $3)",
-        )
-        .bind(key_hash)
-        .bind(tenant_id)
-        .bind(now)
-        .execute(&mut *self.write_conn().await?)
-        .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(e) if is_unique_violation(&e) => Err(StoreError::AlreadyExists {
-                what: "api key".into(),
-            }),
-            Err(e) if is_fk_violation(&e) => Err(not_found(format!("tenant {tenant_id}"))),
-            Err(e) => Err(map_err(e)),
-        }
+        let (tenant_id, key_hash) = (tenant_id.to_owned(), key_hash.to_owned());
+        write!(self, |c| add_api_key_on(c, &tenant_id, &key_hash, now))
     }
 
     async fn tenant_by_key(&self, key_hash: &str) -> R<Option<Tenant>> {
@@ -734,17 +1274,8 @@ impl Store for Backend {
     }
 
     async fn insert_template(&self, new: &NewTemplate) -> R<(TemplateRecord, bool)> {
-        // A concurrent insert of the same name can take the version (or digest) first: the
-        // second try then sees it.
-        for _ in 0..2 {
-            if let Some(done) = try_insert_template(self, new).await? {
-                return Ok(done);
-            }
-        }
-        Err(StoreError::Unavailable(format!(
-            "template {} is being uploaded concurrently; retry",
-            new.name
-        )))
+        let new = new.clone();
+        write!(self, |c| insert_template_on(c, &new))
     }
 
     async fn template(&self, tenant_id: &str, r: &TemplateRef) -> R<Option<TemplateRecord>> {
@@ -845,55 +1376,15 @@ impl Store for Backend {
         alias: &str,
         version: u32,
     ) -> R<TemplateRecord> {
-        let mut conn = self.write_conn().await?;
-        let mut tx = begin(&mut conn).await?;
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            template_cols!(),
-            " FROM templates WHERE tenant_id = $1 AND name = $2 AND version = $3"
+        let (tenant_id, name, alias) = (tenant_id.to_owned(), name.to_owned(), alias.to_owned());
+        write!(self, |c| set_alias_on(
+            c, &tenant_id, &name, &alias, version
         ))
-        .bind(tenant_id)
-        .bind(name)
-        .bind(i64::from(version))
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let Some(row) = row else {
-            return Err(not_found(format!("template {name}@{version}")));
-        };
-        sqlx::query(
-            "INSERT INTO template_aliases (tenant_id, name, alias, version) \
-             VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (tenant_id, name, alias) DO UPDATE SET version = excluded.version",
-        )
-        .bind(tenant_id)
-        .bind(name)
-        .bind(alias)
-        .bind(i64::from(version))
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let rec = with_aliases(&mut tx, Some(row))
-            .await?
-            .ok_or_else(|| corrupt("template vanished"))?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(rec)
     }
 
     async fn submit(&self, jobs: &[NewJob]) -> R<Vec<Submitted>> {
-        if let [j] = jobs {
-            // One statement in the common case: no explicit transaction needed.
-            let mut c = self.write_conn().await?;
-            return Ok(vec![submit_on(&mut c, j).await?]);
-        }
-        let mut conn = self.write_conn().await?;
-        let mut tx = begin(&mut conn).await?;
-        let mut out = Vec::with_capacity(jobs.len());
-        for j in jobs {
-            out.push(submit_on(&mut tx, j).await?);
-        }
-        tx.commit().await.map_err(map_err)?;
-        Ok(out)
+        let jobs = jobs.to_vec();
+        write!(self, |c| submit_all_on(c, &jobs))
     }
 
     async fn job(&self, tenant_id: Option<&str>, id: &str) -> R<Option<Job>> {
@@ -932,166 +1423,23 @@ impl Store for Backend {
     }
 
     async fn cancel(&self, tenant_id: &str, id: &str, now: Millis) -> R<Option<Job>> {
-        let mut conn = self.write_conn().await?;
-        let mut tx = begin(&mut conn).await?;
-        // Compare-and-set on the state read; another transition in between means read again.
-        for _ in 0..8 {
-            let Some(job) = job_by_id(&mut tx, id).await? else {
-                return Ok(None);
-            };
-            if job.tenant_id != tenant_id {
-                return Ok(None);
-            }
-            if job.state.is_terminal() {
-                return Ok(Some(job));
-            }
-            let row = sqlx::query(concat!(
-                "UPDATE jobs SET state = 'cancelled', finished_ms = $3, updated_ms = $3, \
-                 worker_id = '', lease_expires_ms = 0 WHERE id = $1 AND state = $2 RETURNING ",
-                job_cols!()
-            ))
-            .bind(id)
-            .bind(job.state.as_str())
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_err)?;
-            let Some(row) = row else { continue };
-            let cancelled = job_from_row(&row)?;
-            tx.commit().await.map_err(map_err)?;
-            return Ok(Some(cancelled));
-        }
-        Err(StoreError::Unavailable(format!(
-            "render {id} kept changing during cancel; retry"
-        )))
+        let (tenant_id, id) = (tenant_id.to_owned(), id.to_owned());
+        write!(self, |c| cancel_on(c, &tenant_id, &id, now))
     }
 
     async fn register_worker(&self, worker: &WorkerRecord, retry: &RetryPolicy) -> R<Vec<String>> {
-        let now = worker.registered_ms;
-        let mut conn = self.write_conn().await?;
-        let mut tx = begin(&mut conn).await?;
-        let res = sqlx::query(
-            "INSERT INTO workers (id, name, boot_id, capabilities_json, slots, registered_ms, \
-             last_seen_ms, draining) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&worker.id)
-        .bind(&worker.name)
-        .bind(&worker.boot_id)
-        .bind(&worker.capabilities_json)
-        .bind(i64::from(worker.slots))
-        .bind(worker.registered_ms)
-        .bind(worker.last_seen_ms)
-        .bind(i64::from(worker.draining))
-        .execute(&mut *tx)
-        .await;
-        match res {
-            Ok(_) => {}
-            Err(e) if is_unique_violation(&e) => {
-                return Err(StoreError::AlreadyExists {
-                    what: format!("worker {}", worker.id),
-                })
-            }
-            Err(e) => return Err(map_err(e)),
-        }
-        // Earlier registrations of this name from another boot cannot be running anything.
-        let old = sqlx::query(
-            "DELETE FROM workers WHERE name = $1 AND boot_id <> $2 AND id <> $3 RETURNING id",
-        )
-        .bind(&worker.name)
-        .bind(&worker.boot_id)
-        .bind(&worker.id)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        // Their renders: lock the rows, then their tenants, then change them.
-        let mut rows = Vec::new();
-        for row in &old {
-            let old_id: String = get(row, "id")?;
-            rows.extend(
-                sqlx::query(concat!(
-                    "SELECT ",
-                    job_cols!(),
-                    " FROM jobs WHERE state = 'running' AND worker_id = $1 ORDER BY id",
-                    for_update!()
-                ))
-                .bind(&old_id)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(map_err)?,
-            );
-        }
-        let (jobs, tenants) = jobs_and_tenants(&rows)?;
-        lock_tenants(&mut tx, &tenants).await?;
-        let mut ended = Ended::default();
-        let message = format!("worker {} restarted", worker.name);
-        for job in &jobs {
-            let jitter = rand::random::<f64>();
-            ended
-                .fail(
-                    &mut tx,
-                    job,
-                    FailureClass::Infrastructure,
-                    &message,
-                    retry,
-                    jitter,
-                    now,
-                )
-                .await?;
-        }
-        tx.commit().await.map_err(map_err)?;
-        Ok(ended.requeued)
+        let (worker, retry) = (worker.clone(), *retry);
+        write!(self, |c| register_worker_on(c, &worker, &retry))
     }
 
     async fn deregister_worker(&self, worker_id: &str, now: Millis) -> R<Vec<String>> {
-        let mut conn = self.write_conn().await?;
-        let mut tx = begin(&mut conn).await?;
-        sqlx::query("DELETE FROM workers WHERE id = $1")
-            .bind(worker_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        // Lock its renders, then their tenants (lock order), then requeue them.
-        let rows = sqlx::query(concat!(
-            "SELECT tenant_id FROM jobs WHERE state = 'running' AND worker_id = $1 ORDER BY id",
-            for_update!()
-        ))
-        .bind(worker_id)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let tenants = rows
-            .iter()
-            .map(|r| get(r, "tenant_id"))
-            .collect::<R<BTreeSet<String>>>()?;
-        lock_tenants(&mut tx, &tenants).await?;
-        // Back to the queue without charging the render: counters stay as they are.
-        let rows = sqlx::query(
-            "UPDATE jobs SET state = 'queued', not_before_ms = $2, worker_id = '', \
-             lease_expires_ms = 0, progress = 0, stage = '', updated_ms = $2 \
-             WHERE state = 'running' AND worker_id = $1 RETURNING id",
-        )
-        .bind(worker_id)
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let mut ids = rows
-            .iter()
-            .map(|r| get(r, "id"))
-            .collect::<R<Vec<String>>>()?;
-        tx.commit().await.map_err(map_err)?;
-        ids.sort();
-        Ok(ids)
+        let worker_id = worker_id.to_owned();
+        write!(self, |c| deregister_worker_on(c, &worker_id, now))
     }
 
     async fn set_draining(&self, worker_id: &str, draining: bool) -> R<bool> {
-        let done = sqlx::query("UPDATE workers SET draining = $2 WHERE id = $1")
-            .bind(worker_id)
-            .bind(i64::from(draining))
-            .execute(&mut *self.write_conn().await?)
-            .await
-            .map_err(map_err)?;
-        Ok(done.rows_affected() > 0)
+        let worker_id = worker_id.to_owned();
+        write!(self, |c| set_draining_on(c, &worker_id, draining))
     }
 
     async fn worker(&self, worker_id: &str) -> R<Option<WorkerRecord>> {
@@ -1113,17 +1461,8 @@ impl Store for Backend {
         now: Millis,
         lease: &LeasePolicy,
     ) -> R<Vec<Claim>> {
-        if max == 0 {
-            return Ok(Vec::new());
-        }
-        let mut conn = self.write_conn().await?;
-        if !CLAIM_IN_TRANSACTION {
-            return claim_on(&mut conn, worker_id, max, now, lease).await;
-        }
-        let mut tx = begin(&mut conn).await?;
-        let claims = claim_on(&mut tx, worker_id, max, now, lease).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(claims)
+        let (worker_id, lease) = (worker_id.to_owned(), *lease);
+        write!(self, |c| claim_up_to_on(c, &worker_id, max, now, &lease))
     }
 
     async fn heartbeat(
@@ -1133,53 +1472,8 @@ impl Store for Backend {
         now: Millis,
         lease: &LeasePolicy,
     ) -> R<Beat> {
-        let mut conn = self.write_conn().await?;
-        let mut tx = begin(&mut conn).await?;
-        let worker =
-            sqlx::query("UPDATE workers SET last_seen_ms = $2 WHERE id = $1 RETURNING draining")
-                .bind(worker_id)
-                .bind(now)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(map_err)?;
-        let Some(worker) = worker else {
-            return Ok(Beat {
-                unknown_worker: true,
-                draining: false,
-                renewed: Vec::new(),
-                stop: running.iter().map(|p| p.fence.clone()).collect(),
-            });
-        };
-        let mut beat = Beat {
-            draining: get::<i64>(&worker, "draining")? != 0,
-            ..Beat::default()
-        };
-        let expires = now + i64::from(lease.lease_ttl_ms);
-        for p in running {
-            let done = sqlx::query(
-                "UPDATE jobs SET lease_expires_ms = $5, progress = $6, stage = $7, \
-                 updated_ms = $8 WHERE id = $1 AND attempt_id = $2 AND lease_epoch = $3 \
-                 AND state = 'running' AND worker_id = $4",
-            )
-            .bind(&p.fence.job_id)
-            .bind(&p.fence.attempt_id)
-            .bind(to_i64(p.fence.epoch, "lease epoch")?)
-            .bind(worker_id)
-            .bind(expires)
-            .bind(f64::from(p.progress))
-            .bind(&p.stage)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-            if done.rows_affected() == 1 {
-                beat.renewed.push(p.fence.clone());
-            } else {
-                beat.stop.push(p.fence.clone());
-            }
-        }
-        tx.commit().await.map_err(map_err)?;
-        Ok(beat)
+        let (worker_id, running, lease) = (worker_id.to_owned(), running.to_vec(), *lease);
+        write!(self, |c| heartbeat_on(c, &worker_id, &running, now, &lease))
     }
 
     async fn record_output(
@@ -1188,27 +1482,8 @@ impl Store for Backend {
         artifact: ArtifactKind,
         file: &OutputFile,
     ) -> R<()> {
-        let done = sqlx::query(
-            "INSERT INTO outputs (attempt_id, artifact, job_id, blob_key, bytes, sha256) \
-             SELECT $1, $2, $3, $4, $5, $6 WHERE EXISTS (SELECT 1 FROM jobs WHERE id = $3 \
-             AND attempt_id = $1 AND lease_epoch = $7 AND state = 'running') \
-             ON CONFLICT (attempt_id, artifact) DO UPDATE SET blob_key = excluded.blob_key, \
-             bytes = excluded.bytes, sha256 = excluded.sha256",
-        )
-        .bind(&fence.attempt_id)
-        .bind(artifact.as_str())
-        .bind(&fence.job_id)
-        .bind(&file.blob_key)
-        .bind(to_i64(file.bytes, "output size")?)
-        .bind(&file.sha256)
-        .bind(to_i64(fence.epoch, "lease epoch")?)
-        .execute(&mut *self.write_conn().await?)
-        .await
-        .map_err(map_err)?;
-        if done.rows_affected() == 0 {
-            return Err(stale(fence));
-        }
-        Ok(())
+        let (fence, file) = (fence.clone(), file.clone());
+        write!(self, |c| record_output_on(c, &fence, artifact, &file))
     }
 
     async fn complete(
@@ -1218,48 +1493,15 @@ impl Store for Backend {
         stage_seconds: &BTreeMap<String, f64>,
         now: Millis,
     ) -> R<Completed> {
-        // One statement: the attempt's recorded outputs become the render's, and the `jobs`
-        // trigger drops the tenant's running count and writes the outbox row.
-        let mut conn = self.write_conn().await?;
-        let row = sqlx::query(concat!(
-            "UPDATE jobs SET state = 'succeeded', finished_ms = $4, updated_ms = $4, \
-             worker_id = '', lease_expires_ms = 0, progress = 1, warnings_json = $5, \
-             stage_seconds_json = $6, \
-             video_key = (SELECT o.blob_key FROM outputs o \
-                WHERE o.attempt_id = $2 AND o.artifact = 'video'), \
-             video_bytes = (SELECT o.bytes FROM outputs o \
-                WHERE o.attempt_id = $2 AND o.artifact = 'video'), \
-             video_sha256 = (SELECT o.sha256 FROM outputs o \
-                WHERE o.attempt_id = $2 AND o.artifact = 'video'), \
-             poster_key = (SELECT o.blob_key FROM outputs o \
-                WHERE o.attempt_id = $2 AND o.artifact = 'poster'), \
-             poster_bytes = (SELECT o.bytes FROM outputs o \
-                WHERE o.attempt_id = $2 AND o.artifact = 'poster'), \
-             poster_sha256 = (SELECT o.sha256 FROM outputs o \
-                WHERE o.attempt_id = $2 AND o.artifact = 'poster') \
-             WHERE id = $1 AND attempt_id = $2 AND lease_epoch = $3 AND state = 'running' \
-             RETURNING ",
-            job_cols!()
+        let (fence, warnings, stage_seconds) =
+            (fence.clone(), warnings.to_vec(), stage_seconds.clone());
+        write!(self, |c| complete_on(
+            c,
+            &fence,
+            &warnings,
+            &stage_seconds,
+            now
         ))
-        .bind(&fence.job_id)
-        .bind(&fence.attempt_id)
-        .bind(to_i64(fence.epoch, "lease epoch")?)
-        .bind(now)
-        .bind(to_json(warnings)?)
-        .bind(to_json(stage_seconds)?)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(map_err)?;
-        if let Some(row) = row {
-            return Ok(Completed::Committed(job_from_row(&row)?));
-        }
-        let job = job_by_id(&mut conn, &fence.job_id)
-            .await?
-            .ok_or_else(|| not_found(format!("render {}", fence.job_id)))?;
-        if job.state == JobState::Succeeded && job.attempt_id == fence.attempt_id {
-            return Ok(Completed::Duplicate(job));
-        }
-        Err(stale(fence))
     }
 
     async fn fail(
@@ -1271,128 +1513,15 @@ impl Store for Backend {
         retry: &RetryPolicy,
         jitter: f64,
     ) -> R<Failed> {
-        let mut conn = self.write_conn().await?;
-        let mut tx = begin(&mut conn).await?;
-        let row = sqlx::query(concat!("SELECT ", job_cols!(), " FROM jobs WHERE id = $1"))
-            .bind(&fence.job_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        let Some(row) = row else {
-            return Err(not_found(format!("render {}", fence.job_id)));
-        };
-        let job = job_from_row(&row)?;
-        let current = job.state == JobState::Running
-            && job.attempt_id == fence.attempt_id
-            && job.lease_epoch == fence.epoch;
-        if !current {
-            let failed_attempt: String = get(&row, "failed_attempt_id")?;
-            if failed_attempt == fence.attempt_id {
-                return Ok(Failed::Duplicate(job));
-            }
-            return Err(stale(fence));
-        }
-        let decision = retry.after_failure(&job, class, now, jitter);
-        let updated = apply_failure(
-            &mut tx,
-            &job,
-            class,
-            message,
-            decision,
-            &fence.attempt_id,
-            now,
-        )
-        .await?
-        .ok_or_else(|| stale(fence))?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(match updated.state {
-            JobState::Queued => Failed::Requeued(updated),
-            _ => Failed::Failed(updated),
-        })
+        let (fence, message, retry) = (fence.clone(), message.to_owned(), *retry);
+        write!(self, |c| fail_on(
+            c, &fence, class, &message, now, &retry, jitter
+        ))
     }
 
     async fn sweep(&self, now: Millis, lease: &LeasePolicy, retry: &RetryPolicy) -> R<Swept> {
-        let mut conn = self.write_conn().await?;
-        let mut tx = begin(&mut conn).await?;
-        // Workers first (lock order). Their renders' leases expire on their own.
-        let removed = sqlx::query("DELETE FROM workers WHERE last_seen_ms < $1 RETURNING id, name")
-            .bind(now - i64::from(lease.lease_ttl_ms))
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        let mut names = BTreeMap::new();
-        for row in &removed {
-            names.insert(get::<String>(row, "id")?, get::<String>(row, "name")?);
-        }
-        // Lock every row this sweep changes before changing any (PostgreSQL).
-        let past_deadline = sqlx::query(concat!(
-            "SELECT ",
-            job_cols!(),
-            " FROM jobs WHERE state IN ('queued', 'running') AND deadline_ms <= $1 ORDER BY seq",
-            skip_locked!()
-        ))
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let expired = sqlx::query(concat!(
-            "SELECT ",
-            job_cols!(),
-            ", (SELECT w.name FROM workers w WHERE w.id = jobs.worker_id) AS worker_name \
-             FROM jobs WHERE state = 'running' AND lease_expires_ms < $1 AND deadline_ms > $1 \
-             ORDER BY seq",
-            skip_locked!()
-        ))
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let (past_deadline, mut tenants) = jobs_and_tenants(&past_deadline)?;
-        for row in &expired {
-            let id: String = get(row, "worker_id")?;
-            if let Some(name) = get::<Option<String>>(row, "worker_name")? {
-                names.insert(id, name);
-            }
-        }
-        let (expired, expired_tenants) = jobs_and_tenants(&expired)?;
-        tenants.extend(expired_tenants);
-        lock_tenants(&mut tx, &tenants).await?;
-        let mut ended = Ended::default();
-        for job in &past_deadline {
-            ended
-                .fail(
-                    &mut tx,
-                    job,
-                    FailureClass::DeadlineExceeded,
-                    "deadline passed",
-                    retry,
-                    1.0,
-                    now,
-                )
-                .await?;
-        }
-        for job in &expired {
-            let worker = names.get(&job.0.worker_id).unwrap_or(&job.0.worker_id);
-            let message = format!("lease expired on worker {worker}");
-            let jitter = rand::random::<f64>();
-            ended
-                .fail(
-                    &mut tx,
-                    job,
-                    FailureClass::Infrastructure,
-                    &message,
-                    retry,
-                    jitter,
-                    now,
-                )
-                .await?;
-        }
-        tx.commit().await.map_err(map_err)?;
-        Ok(Swept {
-            requeued: ended.requeued,
-            failed: ended.failed,
-            workers_removed: u32::try_from(removed.len()).unwrap_or(u32::MAX),
-        })
+        let (lease, retry) = (*lease, *retry);
+        write!(self, |c| sweep_on(c, now, &lease, &retry))
     }
 
     async fn stats(&self) -> R<QueueStats> {

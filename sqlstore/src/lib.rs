@@ -1,0 +1,134 @@
+//! SQLite and PostgreSQL plumbing shared by reelfarm's stores (the coordinator's job store and
+//! the trigger store): connections, a cancellation-safe writer, and error mapping.
+//!
+//! # Writes finish once started
+//!
+//! A store call is a future, and its caller may drop it at any await point: a gRPC deadline
+//! expires, a client's connection resets, a `select!` takes another branch. A write dropped
+//! halfway through opening, running or committing a transaction can leave its connection
+//! inside a transaction that nobody will commit; every later statement on that connection then
+//! runs inside it, is acknowledged, and is discarded when the connection closes. (sqlx's own
+//! transaction guard cannot cover the window between `BEGIN` and the guard's creation.)
+//!
+//! So every write runs in a task of its own ([`Sqlite::write`], [`Postgres::write`]): the
+//! caller waits for the task's answer, and dropping the caller drops only that wait. The
+//! operation runs to its end (commit or rollback) whoever is waiting. Before each operation the
+//! writer checks that its connection is outside any transaction; one that is not is rolled back
+//! (or replaced) and counted in [`Health::repairs`], with an error in the log: that is a bug, and
+//! it is repaired rather than carried on.
+//!
+//! Reads start no transaction, so a dropped read leaves nothing behind; they run on the caller.
+
+pub mod postgres;
+pub mod sqlite;
+pub mod testing;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures::future::BoxFuture;
+
+pub use postgres::Postgres;
+pub use sqlite::Sqlite;
+
+/// What went wrong in the database layer; domain stores convert it into their own errors.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The database is busy or unreachable; the outcome is unknown and the call may be retried.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else from the database (a bug, a bad URL or a corrupt row).
+    #[error("database error: {0}")]
+    Database(String),
+}
+
+/// Result of this crate's calls.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// An operation on a writer connection: runs to completion once started.
+pub type WriteOp<C, T, E> =
+    Box<dyn for<'c> FnOnce(&'c mut C) -> BoxFuture<'c, std::result::Result<T, E>> + Send>;
+
+/// Maps a sqlx error: transport trouble and the backend's `busy` codes are
+/// [`Error::Unavailable`], everything else [`Error::Database`].
+pub fn map_sqlx(e: sqlx::Error, busy: impl Fn(&dyn sqlx::error::DatabaseError) -> bool) -> Error {
+    match &e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => Error::Unavailable(e.to_string()),
+        sqlx::Error::Database(d) if busy(d.as_ref()) => Error::Unavailable(e.to_string()),
+        _ => Error::Database(e.to_string()),
+    }
+}
+
+/// The kind of constraint a database error violated, if any.
+pub fn violation(e: &sqlx::Error) -> Option<sqlx::error::ErrorKind> {
+    match e {
+        sqlx::Error::Database(d) => Some(d.kind()),
+        _ => None,
+    }
+}
+
+/// Whether `e` is a unique-constraint violation.
+pub fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(violation(e), Some(sqlx::error::ErrorKind::UniqueViolation))
+}
+
+/// Whether `e` is a foreign-key violation.
+pub fn is_fk_violation(e: &sqlx::Error) -> bool {
+    matches!(
+        violation(e),
+        Some(sqlx::error::ErrorKind::ForeignKeyViolation)
+    )
+}
+
+/// The first `max_chars` characters of `message` (cut on a character boundary).
+pub fn truncate_chars(message: &str, max_chars: usize) -> String {
+    match message.char_indices().nth(max_chars) {
+        Some((cut, _)) => message[..cut].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// What a database's writer has had to repair; exported as metrics by the services.
+#[derive(Debug, Default)]
+pub struct Health {
+    repairs: AtomicU64,
+}
+
+impl Health {
+    /// How many times the writer found its connection inside a transaction it did not open
+    /// and rolled it back (or replaced the connection). Zero unless something is wrong.
+    pub fn repairs(&self) -> u64 {
+        self.repairs.load(Ordering::Relaxed)
+    }
+
+    fn repaired(&self) {
+        self.repairs.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Awaits a write task; a panic in the operation goes on in the caller.
+async fn join<T, E: From<Error>>(
+    task: tokio::task::JoinHandle<std::result::Result<T, E>>,
+) -> std::result::Result<T, E> {
+    match task.await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(Error::Unavailable("the store is shutting down".into()).into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_cut_on_char_boundaries() {
+        let long = "é".repeat(20);
+        assert_eq!(truncate_chars(&long, 10).chars().count(), 10);
+        assert_eq!(truncate_chars("short", 10), "short");
+    }
+}
