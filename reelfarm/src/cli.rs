@@ -204,6 +204,10 @@ pub struct WorkArgs {
     /// Complete every render at once without rendering (coordinator benchmarks).
     #[arg(long)]
     pub noop: bool,
+    /// With --noop, hold each render this many milliseconds before completing it, as a real
+    /// render would hold its slot and lease (failure tests).
+    #[arg(long, value_name = "MS", requires = "noop", default_value_t = 0)]
+    pub noop_ms: u64,
     /// Folder for cached templates and work files.
     #[arg(long, value_name = "DIR", default_value = "reelfarm-worker")]
     pub cache: PathBuf,

@@ -254,6 +254,7 @@ pub fn work(args: WorkArgs) -> Result<()> {
     }
     config.slots = args.slots;
     config.noop = args.noop;
+    config.noop_time = std::time::Duration::from_millis(args.noop_ms);
     config.tls_ca = args.tls_ca.clone();
     config.metrics_addr = args.metrics_listen;
     runtime()?.block_on(worker::run(config, shutdown_signal()))

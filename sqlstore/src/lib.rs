@@ -25,8 +25,6 @@ pub mod testing;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use futures::future::BoxFuture;
-
 pub use postgres::Postgres;
 pub use sqlite::Sqlite;
 
@@ -43,10 +41,6 @@ pub enum Error {
 
 /// Result of this crate's calls.
 pub type Result<T> = std::result::Result<T, Error>;
-
-/// An operation on a writer connection: runs to completion once started.
-pub type WriteOp<C, T, E> =
-    Box<dyn for<'c> FnOnce(&'c mut C) -> BoxFuture<'c, std::result::Result<T, E>> + Send>;
 
 /// Maps a sqlx error: transport trouble and the backend's `busy` codes are
 /// [`Error::Unavailable`], everything else [`Error::Database`].

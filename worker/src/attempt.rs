@@ -65,11 +65,15 @@ pub(crate) async fn run(
             running.stop(crate::running::StopReason::Reregistered);
         }
         if shared.config.noop {
-            let finished = Finished {
-                warnings: Vec::new(),
-                stage_seconds: BTreeMap::new(),
-            };
-            report(&shared, running, Ok(finished)).await;
+            let outcome = until_stopped(running, async {
+                tokio::time::sleep(shared.config.noop_time).await;
+                Ok(Finished {
+                    warnings: Vec::new(),
+                    stage_seconds: BTreeMap::new(),
+                })
+            })
+            .await;
+            report(&shared, running, outcome).await;
             return;
         }
         info!(

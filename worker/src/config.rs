@@ -29,6 +29,10 @@ pub struct WorkerConfig {
     /// Completes every assignment at once without fetching, rendering or uploading anything
     /// (benchmarks of the coordinator alone). Default false.
     pub noop: bool,
+    /// With `noop`, how long each assignment holds its slot and lease (heartbeating, stoppable)
+    /// before it completes, as a render would: for failure tests that kill workers mid-render.
+    /// Default zero.
+    pub noop_time: std::time::Duration,
     /// Folder for the worker's files: template bundles unpacked under `templates/<digest>/`
     /// (kept as a cache) and each attempt's outputs under `work/<attempt_id>/` (removed when the
     /// attempt ends). Workers may share it: attempt ids are unique and bundles unpack
@@ -55,6 +59,7 @@ impl WorkerConfig {
             name: default_name(),
             slots: 1,
             noop: false,
+            noop_time: std::time::Duration::ZERO,
             cache_dir: cache_dir.into(),
             tls_ca: None,
             metrics_addr: None,
@@ -114,6 +119,7 @@ impl fmt::Debug for WorkerConfig {
             .field("name", &self.name)
             .field("slots", &self.slots)
             .field("noop", &self.noop)
+            .field("noop_time", &self.noop_time)
             .field("cache_dir", &self.cache_dir)
             .field("tls_ca", &self.tls_ca)
             .field("metrics_addr", &self.metrics_addr)

@@ -1,4 +1,6 @@
+mod chaos;
 mod cli;
 mod demo_template;
 mod farm;
+mod support;
 mod trigger;

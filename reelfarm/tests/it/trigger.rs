@@ -3,28 +3,13 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_reelfarm"));
-    c.env("NODEVICE_SELECT", "1")
-        .env_remove("REELFARM_API_KEY")
-        .env_remove("REELFARM_STORE");
-    c
-}
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::support::{bin, Proc};
 
 fn run_ok(args: &[&str]) -> String {
     let out = bin().args(args).output().expect("run reelfarm");
