@@ -141,7 +141,12 @@ pub async fn shutdown_signal() {
 }
 
 pub fn serve(args: ServeArgs) -> Result<()> {
-    runtime()?.block_on(async move {
+    let gpu = worker::Gpu::new();
+    with_gpu_last(&gpu, |rt| rt.block_on(serve_on(args, gpu.clone())))
+}
+
+async fn serve_on(args: ServeArgs, gpu: worker::Gpu) -> Result<()> {
+    {
         let store = open_store(&args.data).await?;
         let token = join_token(&args)?;
         let blobs = match &args.blobs {
@@ -159,7 +164,9 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         config.metrics_listen = args.metrics_listen;
         config.http_listen = Some(args.http_listen);
         config.public_url = args.public_url.clone();
-        config.url_key = secret_file(&args.data.data.join("url-key"), "")?.0.into_bytes();
+        config.url_key = secret_file(&args.data.data.join("url-key"), "")?
+            .0
+            .into_bytes();
         let trigger = if args.no_trigger {
             None
         } else {
@@ -168,7 +175,9 @@ pub fn serve(args: ServeArgs) -> Result<()> {
                 (None, Some(s)) if s.starts_with("postgres") => s.clone(),
                 _ => format!("sqlite://{}", args.data.data.join("trigger.db").display()),
             };
-            let key = secret_file(&args.data.data.join("webhook-key"), "")?.0.into_bytes();
+            let key = secret_file(&args.data.data.join("webhook-key"), "")?
+                .0
+                .into_bytes();
             let t = crate::dispatch::Trigger::open(&url, store.clone(), key).await?;
             t.attach(&mut config);
             Some(t)
@@ -214,11 +223,12 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             wc.slots = args.worker_slots.max(1);
             wc.noop = args.noop_workers;
             let mut rx = stop_rx.clone();
+            let gpu = gpu.clone();
             workers.push(tokio::spawn(async move {
                 let stop = async move {
                     let _ = rx.wait_for(|s| *s).await;
                 };
-                if let Err(e) = worker::run(wc, stop).await {
+                if let Err(e) = worker::run(wc, gpu, stop).await {
                     say_err!("error: in-process worker {i}: {e:#}");
                 }
             }));
@@ -234,7 +244,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
             let _ = w.await;
         }
         running.shutdown().await
-    })
+    }
 }
 
 pub fn work(args: WorkArgs) -> Result<()> {
@@ -257,7 +267,24 @@ pub fn work(args: WorkArgs) -> Result<()> {
     config.noop_time = std::time::Duration::from_millis(args.noop_ms);
     config.tls_ca = args.tls_ca.clone();
     config.metrics_addr = args.metrics_listen;
-    runtime()?.block_on(worker::run(config, shutdown_signal()))
+    let gpu = worker::Gpu::new();
+    with_gpu_last(&gpu, |rt| {
+        rt.block_on(worker::run(config, gpu.clone(), shutdown_signal()))
+    })
+}
+
+/// Runs `f` on a new runtime, shuts the runtime down (every one of its threads has exited),
+/// then destroys the renderers in `gpu` on this thread: GPU objects go last, after every thread
+/// that used the driver (see [`worker::Gpu`]).
+fn with_gpu_last<T>(
+    gpu: &worker::Gpu,
+    f: impl FnOnce(&tokio::runtime::Runtime) -> Result<T>,
+) -> Result<T> {
+    let rt = runtime()?;
+    let result = f(&rt);
+    drop(rt);
+    gpu.close();
+    result
 }
 
 pub fn tenant(cmd: TenantCommand) -> Result<()> {

@@ -77,7 +77,7 @@ async fn start_local(args: &FarmBenchArgs) -> Result<(String, String, LocalFarm)
             let stop = async move {
                 let _ = rx.wait_for(|s| *s).await;
             };
-            if let Err(e) = worker::run(wc, stop).await {
+            if let Err(e) = worker::run(wc, worker::Gpu::new(), stop).await {
                 eprintln!("error: bench worker {i}: {e:#}");
             }
         }));

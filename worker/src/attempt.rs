@@ -165,7 +165,7 @@ async fn execute(
         let running = Arc::clone(running);
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
-            span.in_scope(|| render::render_job(&shared.renderers, job, &running))
+            span.in_scope(|| render::render_job(&shared.gpu, job, &running))
         })
     };
     let rendered = blocking.await.map_err(|e| {

@@ -40,10 +40,14 @@
 //!     "/var/cache/reelfarm",
 //! );
 //! config.slots = 2;
-//! worker::run(config, async {
+//! let gpu = worker::Gpu::new();
+//! worker::run(config, gpu.clone(), async {
 //!     let _ = tokio::signal::ctrl_c().await;
 //! })
-//! .await
+//! .await?;
+//! // After the runtime has shut down: destroy the GPU devices last.
+//! gpu.close();
+//! # Ok(())
 //! # }
 //! ```
 
@@ -60,6 +64,7 @@ mod session;
 mod upload;
 
 pub use config::{default_name, ConfigError, WorkerConfig, MAX_NAME_CHARS, MAX_SLOTS};
+pub use render::Gpu;
 pub use runtime::{run, ACQUIRE_WAIT_MS};
 
 use runtime::Shared;

@@ -21,14 +21,50 @@ use crate::running::{Running, Stage};
 /// JPEG quality of posters.
 const POSTER_QUALITY: u8 = 85;
 
-/// Idle renderers, one per slot at most, created on first use. A `Renderer` holds a GPU device
-/// and a font system, so it is reused across attempts.
-#[derive(Default)]
-pub(crate) struct RendererPool {
-    idle: Mutex<Vec<Renderer>>,
+/// The GPU renderers of one or more workers: idle renderers, one per slot at most, created on
+/// first use. A `Renderer` holds a GPU device and a font system, so it is reused across
+/// attempts. Cloning shares the pool.
+///
+/// The caller of [`crate::run`] owns it and destroys the renderers with [`Gpu::close`] *after*
+/// its async runtime has shut down. Threads that used the GPU driver (the runtime's blocking
+/// threads render) must exit while the driver is still loaded: destroying the last device and
+/// instance lets the Vulkan loader unload the driver, and a thread that exits after that runs
+/// the driver's thread-exit code from an unmapped library (a segmentation fault at exit, seen
+/// with NVIDIA's driver).
+#[derive(Clone, Default)]
+pub struct Gpu {
+    idle: std::sync::Arc<Mutex<Vec<Renderer>>>,
 }
 
-impl RendererPool {
+impl std::fmt::Debug for Gpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        f.debug_struct("Gpu").field("idle", &idle).finish()
+    }
+}
+
+impl Gpu {
+    /// An empty pool: renderers are opened when the worker starts and as slots need them.
+    pub fn new() -> Gpu {
+        Gpu::default()
+    }
+
+    /// Destroys the idle renderers (GPU devices, then their instances) on this thread, one
+    /// after another, and returns how many there were. Call it after the runtime that ran the
+    /// workers has shut down.
+    pub fn close(&self) -> usize {
+        let idle = std::mem::take(&mut *self.idle.lock().unwrap_or_else(PoisonError::into_inner));
+        let n = idle.len();
+        for renderer in idle {
+            drop(renderer);
+        }
+        n
+    }
+
     /// An idle renderer, or a new one.
     pub(crate) fn take(&self) -> Result<Renderer, RenderError> {
         let idle = self
@@ -81,7 +117,7 @@ pub(crate) fn preset(wire: i32) -> Preset {
 /// Renders the video and the poster of `job`. Blocking: run it on a blocking thread. Stops at
 /// the next frame once `running` is stopped.
 pub(crate) fn render_job(
-    pool: &RendererPool,
+    pool: &Gpu,
     job: Job,
     running: &Running,
 ) -> Result<Rendered, AttemptError> {

@@ -18,7 +18,7 @@ use tracing::{error, info, warn};
 use crate::cache::TemplateCache;
 use crate::client::{self, Client};
 use crate::metrics::{self, Metrics};
-use crate::render::RendererPool;
+use crate::render::Gpu;
 use crate::running::RunningSet;
 use crate::session::{self, Session};
 use crate::{attempt, WorkerConfig};
@@ -48,7 +48,7 @@ pub(crate) struct Shared {
     /// True once the worker drains: it acquires nothing more.
     pub(crate) draining: watch::Sender<bool>,
     pub(crate) metrics: Arc<Metrics>,
-    pub(crate) renderers: RendererPool,
+    pub(crate) gpu: Gpu,
     pub(crate) templates: TemplateCache,
     /// `<cache>/work`: one folder per attempt.
     pub(crate) work_dir: PathBuf,
@@ -89,10 +89,19 @@ impl Shared {
 /// attempts the coordinator stops are cancelled and never reported, and every render stops by
 /// itself when no heartbeat has succeeded for the lease TTL less 10 s (self-fence).
 ///
+/// Renderers come from and go back to `gpu`, which outlives the call: the caller destroys them
+/// with [`Gpu::close`] once its runtime has shut down (see [`Gpu`] for why the order matters).
+/// The worker's own tasks (heartbeat, self-fence, attempts, metrics) have all ended when this
+/// returns.
+///
 /// Fails on an invalid configuration, a cache folder or metrics address that cannot be used,
 /// no usable GPU (unless `noop`), or a coordinator that refuses the registration (for example
 /// a wrong join token).
-pub async fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn run(
+    config: WorkerConfig,
+    gpu: Gpu,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     config.validate()?;
     let templates_dir = config.cache_dir.join("templates");
     let work_dir = config.cache_dir.join("work");
@@ -123,7 +132,6 @@ pub async fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> an
         None => None,
     };
 
-    let renderers = RendererPool::default();
     let (gpu_adapter, gpu_backend) = if config.noop {
         (String::new(), String::new())
     } else {
@@ -134,7 +142,7 @@ pub async fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> an
             .context("opening the GPU renderer panicked")?
             .context("cannot open the GPU renderer")?;
         let adapter = split_adapter(&renderer.adapter());
-        renderers.put(renderer);
+        gpu.put(renderer);
         adapter
     };
     let register_request = RegisterRequest {
@@ -186,7 +194,7 @@ pub async fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> an
         running: Arc::new(RunningSet::default()),
         draining: watch::Sender::new(false),
         metrics,
-        renderers,
+        gpu,
         config,
     });
     let heartbeat = tokio::spawn(session::heartbeat_loop(Arc::clone(&shared)));
@@ -201,8 +209,17 @@ pub async fn run(config: WorkerConfig, shutdown: impl Future<Output = ()>) -> an
             error!("an attempt task ended abnormally: {e}");
         }
     }
+    // Stop the background tasks and wait until they are gone, so that nothing of this worker
+    // runs (or holds its state) once it returns.
     heartbeat.abort();
     fence.abort();
+    for task in [heartbeat, fence] {
+        if let Err(e) = task.await {
+            if !e.is_cancelled() {
+                error!("a background task of the worker ended abnormally: {e}");
+            }
+        }
+    }
     deregister(&shared).await;
     let _ = metrics_stop.send(true);
     if let Some(server) = metrics_server {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use proto::v1;
 
-use crate::support::{authed, client, free_port, push, spec, wait_for, Backend, Farm};
+use crate::support::{authed, client, free_port, push, spec, wait_for, Backend, Farm, Proc};
 
 async fn worker_killed_mid_render(backend: Backend) {
     let farm = Farm::new(backend).await;
@@ -211,4 +211,75 @@ async fn sqlite_coordinator_restart_under_load() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_coordinator_restart_under_load() {
     coordinator_restart_under_load(Backend::Postgres).await
+}
+
+/// Sends SIGTERM to `p` and returns its exit status (within 60 s).
+fn terminate(p: &mut Proc) -> std::process::ExitStatus {
+    let pid = p.0.id().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("run kill");
+    assert!(sent.success(), "kill -TERM {pid}");
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = p.0.try_wait().expect("wait") {
+            return status;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "still running 60 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Submits one render and waits until it has succeeded.
+async fn render_one(url: &str, key: &str, idempotency_key: &str) {
+    let mut c = client(url).await;
+    let id = c
+        .submit_render(authed(
+            key,
+            v1::SubmitRenderRequest {
+                idempotency_key: idempotency_key.into(),
+                spec: Some(spec("Priya")),
+            },
+        ))
+        .await
+        .expect("submit")
+        .into_inner()
+        .render
+        .expect("render")
+        .id;
+    let done = wait_for(&mut c, key, &id, Duration::from_secs(240), |r| {
+        r.state != v1::RenderState::Queued as i32 && r.state != v1::RenderState::Running as i32
+    })
+    .await;
+    assert_eq!(done.state, v1::RenderState::Succeeded as i32, "{done:?}");
+}
+
+/// A worker that has rendered (its GPU opened and used on the runtime's threads) stops with
+/// exit status 0 on SIGTERM, as a separate process and inside `serve --workers 1`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_exit_zero_on_sigterm_after_rendering() {
+    let farm = Farm::new(Backend::Sqlite).await;
+    let key = farm.tenant("acme");
+
+    let (mut serve, url) = farm.serve("127.0.0.1:0");
+    push(&url, &key);
+    let mut work = farm.work(&url, "worker-a", &[]);
+    render_one(&url, &key, "work").await;
+    let status = terminate(&mut work);
+    assert_eq!(status.code(), Some(0), "reelfarm work: {status}");
+    let status = terminate(&mut serve);
+    assert_eq!(status.code(), Some(0), "reelfarm serve: {status}");
+
+    let (mut serve, url) = farm.serve_with("127.0.0.1:0", &["--workers", "1"]);
+    render_one(&url, &key, "serve").await;
+    let status = terminate(&mut serve);
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "reelfarm serve --workers 1: {status}"
+    );
 }

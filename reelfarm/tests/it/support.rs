@@ -91,6 +91,11 @@ impl Farm {
 
     /// Starts `reelfarm serve` and returns it with its URL.
     pub fn serve(&self, listen: &str) -> (Proc, String) {
+        self.serve_with(listen, &[])
+    }
+
+    /// Like [`Farm::serve`], with more arguments.
+    pub fn serve_with(&self, listen: &str, extra: &[&str]) -> (Proc, String) {
         let mut child = bin()
             .args([
                 "serve",
@@ -109,6 +114,7 @@ impl Farm {
                 "--heartbeat-ms",
                 "500",
             ])
+            .args(extra)
             .stdout(Stdio::piped())
             .spawn()
             .expect("start serve");

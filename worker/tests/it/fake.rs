@@ -568,7 +568,7 @@ impl TestWorker {
         config.name = "test-worker".to_owned();
         configure(&mut config);
         let (tx, rx) = oneshot::channel::<()>();
-        let handle = tokio::spawn(worker::run(config, async move {
+        let handle = tokio::spawn(worker::run(config, worker::Gpu::new(), async move {
             let _ = rx.await;
         }));
         TestWorker {
