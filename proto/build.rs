@@ -24,6 +24,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .build_server(true)
         .btree_map(".")
+        // Decode errors are INVALID_ARGUMENT naming the field (see `codec.rs`).
+        .codec_path("crate::ProtoCodec")
         .compile_fds(fds)?;
     Ok(())
 }

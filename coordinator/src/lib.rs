@@ -27,6 +27,7 @@ pub mod http;
 pub mod lifecycle;
 pub mod metrics;
 pub mod model;
+mod oversized;
 pub mod server;
 pub mod service;
 pub mod store;

@@ -21,6 +21,10 @@ use crate::store::DynStore;
 /// Largest gRPC message accepted (upload chunks are 1 MiB; batch responses can be larger).
 const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
+/// Largest message of the services that stream files in chunks (a chunk of at most
+/// [`proto::CHUNK_BYTES`] and its framing).
+const MAX_CHUNK_MESSAGE_BYTES: usize = proto::CHUNK_BYTES + (64 << 10);
+
 /// Everything the coordinator needs to start.
 #[derive(Debug, Clone)]
 pub struct CoordinatorConfig {
@@ -236,7 +240,8 @@ pub async fn start_with_clock(
 
     let mut builder = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(20)))
-        .tcp_nodelay(true);
+        .tcp_nodelay(true)
+        .layer(crate::oversized::layer());
     if let Some((cert, key)) = &config.tls {
         let cert_pem = std::fs::read(cert)
             .with_context(|| format!("reading TLS certificate {}", cert.display()))?;
@@ -256,11 +261,11 @@ pub async fn start_with_clock(
         )
         .add_service(
             TemplateServiceServer::new(TemplateApi::new(shared.clone()))
-                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+                .max_decoding_message_size(MAX_CHUNK_MESSAGE_BYTES),
         )
         .add_service(
             WorkerServiceServer::new(WorkerApi::new(shared.clone()))
-                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+                .max_decoding_message_size(MAX_CHUNK_MESSAGE_BYTES),
         );
     if let Some(extend) = &config.grpc_extension {
         routes = (extend.0)(routes);

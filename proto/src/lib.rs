@@ -8,6 +8,10 @@
 //! **Invariant:** this is the only crate that knows prost types; the coordinator and the worker
 //! convert at their edges.
 
+mod codec;
+
+pub use codec::ProtoCodec;
+
 /// Generated messages, enums, clients (`*_client`) and servers (`*_server`) of `reelfarm.v1`.
 #[allow(clippy::all, missing_docs)]
 pub mod v1 {

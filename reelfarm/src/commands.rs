@@ -13,17 +13,13 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Render(args) => {
             let preset = parse_preset(&args.preset)?;
-            let range = match (args.from, args.to) {
-                (None, None) => None,
-                (from, to) => Some((from.unwrap_or(0.0), to.unwrap_or(f64::INFINITY))),
-            };
             let mut req = request(&args.job, preset)?;
             check_output(&args.out, "mp4")?;
-            let mut renderer = Renderer::new().context("starting the renderer")?;
-            if let Some((t0, t1)) = range {
+            if args.from.is_some() || args.to.is_some() {
                 let duration = template::Bundle::load(&req.template_dir)?.manifest.duration;
-                req.range = Some((t0, t1.min(duration)));
+                req.range = Some(time_range(args.from, args.to, duration)?);
             }
+            let mut renderer = Renderer::new().context("starting the renderer")?;
             let bar = progress_bar("rendering");
             let report = renderer.render(&req, &args.out, &mut |done, total| {
                 bar.set_length(total);
@@ -156,6 +152,30 @@ pub fn read_tokens(path: &Path) -> Result<BTreeMap<String, String>> {
     tokens_from_json(&value).with_context(|| format!("--tokens {}", path.display()))
 }
 
+/// `--from` and `--to` (each optional) as a range inside a video of `duration` seconds, or an
+/// error that says which end is wrong.
+fn time_range(from: Option<f64>, to: Option<f64>, duration: f64) -> Result<(f64, f64)> {
+    let t0 = from.unwrap_or(0.0);
+    let t1 = to.unwrap_or(duration);
+    for (flag, t) in [("--from", from), ("--to", to)] {
+        match t {
+            Some(t) if !t.is_finite() => bail!("{flag} {t}: not a time in seconds"),
+            Some(t) if t < 0.0 => bail!("{flag} {t}: times start at 0"),
+            Some(t) if t > duration => {
+                bail!("{flag} {t}: the template is {duration} s long; times go up to {duration}")
+            }
+            _ => {}
+        }
+    }
+    if t0 >= t1 {
+        if from.is_some() && to.is_some() {
+            bail!("--from {t0} is not before --to {t1}");
+        }
+        bail!("--from {t0} is at the end of the {duration} s template: nothing to render");
+    }
+    Ok((t0, t1))
+}
+
 /// Token values from a JSON object of name to string or number.
 pub fn tokens_from_json(value: &serde_json::Value) -> Result<BTreeMap<String, String>> {
     let Some(map) = value.as_object() else {
@@ -233,4 +253,34 @@ pub fn default_template() -> PathBuf {
         return rel.to_owned();
     }
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_ranges() {
+        assert_eq!(time_range(None, None, 1.0).expect("whole"), (0.0, 1.0));
+        assert_eq!(time_range(Some(0.2), None, 1.0).expect("tail"), (0.2, 1.0));
+        assert_eq!(time_range(None, Some(0.5), 1.0).expect("head"), (0.0, 0.5));
+        let err = |from, to| time_range(from, to, 1.0).expect_err("refused").to_string();
+        assert_eq!(
+            err(None, Some(50.0)),
+            "--to 50: the template is 1 s long; times go up to 1"
+        );
+        assert_eq!(err(Some(-3.0), None), "--from -3: times start at 0");
+        assert_eq!(
+            err(Some(0.8), Some(0.2)),
+            "--from 0.8 is not before --to 0.2"
+        );
+        assert_eq!(
+            err(Some(1.0), None),
+            "--from 1 is at the end of the 1 s template: nothing to render"
+        );
+        assert_eq!(
+            err(Some(f64::NAN), None),
+            "--from NaN: not a time in seconds"
+        );
+    }
 }

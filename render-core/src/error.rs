@@ -99,3 +99,24 @@ pub enum RenderError {
         error: std::io::Error,
     },
 }
+
+impl RenderError {
+    /// The same error naming its files by `rename(path)` where that gives a name: media
+    /// files relative to the template folder (not a worker's cache path), the output the caller
+    /// asked for (not the temporary file written beside it).
+    pub(crate) fn renamed(self, rename: impl Fn(&std::path::Path) -> Option<PathBuf>) -> Self {
+        match self {
+            RenderError::Media(e) => RenderError::Media(e.renamed(rename)),
+            RenderError::Audio(AudioError::NotFound { path }) => {
+                RenderError::Audio(AudioError::NotFound {
+                    path: rename(&path).unwrap_or(path),
+                })
+            }
+            RenderError::Io { path, error } => RenderError::Io {
+                path: rename(&path).unwrap_or(path),
+                error,
+            },
+            other => other,
+        }
+    }
+}

@@ -539,9 +539,11 @@ impl Renderer {
         // Written beside the target and renamed on success, so a failed render never leaves a
         // truncated file where a good one was.
         let partial = partial_path(out);
-        let result = self.run(req, progress, |settings, audio, rx, recycle| {
-            encode_frames(&partial, settings, &audio, rx, recycle)
-        });
+        let result = self
+            .run(req, progress, |settings, audio, rx, recycle| {
+                encode_frames(&partial, settings, &audio, rx, recycle)
+            })
+            .map_err(|e| e.renamed(|p| (p == partial).then(|| out.to_owned())));
         match result {
             Ok(report) => {
                 std::fs::rename(&partial, out).map_err(|error| RenderError::Io {
@@ -583,6 +585,25 @@ impl Renderer {
     /// gets the encoder settings, the audio of the range, frames, and a channel to return
     /// buffers; it returns its busy time and a byte count.
     fn run<C>(
+        &mut self,
+        req: &RenderRequest,
+        progress: &mut dyn FnMut(u64, u64) -> ControlFlow<()>,
+        consume: C,
+    ) -> Result<RenderReport, RenderError>
+    where
+        C: FnOnce(
+                EncoderSettings,
+                Pcm,
+                Receiver<Vec<u8>>,
+                SyncSender<Vec<u8>>,
+            ) -> Result<(Duration, u64), RenderError>
+            + Send,
+    {
+        self.run_pipeline(req, progress, consume)
+            .map_err(|e| e.renamed(|p| in_template(&req.template_dir, p)))
+    }
+
+    fn run_pipeline<C>(
         &mut self,
         req: &RenderRequest,
         progress: &mut dyn FnMut(u64, u64) -> ControlFlow<()>,
@@ -762,6 +783,15 @@ impl Renderer {
         req: &RenderRequest,
         at: f64,
     ) -> Result<(RgbaImage, Vec<String>), RenderError> {
+        self.still_frame(req, at)
+            .map_err(|e| e.renamed(|p| in_template(&req.template_dir, p)))
+    }
+
+    fn still_frame(
+        &mut self,
+        req: &RenderRequest,
+        at: f64,
+    ) -> Result<(RgbaImage, Vec<String>), RenderError> {
         let mut timings = StageTimings::default();
         let (bundle, mut job) = prepare(req, &mut self.text, &mut timings)?;
         let duration = job.timeline.duration;
@@ -805,6 +835,12 @@ impl Renderer {
             job.scene.warnings,
         ))
     }
+}
+
+/// `path` relative to the template folder `dir`, when it is inside it: errors name a template's
+/// files as its author wrote them (`media/background.mp4`), not where a worker unpacked them.
+fn in_template(dir: &Path, path: &Path) -> Option<PathBuf> {
+    path.strip_prefix(dir).ok().map(Path::to_path_buf)
 }
 
 fn partial_path(out: &Path) -> PathBuf {

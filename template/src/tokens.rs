@@ -15,6 +15,11 @@ use crate::manifest::{Manifest, TokenKind, TokenSpec};
 ///
 /// Zero-width joiner and non-joiner (U+200D, U+200C) are kept: Indic and Arabic spelling needs
 /// them.
+///
+/// A value with no visible character — only spaces and invisible characters such as zero-width
+/// space, joiners, word joiner, soft hyphen or variation selectors — becomes the empty string,
+/// so it counts as missing: the token's fallback applies, or a required token is refused,
+/// instead of rendering nothing.
 pub fn sanitize(value: &str) -> String {
     let stripped: String = value
         .chars()
@@ -35,7 +40,33 @@ pub fn sanitize(value: &str) -> String {
         }
         out.push_str(word);
     }
+    if !out.chars().any(|c| !c.is_whitespace() && !is_invisible(c)) {
+        out.clear();
+    }
     out
+}
+
+/// Characters that draw nothing on their own (Unicode's default-ignorable code points, less
+/// the bidi controls already stripped, and the Hangul fillers).
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{115F}'
+            | '\u{1160}'
+            | '\u{17B4}'
+            | '\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200D}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{E0000}'..='\u{E0FFF}'
+    )
 }
 
 fn is_bidi_control(c: char) -> bool {
@@ -263,6 +294,13 @@ mod tests {
         check("a\u{85}b", "a b");
         check("", "");
         check(" \n\t ", "");
+        // Nothing visible: missing.
+        check("\u{200B}\u{200C}\u{200D}\u{FEFF}", "");
+        check("\u{200B} \u{2060}\u{00AD}\u{FE0F}", "");
+        check("\u{3164}", "");
+        // Something visible: kept whole, joiners included.
+        check("\u{200B}a\u{200B}", "\u{200B}a\u{200B}");
+        check("\u{915}\u{200D}", "\u{915}\u{200D}");
     }
 
     fn check_parse(input: &str, expect: Result<Vec<Segment<'_>>, PlaceholderError>) {

@@ -210,3 +210,18 @@ impl Shared {
 pub fn valid_tenant_name(name: &str) -> bool {
     convert::valid_name(name)
 }
+
+/// A streamed file chunk keeps to the contract: at most [`proto::CHUNK_BYTES`].
+fn check_chunk(chunk: &[u8]) -> Result<(), ApiError> {
+    if chunk.len() > proto::CHUNK_BYTES {
+        return Err(ApiError::invalid(
+            "chunk",
+            format!(
+                "a chunk of {} bytes; chunks are at most {} bytes (1 MiB)",
+                chunk.len(),
+                proto::CHUNK_BYTES
+            ),
+        ));
+    }
+    Ok(())
+}

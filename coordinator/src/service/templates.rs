@@ -77,6 +77,7 @@ impl TemplateService for TemplateApi {
         while let Some(msg) = stream.message().await? {
             match msg.part {
                 Some(Part::Chunk(chunk)) => {
+                    super::check_chunk(&chunk)?;
                     if (archive.len() + chunk.len()) as u64 > limits.max_archive_bytes {
                         return Err(ApiError::invalid(
                             "chunk",

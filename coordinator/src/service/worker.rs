@@ -315,6 +315,7 @@ impl WorkerService for WorkerApi {
         while let Some(msg) = stream.message().await? {
             match msg.part {
                 Some(Part::Chunk(chunk)) => {
+                    super::check_chunk(&chunk)?;
                     size += chunk.len() as u64;
                     if size > limit {
                         return Err(ApiError::invalid(

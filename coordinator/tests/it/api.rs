@@ -1098,3 +1098,136 @@ macro_rules! api_tests {
 
 api_tests!(sqlite, Backend::Sqlite);
 api_tests!(postgres, Backend::Postgres);
+
+// ---------------------------------------------------------------------------------------------
+// Bytes that are not the contract: not UTF-8, oversized, chunks over 1 MiB
+
+/// `SubmitRenderRequest` with its string fields as bytes, to send what a client must not.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RawSubmit {
+    #[prost(bytes = "vec", tag = "1")]
+    idempotency_key: Vec<u8>,
+    #[prost(message, optional, tag = "2")]
+    spec: Option<RawSpec>,
+}
+
+/// `RenderSpec` with token values as bytes.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RawSpec {
+    #[prost(string, tag = "1")]
+    template: String,
+    #[prost(string, tag = "2")]
+    lang: String,
+    #[prost(btree_map = "string, bytes", tag = "3")]
+    tokens: std::collections::BTreeMap<String, Vec<u8>>,
+}
+
+async fn submit_raw(
+    farm: &TestFarm,
+    raw: RawSubmit,
+) -> Result<v1::SubmitRenderResponse, tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(farm.channel.clone());
+    grpc.ready().await.expect("ready");
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+        "/reelfarm.v1.RenderService/SubmitRender",
+    );
+    let codec = tonic_prost::ProstCodec::<RawSubmit, v1::SubmitRenderResponse>::default();
+    grpc.unary(authed(&farm.key_a, raw), path, codec)
+        .await
+        .map(|r| r.into_inner())
+}
+
+fn raw(key: &[u8], first_name: &[u8]) -> RawSubmit {
+    RawSubmit {
+        idempotency_key: key.to_vec(),
+        spec: Some(RawSpec {
+            template: "order-delivered".into(),
+            lang: "en".into(),
+            tokens: [
+                ("first_name".to_owned(), first_name.to_vec()),
+                ("product".to_owned(), b"Kettle".to_vec()),
+                ("offer_code".to_owned(), b"SAVE10".to_vec()),
+            ]
+            .into(),
+        }),
+    }
+}
+
+fn assert_code(r: Result<impl std::fmt::Debug, tonic::Status>, code: Code, needle: &str) {
+    match r {
+        Err(s) => {
+            assert_eq!(s.code(), code, "{s:?}");
+            assert!(
+                s.message().contains(needle),
+                "`{}` should say {needle}",
+                s.message()
+            );
+        }
+        Ok(v) => panic!("expected {code:?}, got {v:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wire_errors_name_the_field_or_the_limit() {
+    let farm = TestFarm::start(Backend::Sqlite, Clock::system(), Settings::default()).await;
+    push_demo(&farm, &farm.key_a, &[]).await;
+
+    // The well-formed raw request works: the test speaks the contract.
+    submit_raw(&farm, raw(b"ok-1", b"Priya"))
+        .await
+        .expect("valid raw request");
+    // Not UTF-8: INVALID_ARGUMENT naming the field (clients retry INTERNAL).
+    assert_code(
+        submit_raw(&farm, raw(b"bad-\xff\xfe", b"Priya")).await,
+        Code::InvalidArgument,
+        "SubmitRenderRequest.idempotency_key",
+    );
+    assert_code(
+        submit_raw(&farm, raw(b"ok-2", b"Pri\xc3ya")).await,
+        Code::InvalidArgument,
+        "RenderSpec.tokens",
+    );
+
+    // A unary message over RenderService's 64 MiB: RESOURCE_EXHAUSTED with the limit.
+    let big = vec![b'a'; (64 << 20) + 1];
+    assert_code(
+        submit_raw(&farm, raw(b"big", &big)).await,
+        Code::ResourceExhausted,
+        &format!("at most {} bytes", 64 << 20),
+    );
+
+    // UploadTemplate: chunks of at most 1 MiB; a 5 MiB message is over the service's limit.
+    let upload = |chunk: Vec<u8>| {
+        let msgs = vec![
+            v1::UploadTemplateRequest {
+                part: Some(v1::upload_template_request::Part::Header(
+                    v1::UploadTemplateHeader::default(),
+                )),
+            },
+            v1::UploadTemplateRequest {
+                part: Some(v1::upload_template_request::Part::Chunk(chunk)),
+            },
+        ];
+        let mut c = farm.templates();
+        let key = farm.key_a.clone();
+        async move {
+            c.upload_template(authed(&key, futures::stream::iter(msgs)))
+                .await
+        }
+    };
+    assert_code(
+        upload(vec![0; 5 << 20]).await,
+        Code::ResourceExhausted,
+        &format!("at most {} bytes", (1 << 20) + (64 << 10)),
+    );
+    assert_invalid(upload(vec![0; (1 << 20) + 1]).await, "chunk");
+
+    // Nothing of it was stored; the earlier valid render is still there.
+    let listed = farm
+        .renders()
+        .list_renders(authed(&farm.key_a, v1::ListRendersRequest::default()))
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(listed.renders.len(), 1);
+}

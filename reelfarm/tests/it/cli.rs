@@ -1,15 +1,8 @@
 //! The binary's handling of bad arguments: a non-zero exit and one line saying what to fix.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_reelfarm"))
-}
-
-fn demo_template() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/templates/order-delivered")
-}
+use crate::support::{bin, demo_template};
 
 fn temp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("reelfarm-cli-{name}-{}", std::process::id()));
@@ -289,4 +282,87 @@ fn lipsync_errors_name_the_problem() {
         "en",
     ]);
     assert!(e.contains("missing.wav"), "{e}");
+}
+
+/// Runs `render` of the demo template with `extra` arguments; expects failure and returns the
+/// whole of stderr, checking that it is exactly one error line.
+fn render_fails(template: &Path, extra: &[&str]) -> String {
+    let dir = temp("render-fails");
+    let tokens = dir.join("tokens.json");
+    std::fs::write(&tokens, r#"{"first_name": "Priya"}"#).expect("tokens");
+    let mut args = vec![
+        "render".to_owned(),
+        "--template".to_owned(),
+        template.display().to_string(),
+        "--tokens".to_owned(),
+        tokens.display().to_string(),
+        "--lang".to_owned(),
+        "en".to_owned(),
+    ];
+    if !extra.contains(&"--out") {
+        args.extend([
+            "--out".to_owned(),
+            dir.join("out.mp4").display().to_string(),
+        ]);
+    }
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
+    let out = bin().args(&args).output().expect("run reelfarm");
+    assert!(!out.status.success(), "expected failure for {args:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "one line, reelfarm's error, and nothing else:\n{stderr}"
+    );
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    stderr
+}
+
+#[test]
+fn time_range_ends_are_checked_alike() {
+    let t = demo_template();
+    let e = render_fails(&t, &["--to", "50"]);
+    assert!(e.contains("--to 50") && e.contains("30 s long"), "{e}");
+    let e = render_fails(&t, &["--from", "-3"]);
+    assert!(e.contains("--from -3"), "{e}");
+    let e = render_fails(&t, &["--from", "0.8", "--to", "0.2"]);
+    assert!(e.contains("--from 0.8 is not before --to 0.2"), "{e}");
+}
+
+/// A corrupt video: reelfarm's one-line error names the file as the template does, and
+/// FFmpeg's own complaint (`moov atom not found`) stays out of the terminal.
+#[test]
+fn corrupt_media_gives_one_line_naming_the_file() {
+    let dir = temp("corrupt");
+    let copy = dir.join("order-delivered");
+    copy_dir(&demo_template(), &copy);
+    std::fs::write(copy.join("media/background.mp4"), b"not a video").expect("corrupt");
+    let e = render_fails(&copy, &["--to", "0.5"]);
+    assert!(e.contains("`media/background.mp4`"), "{e}");
+    assert!(!e.contains("moov"), "{e}");
+}
+
+/// An output that cannot be written is named as the user gave it, not as the temporary file.
+#[test]
+fn unwritable_output_names_the_given_path() {
+    // Even root cannot create files in /proc.
+    let e = render_fails(
+        &demo_template(),
+        &["--out", "/proc/reelfarm-test.mp4", "--to", "0.2"],
+    );
+    assert!(e.contains("`/proc/reelfarm-test.mp4`"), "{e}");
+    assert!(!e.contains("partial"), "{e}");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
 }

@@ -180,3 +180,32 @@ pub enum MediaError {
         message: String,
     },
 }
+
+impl MediaError {
+    /// The same error naming its file by `rename(path)`, when that gives a name (a path relative
+    /// to the template folder, the file the caller asked for instead of a temporary one).
+    pub fn renamed(mut self, rename: impl Fn(&std::path::Path) -> Option<PathBuf>) -> Self {
+        let path = match &mut self {
+            MediaError::NotFound { path, .. }
+            | MediaError::Io { path, .. }
+            | MediaError::Open { path, .. }
+            | MediaError::NoVideoStream { path, .. }
+            | MediaError::ZeroSize { path, .. }
+            | MediaError::Decode { path, .. }
+            | MediaError::NoFrames { path, .. }
+            | MediaError::InvalidRequest { path, .. }
+            | MediaError::Image { path, .. }
+            | MediaError::ImageTooLarge { path, .. }
+            | MediaError::ImageBuffer { path, .. }
+            | MediaError::InvalidSettings { path, .. }
+            | MediaError::EncoderNotFound { path, .. }
+            | MediaError::Encode { path, .. }
+            | MediaError::FrameSize { path, .. }
+            | MediaError::InvalidAudio { path, .. } => path,
+        };
+        if let Some(name) = rename(path) {
+            *path = name;
+        }
+        self
+    }
+}

@@ -34,6 +34,8 @@ pub fn init() {
             // Only error-string registration can fail, and FFmpeg works without it.
             tracing::warn!(error = %e, "FFmpeg initialisation reported an error");
         }
-        ffmpeg_next::log::set_level(ffmpeg_next::log::Level::Error);
+        // Lines go to `tracing` at debug level (target `ffmpeg`), never straight to stderr.
+        sys::route_log_to_tracing();
+        ffmpeg_next::log::set_level(ffmpeg_next::log::Level::Info);
     });
 }

@@ -64,3 +64,48 @@ pub(crate) struct SendScaler(pub(crate) scaling::Context);
 // time. `SendScaler` is only moved between threads, never shared (it is not `Sync`).
 #[allow(unsafe_code)]
 unsafe impl Send for SendScaler {}
+
+/// Sends FFmpeg's log lines (`moov atom not found`, x264's statistics) to `tracing` at debug
+/// level, target `ffmpeg`, instead of FFmpeg writing them to stderr itself: a corrupt input then
+/// shows reelfarm's one-line error alone, and `REELFARM_LOG=ffmpeg=debug` shows FFmpeg's view.
+#[allow(unsafe_code)]
+pub(crate) fn route_log_to_tracing() {
+    // SAFETY: `log_line` has exactly the signature FFmpeg calls its log callback with, never
+    // unwinds, and only reads its arguments for the duration of the call.
+    unsafe { ffi::av_log_set_callback(Some(log_line)) };
+}
+
+/// FFmpeg's log callback: formats the line with FFmpeg's own formatter and emits it.
+#[allow(unsafe_code)]
+unsafe extern "C" fn log_line(
+    avcl: *mut std::ffi::c_void,
+    level: std::ffi::c_int,
+    fmt: *const std::ffi::c_char,
+    vl: *mut ffi::__va_list_tag,
+) {
+    if !tracing::enabled!(target: "ffmpeg", tracing::Level::DEBUG) {
+        return;
+    }
+    let mut line = [0 as std::ffi::c_char; 1024];
+    let mut print_prefix: std::ffi::c_int = 1;
+    // SAFETY: FFmpeg passes a valid context pointer (or null), format string and va_list for
+    // this call; `line` is a writable buffer of the size given, which av_log_format_line2
+    // always NUL-terminates.
+    let text = unsafe {
+        ffi::av_log_format_line2(
+            avcl,
+            level,
+            fmt,
+            vl,
+            line.as_mut_ptr(),
+            line.len() as std::ffi::c_int,
+            &mut print_prefix,
+        );
+        std::ffi::CStr::from_ptr(line.as_ptr())
+    };
+    let text = text.to_string_lossy();
+    let text = text.trim_end();
+    if !text.is_empty() {
+        tracing::debug!(target: "ffmpeg", level, "{text}");
+    }
+}

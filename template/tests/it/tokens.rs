@@ -72,6 +72,27 @@ fn required_token_without_fallback() {
     );
 }
 
+/// A value made only of zero-width characters would render as nothing: it is missing, so the
+/// fallback applies, or a required token without one is refused.
+#[test]
+fn invisible_values_are_missing() {
+    let invisible = "\u{200B}\u{200C}\u{200D}\u{FEFF}";
+    assert_eq!(
+        err("en", &[("first_name", invisible)]),
+        "token `first_name` is required and has no fallback for language `en`"
+    );
+    let got =
+        resolve_tokens(&fixture(), "hi", &values(&[("first_name", invisible)])).expect("fallback");
+    assert_eq!(got["first_name"], "दोस्त");
+    let got = resolve_tokens(
+        &fixture(),
+        "en",
+        &values(&[("first_name", "A"), ("offer_code", "\u{2060}\u{200B}")]),
+    )
+    .expect("fallback");
+    assert_eq!(got["offer_code"], "WELCOME");
+}
+
 #[test]
 fn too_long_counts_characters_after_normalizing() {
     let long = "a".repeat(57);

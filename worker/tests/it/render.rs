@@ -250,3 +250,40 @@ async fn invalid_input_fails_without_leaking_tokens() {
     }
     worker.stop(WAIT).await.expect("clean exit");
 }
+
+/// A bundle whose background video is corrupt fails with a message that names the file as the
+/// template names it, not where the worker unpacked it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_media_file_is_named_as_in_the_template() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let copy = dir.path().join("order-delivered");
+    copy_dir(&crate::fake::demo_template(), &copy);
+    std::fs::write(copy.join("media/background.mp4"), b"not a video at all").expect("corrupt");
+    let archive = template::pack_dir(&copy).expect("pack");
+    let digest = hex::encode(Sha256::digest(&archive));
+    let mut behavior = Behavior::default();
+    behavior.archives.insert(digest.clone(), archive);
+    let (fake, url) = Fake::start(behavior).await;
+    fake.push(fake.assignment(&digest, &PRIYA));
+    let worker = TestWorker::start(&url, false, 1, None);
+    fake.wait_for("a failure", RENDER_WAIT, |l| !l.fails.is_empty())
+        .await;
+    let message = fake.log().fails[0].message.clone();
+    assert!(message.contains("`media/background.mp4`"), "{message}");
+    let cache = worker.cache_path().display().to_string();
+    assert!(!message.contains(&cache), "{message}");
+    worker.stop(WAIT).await.expect("clean exit");
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
