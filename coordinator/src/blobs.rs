@@ -4,8 +4,9 @@
 //! Keys:
 //! - `templates/{tenant}/{name}/{digest}.tar`: an uploaded bundle archive, immutable.
 //! - `renders/{tenant}/{render}/attempts/{attempt}/{video.mp4|poster.jpg}`: written by an
-//!   attempt; the attempt that completes the render becomes canonical (recorded in the store),
-//!   the files of losing attempts are never referenced.
+//!   attempt; the attempt that completes the render becomes canonical (recorded in the store).
+//!   The files of losing attempts are deleted once the render has finished (`cleanup`), and
+//!   an upload refused as stale is deleted at once.
 
 use std::sync::Arc;
 
@@ -101,6 +102,41 @@ impl Blobs {
         let payload: PutPayload = parts.into_iter().collect();
         self.store.put(&ObjectPath::from(key), payload).await?;
         Ok(())
+    }
+
+    /// Deletes `key`; a key that is not there is fine.
+    pub async fn delete(&self, key: &str) -> Result<(), BlobError> {
+        match self.store.delete(&ObjectPath::from(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes the files of every attempt of a render except those of `keep`; returns how many
+    /// files went.
+    pub async fn delete_attempts_except(
+        &self,
+        tenant_id: &str,
+        render_id: &str,
+        keep: Option<&str>,
+    ) -> Result<usize, BlobError> {
+        let attempts = format!("renders/{tenant_id}/{render_id}/attempts");
+        let kept = keep.map(|a| format!("{attempts}/{a}/"));
+        let mut listing = self.store.list(Some(&ObjectPath::from(attempts.as_str())));
+        let mut doomed = Vec::new();
+        while let Some(meta) = listing.next().await {
+            let location = meta?.location;
+            if kept
+                .as_deref()
+                .is_none_or(|k| !location.as_ref().starts_with(k))
+            {
+                doomed.push(location);
+            }
+        }
+        for location in &doomed {
+            self.delete(location.as_ref()).await?;
+        }
+        Ok(doomed.len())
     }
 
     /// The whole object.

@@ -21,6 +21,7 @@
 pub mod admin;
 pub mod auth;
 pub mod blobs;
+mod cleanup;
 pub mod clock;
 pub mod error;
 pub mod http;

@@ -32,6 +32,7 @@ pub struct Metrics {
     failures: Family<Labels, Counter>,
     stale_writes: Counter,
     lease_expiries: Counter,
+    leftovers_deleted: Counter,
     submit_to_acquire: Family<Labels, Histogram>,
     submit_to_finish: Family<Labels, Histogram>,
     stage_seconds: Family<Labels, Histogram>,
@@ -71,6 +72,7 @@ impl Metrics {
             failures: Family::default(),
             stale_writes: Counter::default(),
             lease_expiries: Counter::default(),
+            leftovers_deleted: Counter::default(),
             submit_to_acquire: Family::new_with_constructor(latency_histogram),
             submit_to_finish: Family::new_with_constructor(latency_histogram),
             stage_seconds: Family::new_with_constructor(latency_histogram),
@@ -123,6 +125,11 @@ impl Metrics {
             "lease_expiries",
             "Leases that ran out (worker lost)",
             m.lease_expiries.clone(),
+        );
+        registry.register(
+            "leftover_files_deleted",
+            "Files of losing attempts deleted after their render finished",
+            m.leftovers_deleted.clone(),
         );
         registry.register(
             "submit_to_acquire_seconds",
@@ -200,6 +207,10 @@ impl Metrics {
 
     pub fn lease_expired(&self, n: u64) {
         self.lease_expiries.inc_by(n);
+    }
+
+    pub fn leftovers_deleted(&self, files: u64) {
+        self.leftovers_deleted.inc_by(files);
     }
 
     pub fn stage(&self, stage: &str, seconds: f64) {

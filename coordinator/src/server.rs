@@ -282,6 +282,7 @@ pub async fn start_with_clock(
         grace,
         stop_rx.clone(),
     ));
+    tokio::spawn(crate::cleanup::run(shared.clone(), stop_rx.clone()));
 
     // Small request/answer messages: without TCP_NODELAY, Nagle's algorithm and delayed ACKs
     // hold answers back for tens of milliseconds.

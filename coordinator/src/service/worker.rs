@@ -351,11 +351,19 @@ impl WorkerService for WorkerApi {
             bytes: size,
             sha256: sha256.clone(),
         };
-        self.shared
+        let recorded = self
+            .shared
             .store
             .record_output(&fence, artifact, &file)
-            .await
-            .map_err(|e| self.stale(e))?;
+            .await;
+        if let Err(StoreError::StaleFence { .. }) = &recorded {
+            // The attempt lost its lease while uploading: nothing will ever reference the
+            // file. (Busy or unreachable store: the worker retries the same key.)
+            if let Err(e) = self.shared.blobs.delete(&file.blob_key).await {
+                tracing::warn!(key = %file.blob_key, error = %e, "cannot delete a stale upload");
+            }
+        }
+        recorded.map_err(|e| self.stale(e))?;
         Ok(Response::new(v1::UploadOutputResponse {
             size_bytes: size,
             sha256,

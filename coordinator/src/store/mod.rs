@@ -139,6 +139,18 @@ pub struct OutboxEvent {
     pub created_ms: Millis,
 }
 
+/// A finished render whose attempts may have left files that are not its output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Leftover {
+    /// The outbox row that said the render finished.
+    pub seq: i64,
+    pub job_id: String,
+    pub tenant_id: String,
+    /// The attempt whose files are the render's output (a succeeded render's); every other
+    /// attempt's files are leftovers.
+    pub keep_attempt: Option<String>,
+}
+
 /// The job store. All methods are one transaction each.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -293,6 +305,24 @@ pub trait Store: Send + Sync + 'static {
         after_seq: i64,
         limit: u32,
     ) -> StoreResult<Vec<OutboxEvent>>;
+
+    // ---- output cleanup ----
+
+    /// A named position in the outbox (0 at first).
+    async fn cursor(&self, name: &str) -> StoreResult<i64>;
+    /// Moves a named position in the outbox.
+    async fn set_cursor(&self, name: &str, seq: i64) -> StoreResult<()>;
+    /// Of the next `limit` outbox rows after `after_seq`, the renders that may have files of
+    /// losing attempts (more than one attempt, or failed or cancelled after one), and the seq
+    /// of the last row looked at (`after_seq` when there was none).
+    async fn leftovers_after(
+        &self,
+        after_seq: i64,
+        limit: u32,
+    ) -> StoreResult<(Vec<Leftover>, i64)>;
+    /// Forgets the recorded outputs of a render's attempts other than `keep_attempt`; returns
+    /// how many rows went.
+    async fn forget_outputs(&self, job_id: &str, keep_attempt: Option<&str>) -> StoreResult<u64>;
 }
 
 /// A shareable store.

@@ -30,8 +30,17 @@ use super::{StoreError, StoreResult};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
-/// Schema version this code writes; stored in `schema_version`.
-const SCHEMA_VERSION: i64 = 1;
+/// Schema version this code writes; stored in `schema_version`. The schema files create
+/// version 1; [`UPGRADES`] take it on from there.
+const SCHEMA_VERSION: i64 = 2;
+
+/// `UPGRADES[i]` takes the schema from version `i + 1` to `i + 2` (the same SQL on both
+/// backends).
+const UPGRADES: [&str; 1] = [
+    // 2: named positions in the outbox (the output cleanup's).
+    "CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, seq BIGINT NOT NULL); \
+     CREATE INDEX IF NOT EXISTS outputs_job ON outputs (job_id)",
+];
 
 /// Failure messages are cut to this many characters.
 const MAX_FAILURE_MESSAGE_CHARS: usize = 2000;

@@ -56,7 +56,7 @@ pub struct TestFarm {
     pub channel: Channel,
     pub key_a: String,
     pub key_b: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl TestFarm {
@@ -94,7 +94,7 @@ impl TestFarm {
             channel,
             key_a,
             key_b,
-            _dir: dir,
+            dir,
         }
     }
 
@@ -911,6 +911,23 @@ async fn lease_expiry_with_manual_time(backend: Backend) {
         .attempt
         .clone()
         .expect("attempt");
+    // The first attempt uploads its video, then goes silent.
+    upload(&farm, &w1, &first, v1::Artifact::Video, b"first video")
+        .await
+        .expect("upload");
+    let tenant = farm
+        .store
+        .job(None, &id)
+        .await
+        .expect("job")
+        .expect("exists")
+        .tenant_id;
+    let attempts = farm
+        .dir
+        .path()
+        .join(format!("blobs/renders/{tenant}/{id}/attempts"));
+    let lost = attempts.join(&first.attempt_id).join("video.mp4");
+    assert!(lost.exists(), "{}", lost.display());
 
     // Past the lease but inside the start-up grace (lease + heartbeat): nothing expires.
     clock.advance(31_000);
@@ -961,10 +978,23 @@ async fn lease_expiry_with_manual_time(backend: Backend) {
             .code(),
         Code::FailedPrecondition
     );
+    upload(&farm, &w2, &second, v1::Artifact::Video, b"second video")
+        .await
+        .expect("upload");
     complete(&farm, &w2, &second).await.expect("complete");
     let r = get(&farm, &farm.key_a, &id).await.expect("get");
     assert_eq!(r.state, v1::RenderState::Succeeded as i32);
     assert_eq!(r.attempts, 2);
+    // The losing attempt's file is deleted once the render has finished; the output stays.
+    for _ in 0..100 {
+        if !lost.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!lost.exists(), "the losing attempt's video is deleted");
+    let kept = attempts.join(&second.attempt_id).join("video.mp4");
+    assert_eq!(std::fs::read(&kept).expect("output"), b"second video");
     let job = farm
         .store
         .job(None, &id)

@@ -231,6 +231,7 @@ macro_rules! all_scenarios {
             outbox_order,
             concurrent_claims_claim_each_job_once,
             lifecycle_timing,
+            leftovers_of_finished_renders,
         );
     };
 }
@@ -268,6 +269,36 @@ async fn sqlite_reopen_keeps_data() {
     let store = SqliteStore::open(&url).await.expect("reopen");
     let store: DynStore = Arc::new(store);
     assert!(store.job(None, &id).await.expect("read").is_some());
+}
+
+/// A database written by the previous schema version is upgraded when opened.
+#[tokio::test]
+async fn sqlite_version_1_database_is_upgraded() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("farm.db").display());
+    let id = {
+        let store: DynStore = Arc::new(SqliteStore::open(&url).await.expect("open"));
+        let t = tenant(&store, "acme", 2).await;
+        submit_one(&store, new_job(&t, "k", Lane::Bulk)).await.id
+    };
+    // Back to what version 1 wrote.
+    let mut c = sqlx::SqliteConnection::connect(&url)
+        .await
+        .expect("connect");
+    sqlx::raw_sql(
+        "DROP TABLE cursors; DROP INDEX outputs_job; UPDATE schema_version SET version = 1",
+    )
+    .execute(&mut c)
+    .await
+    .expect("downgrade");
+    drop(c);
+    let store: DynStore = Arc::new(SqliteStore::open(&url).await.expect("reopen"));
+    assert!(store.job(None, &id).await.expect("read").is_some());
+    store
+        .set_cursor("output-cleanup", 7)
+        .await
+        .expect("cursor table");
+    assert_eq!(store.cursor("output-cleanup").await.expect("cursor"), 7);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1711,6 +1742,118 @@ async fn lifecycle_timing(store: DynStore) {
         store.backend()
     );
     assert_eq!(store.stats().await.expect("stats").running, 0);
+}
+
+/// Finished renders whose attempts may have left files: more than one attempt, or failed or
+/// cancelled after one; the committed attempt is the one to keep, and only its outputs stay.
+async fn leftovers_of_finished_renders(store: DynStore) {
+    let a = tenant(&store, "acme", 10).await;
+    let w = worker(&store, "w1").await;
+    assert_eq!(store.cursor("output-cleanup").await.expect("cursor"), 0);
+
+    // One attempt, committed: nothing left over.
+    let one = submit_one(&store, new_job(&a, "one", Lane::Realtime)).await;
+    let c = claim_one(&store, &w, NOW).await;
+    store
+        .record_output(&c.fence, ArtifactKind::Video, &file("one-v", 10))
+        .await
+        .expect("output");
+    complete(&store, &c.fence, NOW).await;
+
+    // Two attempts: the first uploads, loses its lease; the second commits.
+    let two = submit_one(&store, new_job(&a, "two", Lane::Realtime)).await;
+    let first = claim_one(&store, &w, NOW).await;
+    store
+        .record_output(&first.fence, ArtifactKind::Video, &file("two-lost", 10))
+        .await
+        .expect("output");
+    let later = NOW + i64::from(LEASE.lease_ttl_ms) + 1;
+    store.sweep(later, &LEASE, &RETRY).await.expect("sweep");
+    let w2 = worker_named(&store, "w2", "boot-1", later + 10_000).await;
+    let second = claim_one(&store, &w2, later + 10_000).await;
+    assert_eq!(second.job.id, two.id);
+    store
+        .record_output(&second.fence, ArtifactKind::Video, &file("two-kept", 10))
+        .await
+        .expect("output");
+    complete(&store, &second.fence, later + 10_000).await;
+
+    // One attempt that failed for good.
+    let bad = submit_one(&store, new_job(&a, "bad", Lane::Realtime)).await;
+    let c = claim_one(&store, &w2, later + 10_000).await;
+    assert_eq!(c.job.id, bad.id);
+    store
+        .record_output(&c.fence, ArtifactKind::Poster, &file("bad-p", 1))
+        .await
+        .expect("output");
+    store
+        .fail(
+            &c.fence,
+            FailureClass::InvalidInput,
+            "no",
+            later + 10_000,
+            &RETRY,
+            0.5,
+        )
+        .await
+        .expect("fail");
+
+    // Cancelled before any attempt: nothing to clean.
+    let never = submit_one(&store, new_job(&a, "never", Lane::Bulk)).await;
+    store.cancel(&a, &never.id, later).await.expect("cancel");
+
+    let (leftovers, last) = store.leftovers_after(0, 100).await.expect("leftovers");
+    let got: Vec<(&str, Option<&str>)> = leftovers
+        .iter()
+        .map(|l| (l.job_id.as_str(), l.keep_attempt.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (two.id.as_str(), Some(second.fence.attempt_id.as_str())),
+            (bad.id.as_str(), None),
+        ]
+    );
+    assert!(leftovers.iter().all(|l| l.tenant_id == a));
+    let events = store.outbox_after(None, 0, 100).await.expect("outbox");
+    assert_eq!(last, events.last().expect("events").seq);
+    assert_eq!(
+        store.leftovers_after(last, 100).await.expect("none").0,
+        vec![]
+    );
+    // Paging: one row at a time reaches the same renders.
+    let (page, page_last) = store.leftovers_after(0, 1).await.expect("page");
+    assert!(page.is_empty() && page_last == events[0].seq && events[0].job_id == one.id);
+
+    // Forgetting keeps the committed attempt's outputs, whose keys the render holds.
+    assert_eq!(
+        store
+            .forget_outputs(&two.id, Some(&second.fence.attempt_id))
+            .await
+            .expect("forget"),
+        1
+    );
+    assert_eq!(
+        store.forget_outputs(&bad.id, None).await.expect("forget"),
+        1
+    );
+    let done = get_job(&store, &two.id).await;
+    assert_eq!(
+        done.output.expect("output").video.expect("video").blob_key,
+        "two-kept"
+    );
+    // The committed attempt's row stays: forgetting again removes nothing.
+    assert_eq!(
+        store
+            .forget_outputs(&two.id, Some(&second.fence.attempt_id))
+            .await
+            .expect("forget"),
+        0
+    );
+
+    store.set_cursor("output-cleanup", last).await.expect("set");
+    assert_eq!(store.cursor("output-cleanup").await.expect("cursor"), last);
+    let _ = one;
 }
 
 // ---------------------------------------------------------------------------------------------

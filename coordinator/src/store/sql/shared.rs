@@ -23,11 +23,11 @@ use crate::model::{
 };
 use crate::store::sql::{
     corrupt, from_json, is_fk_violation, is_unique_violation, to_i64, to_json, to_u32, to_u64,
-    truncate_message, SCHEMA_VERSION,
+    truncate_message, SCHEMA_VERSION, UPGRADES,
 };
 use crate::store::{
-    Beat, Completed, Failed, JobCursor, OutboxEvent, QueueStats, Store, StoreError, StoreResult,
-    Submitted, Swept,
+    Beat, Completed, Failed, JobCursor, Leftover, OutboxEvent, QueueStats, Store, StoreError,
+    StoreResult, Submitted, Swept,
 };
 
 type R<T> = StoreResult<T>;
@@ -239,6 +239,15 @@ async fn migrate_on(c: &mut Conn) -> R<()> {
         sqlx::Executor::execute(&mut *tx, sqlx::raw_sql(SCHEMA))
             .await
             .map_err(map_err)?;
+    }
+    for (from, upgrade) in (1..).zip(UPGRADES) {
+        if version <= from {
+            sqlx::Executor::execute(&mut *tx, sqlx::raw_sql(upgrade))
+                .await
+                .map_err(map_err)?;
+        }
+    }
+    if version < SCHEMA_VERSION {
         sqlx::query("INSERT INTO schema_version (version) VALUES ($1)")
             .bind(SCHEMA_VERSION)
             .execute(&mut *tx)
@@ -1574,5 +1583,75 @@ impl Store for Backend {
                 })
             })
             .collect()
+    }
+
+    async fn cursor(&self, name: &str) -> R<i64> {
+        let row = sqlx::query("SELECT seq FROM cursors WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&mut *self.read_conn().await?)
+            .await
+            .map_err(map_err)?;
+        Ok(row.map(|r| get(&r, "seq")).transpose()?.unwrap_or(0))
+    }
+
+    async fn set_cursor(&self, name: &str, seq: i64) -> R<()> {
+        let name = name.to_owned();
+        write!(self, |c| async move {
+            sqlx::query(
+                "INSERT INTO cursors (name, seq) VALUES ($1, $2) \
+                 ON CONFLICT (name) DO UPDATE SET seq = excluded.seq",
+            )
+            .bind(&name)
+            .bind(seq)
+            .execute(&mut *c)
+            .await
+            .map_err(map_err)?;
+            Ok(())
+        })
+    }
+
+    async fn leftovers_after(&self, after_seq: i64, limit: u32) -> R<(Vec<Leftover>, i64)> {
+        let rows = sqlx::query(
+            "SELECT o.seq, j.id, j.tenant_id, j.state, j.attempts, j.attempt_id \
+             FROM outbox o JOIN jobs j ON j.id = o.job_id WHERE o.seq > $1 \
+             ORDER BY o.seq LIMIT $2",
+        )
+        .bind(after_seq)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *self.read_conn().await?)
+        .await
+        .map_err(map_err)?;
+        let mut last = after_seq;
+        let mut leftovers = Vec::new();
+        for r in &rows {
+            last = get(r, "seq")?;
+            let state: JobState = get::<String>(r, "state")?.parse().map_err(corrupt)?;
+            let attempts = to_u32(get(r, "attempts")?, "attempts")?;
+            let succeeded = state == JobState::Succeeded;
+            if attempts > u32::from(succeeded) {
+                leftovers.push(Leftover {
+                    seq: last,
+                    job_id: get(r, "id")?,
+                    tenant_id: get(r, "tenant_id")?,
+                    keep_attempt: succeeded
+                        .then(|| get::<String>(r, "attempt_id"))
+                        .transpose()?,
+                });
+            }
+        }
+        Ok((leftovers, last))
+    }
+
+    async fn forget_outputs(&self, job_id: &str, keep_attempt: Option<&str>) -> R<u64> {
+        let (job_id, keep) = (job_id.to_owned(), keep_attempt.unwrap_or("").to_owned());
+        write!(self, |c| async move {
+            let done = sqlx::query("DELETE FROM outputs WHERE job_id = $1 AND attempt_id <> $2")
+                .bind(&job_id)
+                .bind(&keep)
+                .execute(&mut *c)
+                .await
+                .map_err(map_err)?;
+            Ok(done.rows_affected())
+        })
     }
 }
