@@ -37,8 +37,9 @@ const SCHEMA_VERSION: i64 = 2;
 /// `UPGRADES[i]` takes the schema from version `i + 1` to `i + 2` (the same SQL on both
 /// backends).
 const UPGRADES: [&str; 1] = [
-    // 2: named positions in the outbox (the output cleanup's).
-    "CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, seq BIGINT NOT NULL); \
+    // 2: named positions in the outbox (the output cleanup's). Not `cursors`: with PostgreSQL,
+    // `serve` keeps the trigger store's tables in the same schema, and it has a `cursors`.
+    "CREATE TABLE IF NOT EXISTS outbox_cursors (name TEXT PRIMARY KEY, seq BIGINT NOT NULL); \
      CREATE INDEX IF NOT EXISTS outputs_job ON outputs (job_id)",
 ];
 

@@ -286,7 +286,7 @@ async fn sqlite_version_1_database_is_upgraded() {
         .await
         .expect("connect");
     sqlx::raw_sql(
-        "DROP TABLE cursors; DROP INDEX outputs_job; UPDATE schema_version SET version = 1",
+        "DROP TABLE outbox_cursors; DROP INDEX outputs_job; UPDATE schema_version SET version = 1",
     )
     .execute(&mut c)
     .await

@@ -1586,7 +1586,7 @@ impl Store for Backend {
     }
 
     async fn cursor(&self, name: &str) -> R<i64> {
-        let row = sqlx::query("SELECT seq FROM cursors WHERE name = $1")
+        let row = sqlx::query("SELECT seq FROM outbox_cursors WHERE name = $1")
             .bind(name)
             .fetch_optional(&mut *self.read_conn().await?)
             .await
@@ -1598,7 +1598,7 @@ impl Store for Backend {
         let name = name.to_owned();
         write!(self, |c| async move {
             sqlx::query(
-                "INSERT INTO cursors (name, seq) VALUES ($1, $2) \
+                "INSERT INTO outbox_cursors (name, seq) VALUES ($1, $2) \
                  ON CONFLICT (name) DO UPDATE SET seq = excluded.seq",
             )
             .bind(&name)
