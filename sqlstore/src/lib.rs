@@ -10,9 +10,10 @@
 //! runs inside it, is acknowledged, and is discarded when the connection closes. (sqlx's own
 //! transaction guard cannot cover the window between `BEGIN` and the guard's creation.)
 //!
-//! So every write runs in a task of its own ([`Sqlite::write`], [`Postgres::write`]): the
-//! caller waits for the task's answer, and dropping the caller drops only that wait. The
-//! operation runs to its end (commit or rollback) whoever is waiting. Before each operation the
+//! So every write runs to its end (commit or rollback) once started, whoever is waiting
+//! ([`Sqlite::write`], [`Postgres::write`]): the caller polls the operation itself, and if the
+//! caller is dropped first, the rest of the operation moves to a task of its own and finishes
+//! there. Before each operation the
 //! writer checks that its connection is outside any transaction; one that is not is rolled back
 //! (or replaced) and counted in [`Health::repairs`], with an error in the log: that is a bug, and
 //! it is repaired rather than carried on.
@@ -23,7 +24,10 @@ pub mod postgres;
 pub mod sqlite;
 pub mod testing;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 
 pub use postgres::Postgres;
 pub use sqlite::Sqlite;
@@ -104,15 +108,65 @@ impl Health {
     }
 }
 
-/// Awaits a write task; a panic in the operation goes on in the caller.
-async fn join<T, E: From<Error>>(
-    task: tokio::task::JoinHandle<std::result::Result<T, E>>,
-) -> std::result::Result<T, E> {
-    match task.await {
-        Ok(result) => result,
-        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(_) => Err(Error::Unavailable("the store is shutting down".into()).into()),
+/// A write operation that runs to its end once polled: the caller polls it in place (no task
+/// hand-off on the common path), and if the caller is dropped before the end, the rest of the
+/// operation moves to a task of its own and finishes there.
+struct Finish<F: Future<Output = ()> + Send + 'static> {
+    op: Option<Pin<Box<F>>>,
+}
+
+impl<F: Future<Output = ()> + Send + 'static> Future for Finish<F> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(op) = self.op.as_mut() else {
+            return Poll::Ready(());
+        };
+        let done = op.as_mut().poll(cx);
+        if done.is_ready() {
+            self.op = None;
+        }
+        done
     }
+}
+
+impl<F: Future<Output = ()> + Send + 'static> Drop for Finish<F> {
+    fn drop(&mut self) {
+        let Some(op) = self.op.take() else { return };
+        if std::thread::panicking() {
+            // The operation itself panicked: nothing sensible can resume it. Its connection
+            // guard is dropped with it, and the next operation checks the connection.
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(op);
+            }
+            // No runtime (it is shutting down): the connection goes with the operation, and
+            // the database rolls back what was not committed.
+            Err(_) => drop(op),
+        }
+    }
+}
+
+/// Runs `op` to completion once first polled, whoever waits for it (see [`Finish`]); its
+/// result, or [`Error::Unavailable`] if the runtime shut down before it could finish.
+async fn finish<T, E>(
+    op: impl Future<Output = std::result::Result<T, E>> + Send + 'static,
+) -> std::result::Result<T, E>
+where
+    T: Send + 'static,
+    E: From<Error> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    Finish {
+        op: Some(Box::pin(async move {
+            let _ = tx.send(op.await);
+        })),
+    }
+    .await;
+    rx.await
+        .unwrap_or_else(|_| Err(Error::Unavailable("the store is shutting down".into()).into()))
 }
 
 #[cfg(test)]

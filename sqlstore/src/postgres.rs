@@ -128,8 +128,8 @@ impl Postgres {
         self.pool.close().await;
     }
 
-    /// Runs `op` on a pooled connection in a task of its own: it runs to completion even if
-    /// the caller stops waiting (see the crate docs). A panic in `op` goes on in the caller.
+    /// Runs `op` on a pooled connection, to completion once started even if the caller stops
+    /// waiting (see the crate docs). A panic in `op` goes on in the caller.
     pub async fn write<T, E, F>(&self, op: F) -> std::result::Result<T, E>
     where
         F: for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, std::result::Result<T, E>>
@@ -139,11 +139,11 @@ impl Postgres {
         E: From<Error> + Send + 'static,
     {
         let db = self.clone();
-        crate::join(tokio::spawn(async move {
+        crate::finish(async move {
             let mut conn = db.pool.acquire().await.map_err(map_err)?;
             db.ready(&mut conn).await?;
             op(&mut conn).await
-        }))
+        })
         .await
     }
 

@@ -1,7 +1,7 @@
 //! SQLite: one embedded database file, one writer connection, a few readers.
 //!
 //! - SQLite has a single writer, so every write runs on one connection, one operation at a
-//!   time, each in a task of its own (see the crate docs). Write transactions start with
+//!   time, each run to its end once started (see the crate docs). Write transactions start with
 //!   `BEGIN IMMEDIATE` ([`begin`]): a second process on the same file waits on
 //!   `busy_timeout` at the start instead of failing at commit. Reads run on separate
 //!   connections that see the last committed state (WAL).
@@ -203,9 +203,9 @@ impl Sqlite {
         Arc::clone(&self.writer.health)
     }
 
-    /// Runs `op` on the writer connection, after the writes before it, in a task of its own:
-    /// it runs to completion even if the caller stops waiting (see the crate docs). A panic
-    /// in `op` goes on in the caller.
+    /// Runs `op` on the writer connection, after the writes before it, to completion once
+    /// started even if the caller stops waiting (see the crate docs). A panic in `op` goes on
+    /// in the caller.
     pub async fn write<T, E, F>(&self, op: F) -> std::result::Result<T, E>
     where
         F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, std::result::Result<T, E>>
@@ -215,7 +215,7 @@ impl Sqlite {
         E: From<Error> + Send + 'static,
     {
         let writer = Arc::clone(&self.writer);
-        crate::join(tokio::spawn(async move {
+        crate::finish(async move {
             let mut state = writer.state.lock().await;
             writer.ready(&mut state).await?;
             // Cleared only when the operation returns Ok (a panic leaves it set).
@@ -224,7 +224,7 @@ impl Sqlite {
             let result = op(conn).await;
             state.verify = result.is_err();
             result
-        }))
+        })
         .await
     }
 

@@ -23,3 +23,36 @@ pub async fn drop_at_suspension<F: Future>(k: usize, fut: F) -> bool {
     })
     .await
 }
+
+/// The number `sql` (a `SELECT count(*)` with one `$1` text parameter) gives on a new
+/// connection of its own to `url` (`sqlite://…`, or `postgres://…` with `schema` first on the
+/// search path): what another process sees, committed data only. Panics when the database
+/// cannot be reached: it is for tests.
+pub async fn count_committed(url: &str, schema: Option<&str>, sql: &str, param: &str) -> i64 {
+    use sqlx::Connection;
+    if url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(url)
+            .await
+            .expect("a new SQLite connection");
+        sqlx::query_scalar(sql)
+            .bind(param)
+            .fetch_one(&mut c)
+            .await
+            .expect("count")
+    } else {
+        use std::str::FromStr;
+        let mut options =
+            sqlx::postgres::PgConnectOptions::from_str(url).expect("a PostgreSQL URL");
+        if let Some(schema) = schema {
+            options = options.options([("search_path", schema)]);
+        }
+        let mut c = sqlx::PgConnection::connect_with(&options)
+            .await
+            .expect("a new PostgreSQL connection");
+        sqlx::query_scalar(sql)
+            .bind(param)
+            .fetch_one(&mut c)
+            .await
+            .expect("count")
+    }
+}

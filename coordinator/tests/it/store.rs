@@ -122,28 +122,12 @@ impl Ctx {
 
     /// Whether render `id` is committed, as a new connection of its own sees it.
     async fn committed(&self, id: &str) -> bool {
-        const SQL: &str = "SELECT count(*) FROM jobs WHERE id = $1";
-        let n: i64 = match &self.db {
-            TestDb::Sqlite { url, .. } => {
-                let mut c = sqlx::SqliteConnection::connect(url)
-                    .await
-                    .expect("inspect SQLite");
-                sqlx::query_scalar(SQL)
-                    .bind(id)
-                    .fetch_one(&mut c)
-                    .await
-                    .expect("count")
-            }
-            TestDb::Postgres { url, schema } => {
-                let mut c = pg_conn(url, Some(schema)).await;
-                sqlx::query_scalar(SQL)
-                    .bind(id)
-                    .fetch_one(&mut c)
-                    .await
-                    .expect("count")
-            }
+        let (url, schema) = match &self.db {
+            TestDb::Sqlite { url, .. } => (url, None),
+            TestDb::Postgres { url, schema } => (url, Some(schema.as_str())),
         };
-        n == 1
+        let sql = "SELECT count(*) FROM jobs WHERE id = $1";
+        sqlstore::testing::count_committed(url, schema, sql, id).await == 1
     }
 
     async fn cleanup(self) {

@@ -10,9 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use coordinator::store::DynStore;
-use proto::v1;
 
-use crate::support::{authed, client, free_port, push, spec, Backend, Farm, Proc};
+use crate::support::{client, free_port, push, submit_retrying, Backend, Farm, Proc};
 
 /// Renders submitted.
 const RENDERS: usize = 300;
@@ -79,29 +78,7 @@ async fn chaos(backend: Backend) {
         tasks.push(tokio::spawn(async move {
             let mut c = client(&url).await;
             for i in (t..RENDERS).step_by(CLIENTS) {
-                let req = v1::SubmitRenderRequest {
-                    idempotency_key: format!("chaos-{i}"),
-                    spec: Some(spec("Asha")),
-                };
-                let id = loop {
-                    match c.submit_render(authed(&key, req.clone())).await {
-                        Ok(r) => break r.into_inner().render.expect("render").id,
-                        Err(s) => {
-                            // A coordinator being killed or restarting; or a full queue.
-                            assert!(
-                                matches!(
-                                    s.code(),
-                                    tonic::Code::Unavailable
-                                        | tonic::Code::Unknown
-                                        | tonic::Code::Cancelled
-                                        | tonic::Code::ResourceExhausted
-                                ),
-                                "unexpected answer to SubmitRender: {s:?}"
-                            );
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                        }
-                    }
-                };
+                let id = submit_retrying(&mut c, &key, &format!("chaos-{i}"), "Asha").await;
                 let previous = acked.lock().expect("lock").insert(i, id.clone());
                 assert!(
                     previous.is_none_or(|p| p == id),
@@ -203,7 +180,7 @@ async fn chaos(backend: Backend) {
     );
     let retried = jobs.iter().filter(|j| j.attempts > 1).count();
     eprintln!(
-        "chaos: {RENDERS} renders, {kills} workers killed, {restarts} coordinator restarts, \
+        "chaos ({backend:?}): {RENDERS} renders, {kills} workers killed, {restarts} coordinator restarts, \
          {retried} renders took more than one attempt, {:.1} s",
         started.elapsed().as_secs_f64()
     );

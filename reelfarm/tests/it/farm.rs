@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use proto::v1;
 
-use crate::support::{authed, client, free_port, push, spec, wait_for, Backend, Farm, Proc};
+use crate::support::{
+    authed, client, free_port, push, submit_retrying, wait_for, Backend, Farm, Proc,
+};
 
 async fn worker_killed_mid_render(backend: Backend) {
     let farm = Farm::new(backend).await;
@@ -15,20 +17,7 @@ async fn worker_killed_mid_render(backend: Backend) {
     let mut first = farm.work(&url, "worker-a", &[]);
     push(&url, &key);
     let mut c = client(&url).await;
-    let id = c
-        .submit_render(authed(
-            &key,
-            v1::SubmitRenderRequest {
-                idempotency_key: "k1".into(),
-                spec: Some(spec("Priya")),
-            },
-        ))
-        .await
-        .expect("submit")
-        .into_inner()
-        .render
-        .expect("render")
-        .id;
+    let id = submit_retrying(&mut c, &key, "k1", "Priya").await;
     // Kill the worker once it is visibly rendering.
     wait_for(&mut c, &key, &id, Duration::from_secs(120), |r| {
         r.state == v1::RenderState::Running as i32 && r.stage == "render" && r.progress > 0.05
@@ -101,29 +90,7 @@ async fn coordinator_restart_under_load(backend: Backend) {
             let mut c = client(&url).await;
             let mut ids = Vec::new();
             for i in (t..JOBS).step_by(8) {
-                let req = v1::SubmitRenderRequest {
-                    idempotency_key: format!("load-{i}"),
-                    spec: Some(spec("Asha")),
-                };
-                // Retry the same key until the coordinator answers: safe by idempotency.
-                let id = loop {
-                    match c.submit_render(authed(&key, req.clone())).await {
-                        Ok(r) => break r.into_inner().render.expect("render").id,
-                        Err(s) => {
-                            assert!(
-                                matches!(
-                                    s.code(),
-                                    tonic::Code::Unavailable
-                                        | tonic::Code::Unknown
-                                        | tonic::Code::Cancelled
-                                        | tonic::Code::Internal
-                                ),
-                                "unexpected {s:?}"
-                            );
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                        }
-                    }
-                };
+                let id = submit_retrying(&mut c, &key, &format!("load-{i}"), "Asha").await;
                 submitted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 ids.push((i, id));
             }
@@ -237,20 +204,7 @@ fn terminate(p: &mut Proc) -> std::process::ExitStatus {
 /// Submits one render and waits until it has succeeded.
 async fn render_one(url: &str, key: &str, idempotency_key: &str) {
     let mut c = client(url).await;
-    let id = c
-        .submit_render(authed(
-            key,
-            v1::SubmitRenderRequest {
-                idempotency_key: idempotency_key.into(),
-                spec: Some(spec("Priya")),
-            },
-        ))
-        .await
-        .expect("submit")
-        .into_inner()
-        .render
-        .expect("render")
-        .id;
+    let id = submit_retrying(&mut c, key, idempotency_key, "Priya").await;
     let done = wait_for(&mut c, key, &id, Duration::from_secs(240), |r| {
         r.state != v1::RenderState::Queued as i32 && r.state != v1::RenderState::Running as i32
     })

@@ -34,7 +34,7 @@ impl Drop for Proc {
     }
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 pub enum Backend {
     Sqlite,
     Postgres,
@@ -205,6 +205,39 @@ pub async fn client(url: &str) -> RenderServiceClient<Channel> {
         .expect("url")
         .connect_lazy();
     RenderServiceClient::new(channel)
+}
+
+/// Submits `name`'s render under `idempotency_key` and returns its id, retrying the same key
+/// while the coordinator is away (unavailable, a connection reset by its death, a full queue):
+/// safe by idempotency. Any other answer fails the test.
+pub async fn submit_retrying(
+    c: &mut RenderServiceClient<Channel>,
+    key: &str,
+    idempotency_key: &str,
+    name: &str,
+) -> String {
+    let req = v1::SubmitRenderRequest {
+        idempotency_key: idempotency_key.to_owned(),
+        spec: Some(spec(name)),
+    };
+    loop {
+        match c.submit_render(authed(key, req.clone())).await {
+            Ok(r) => return r.into_inner().render.expect("render").id,
+            Err(s) => {
+                assert!(
+                    matches!(
+                        s.code(),
+                        tonic::Code::Unavailable
+                            | tonic::Code::Unknown
+                            | tonic::Code::Cancelled
+                            | tonic::Code::ResourceExhausted
+                    ),
+                    "unexpected answer to SubmitRender: {s:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
 }
 
 pub async fn wait_for(

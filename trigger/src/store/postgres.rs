@@ -4,7 +4,6 @@
 //! get each other's rows. Transactions run at READ COMMITTED; every transition is a
 //! compare-and-set on the row's state.
 
-use futures::future::BoxFuture;
 use sqlx::pool::PoolConnection;
 use sqlx::Transaction;
 
@@ -64,15 +63,6 @@ impl PostgresStore {
     /// Closes the pool (waits for checked-out connections to come back).
     pub async fn close(&self) {
         self.db.close().await;
-    }
-
-    /// Runs `op` on a pooled connection, to completion even if the caller stops waiting.
-    async fn write<T, F>(&self, op: F) -> StoreResult<T>
-    where
-        F: for<'c> FnOnce(&'c mut Conn) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
-        T: Send + 'static,
-    {
-        self.db.write(op).await
     }
 
     async fn read_conn(&self) -> StoreResult<PoolConnection<Db>> {

@@ -25,11 +25,12 @@ use crate::{Campaign, Destination, Event};
 
 type R<T> = StoreResult<T>;
 
-/// Runs `$op` (an expression of the writer connection `$c`) in a task of its own, to
-/// completion even if the caller stops waiting (`sqlstore`); captures are moved in.
+/// Runs `$op` (an expression of the writer connection `$c`) to completion once started, even
+/// if the caller stops waiting (`sqlstore`); captures are moved in.
 macro_rules! write {
     ($store:expr, |$c:ident| $op:expr) => {
         $store
+            .db
             .write(move |$c: &mut Conn| Box::pin(async move { $op.await }))
             .await
     };

@@ -2,7 +2,6 @@
 //! whose operations run to completion, a few readers, WAL). SQLite has no row locks; its
 //! single writer serializes claims.
 
-use futures::future::BoxFuture;
 use sqlx::Transaction;
 
 use super::{StoreError, StoreResult};
@@ -48,15 +47,6 @@ impl SqliteStore {
         };
         shared::migrate(&store).await?;
         Ok(store)
-    }
-
-    /// Runs `op` on the writer, to completion even if the caller stops waiting.
-    async fn write<T, F>(&self, op: F) -> StoreResult<T>
-    where
-        F: for<'c> FnOnce(&'c mut Conn) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
-        T: Send + 'static,
-    {
-        self.db.write(op).await
     }
 
     async fn read_conn(&self) -> StoreResult<sqlstore::sqlite::ReadConn<'_>> {

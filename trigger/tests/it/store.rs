@@ -1217,34 +1217,12 @@ async fn cursor_round_trip(h: Harness) {
 impl TestDb {
     /// Whether delivery `id` is committed, as a new connection of its own sees it.
     async fn delivery_committed(&self, id: &str) -> bool {
-        const SQL: &str = "SELECT count(*) FROM deliveries WHERE id = $1";
-        let n: i64 = match self {
-            TestDb::Sqlite { url, .. } => {
-                let mut c = sqlx::SqliteConnection::connect(url)
-                    .await
-                    .expect("inspect SQLite");
-                sqlx::query_scalar(SQL)
-                    .bind(id)
-                    .fetch_one(&mut c)
-                    .await
-                    .expect("count")
-            }
-            TestDb::Postgres { url, schema } => {
-                use std::str::FromStr;
-                let options = sqlx::postgres::PgConnectOptions::from_str(url)
-                    .expect("PostgreSQL URL")
-                    .options([("search_path", schema.as_str())]);
-                let mut c = sqlx::PgConnection::connect_with(&options)
-                    .await
-                    .expect("PostgreSQL connection");
-                sqlx::query_scalar(SQL)
-                    .bind(id)
-                    .fetch_one(&mut c)
-                    .await
-                    .expect("count")
-            }
+        let (url, schema) = match self {
+            TestDb::Sqlite { url, .. } => (url, None),
+            TestDb::Postgres { url, schema } => (url, Some(schema.as_str())),
         };
-        n == 1
+        let sql = "SELECT count(*) FROM deliveries WHERE id = $1";
+        sqlstore::testing::count_committed(url, schema, sql, id).await == 1
     }
 }
 

@@ -7,7 +7,6 @@
 //! locked by someone else after that; other transactions lock job rows before tenant rows,
 //! tenant rows in id order, and the outbox lock last.
 
-use futures::future::BoxFuture;
 use sqlx::pool::PoolConnection;
 use sqlx::Transaction;
 
@@ -83,15 +82,6 @@ impl PostgresStore {
     /// Closes the pool (waits for checked-out connections to come back).
     pub async fn close(&self) {
         self.db.close().await;
-    }
-
-    /// Runs `op` on a pooled connection, to completion even if the caller stops waiting.
-    async fn write<T, F>(&self, op: F) -> StoreResult<T>
-    where
-        F: for<'c> FnOnce(&'c mut Conn) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
-        T: Send + 'static,
-    {
-        self.db.write(op).await
     }
 
     async fn read_conn(&self) -> StoreResult<PoolConnection<Db>> {

@@ -9,7 +9,6 @@
 //!   moves the tenant's count with it). This assumes one coordinator per database file, which
 //!   is how the embedded store is meant to be used.
 
-use futures::future::BoxFuture;
 use sqlx::Transaction;
 
 use crate::store::{StoreError, StoreResult};
@@ -67,15 +66,6 @@ impl SqliteStore {
         };
         shared::migrate(&store).await?;
         Ok(store)
-    }
-
-    /// Runs `op` on the writer, to completion even if the caller stops waiting.
-    async fn write<T, F>(&self, op: F) -> StoreResult<T>
-    where
-        F: for<'c> FnOnce(&'c mut Conn) -> BoxFuture<'c, StoreResult<T>> + Send + 'static,
-        T: Send + 'static,
-    {
-        self.db.write(op).await
     }
 
     async fn read_conn(&self) -> StoreResult<sqlstore::sqlite::ReadConn<'_>> {
