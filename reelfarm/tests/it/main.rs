@@ -1,4 +1,3 @@
-mod chaos;
 mod cli;
 mod demo_template;
 mod farm;

@@ -3,6 +3,9 @@
 //! second or so and the coordinator killed and restarted twice. Every render whose submission
 //! was acknowledged ends succeeded and committed once, and the acknowledged ids are exactly the
 //! store's, on both stores.
+//!
+//! A test binary of its own: cargo runs test binaries one after another, so this load does not
+//! slow the other farm tests down past their time limits.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,7 +14,12 @@ use std::time::{Duration, Instant};
 
 use coordinator::store::DynStore;
 
-use crate::support::{client, free_port, push, submit_retrying, Backend, Farm, Proc};
+// The farm tests' helpers; this binary uses some of them.
+#[allow(dead_code)]
+#[path = "../it/support.rs"]
+mod support;
+
+use support::{client, free_port, push, submit_retrying, Backend, Farm, Proc};
 
 /// Renders submitted.
 const RENDERS: usize = 300;
