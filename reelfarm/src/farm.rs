@@ -146,105 +146,103 @@ pub fn serve(args: ServeArgs) -> Result<()> {
 }
 
 async fn serve_on(args: ServeArgs, gpu: worker::Gpu) -> Result<()> {
-    {
-        let store = open_store(&args.data).await?;
-        let token = join_token(&args)?;
-        let blobs = match &args.blobs {
-            Some(b) => b.clone(),
-            None => args.data.data.join("blobs").display().to_string(),
+    let store = open_store(&args.data).await?;
+    let token = join_token(&args)?;
+    let blobs = match &args.blobs {
+        Some(b) => b.clone(),
+        None => args.data.data.join("blobs").display().to_string(),
+    };
+    let mut config = CoordinatorConfig::new(args.listen, blobs, token.clone());
+    config.settings = Settings {
+        lease: coordinator::lifecycle::LeasePolicy {
+            heartbeat_ms: args.heartbeat_ms.max(100),
+            lease_ttl_ms: args.lease_ttl_ms.max(args.heartbeat_ms.saturating_mul(2)),
+        },
+        ..Settings::default()
+    };
+    config.metrics_listen = args.metrics_listen;
+    config.http_listen = Some(args.http_listen);
+    config.public_url = args.public_url.clone();
+    config.url_key = secret_file(&args.data.data.join("url-key"), "")?
+        .0
+        .into_bytes();
+    let trigger = if args.no_trigger {
+        None
+    } else {
+        let url = match (&args.trigger_store, &args.data.store) {
+            (Some(u), _) => u.clone(),
+            (None, Some(s)) if s.starts_with("postgres") => s.clone(),
+            _ => format!("sqlite://{}", args.data.data.join("trigger.db").display()),
         };
-        let mut config = CoordinatorConfig::new(args.listen, blobs, token.clone());
-        config.settings = Settings {
-            lease: coordinator::lifecycle::LeasePolicy {
-                heartbeat_ms: args.heartbeat_ms.max(100),
-                lease_ttl_ms: args.lease_ttl_ms.max(args.heartbeat_ms.saturating_mul(2)),
-            },
-            ..Settings::default()
-        };
-        config.metrics_listen = args.metrics_listen;
-        config.http_listen = Some(args.http_listen);
-        config.public_url = args.public_url.clone();
-        config.url_key = secret_file(&args.data.data.join("url-key"), "")?
+        let key = secret_file(&args.data.data.join("webhook-key"), "")?
             .0
             .into_bytes();
-        let trigger = if args.no_trigger {
-            None
-        } else {
-            let url = match (&args.trigger_store, &args.data.store) {
-                (Some(u), _) => u.clone(),
-                (None, Some(s)) if s.starts_with("postgres") => s.clone(),
-                _ => format!("sqlite://{}", args.data.data.join("trigger.db").display()),
-            };
-            let key = secret_file(&args.data.data.join("webhook-key"), "")?
-                .0
-                .into_bytes();
-            let t = crate::dispatch::Trigger::open(&url, store.clone(), key).await?;
-            t.attach(&mut config);
-            Some(t)
-        };
-        config.tls = match (&args.tls_cert, &args.tls_key) {
-            (Some(c), Some(k)) => Some((c.clone(), k.clone())),
-            _ => None,
-        };
-        let running = coordinator::start(config, store).await?;
-        let scheme = if args.tls_cert.is_some() {
-            "https"
-        } else {
-            "http"
-        };
-        let url = format!("{scheme}://{}", running.addr);
-        say!("coordinator listening on {url}");
-        if let Some(m) = running.metrics_addr {
-            say!("metrics at http://{m}/metrics");
-        }
-        if let Some(h) = running.http_addr {
-            say!("HTTP (events, download links) on http://{h}");
-        }
-        let (stop_trigger, trigger_rx) = tokio::sync::watch::channel(false);
-        let trigger_task = match &trigger {
-            Some(t) if args.tls_cert.is_none() => {
-                Some(t.spawn(running.addr, args.allow_private_webhooks, trigger_rx)?)
-            }
-            Some(_) => {
-                say_err!("warning: the in-process trigger layer needs plain gRPC; run it without --tls-cert to dispatch campaigns");
-                None
-            }
-            None => None,
-        };
-        let mut workers = Vec::new();
-        let (stop_workers, stop_rx) = tokio::sync::watch::channel(false);
-        for i in 0..args.workers {
-            let mut wc = worker::WorkerConfig::new(
-                url.clone(),
-                token.clone(),
-                args.data.data.join(format!("worker-{i}")),
-            );
-            wc.name = format!("{}-inproc-{i}", worker::default_name());
-            wc.slots = args.worker_slots.max(1);
-            wc.noop = args.noop_workers;
-            let mut rx = stop_rx.clone();
-            let gpu = gpu.clone();
-            workers.push(tokio::spawn(async move {
-                let stop = async move {
-                    let _ = rx.wait_for(|s| *s).await;
-                };
-                if let Err(e) = worker::run(wc, gpu, stop).await {
-                    say_err!("error: in-process worker {i}: {e:#}");
-                }
-            }));
-        }
-        shutdown_signal().await;
-        say_err!("shutting down");
-        let _ = stop_trigger.send(true);
-        if let Some(t) = trigger_task {
-            let _ = t.await;
-        }
-        let _ = stop_workers.send(true);
-        for w in workers {
-            let _ = w.await;
-        }
-        running.shutdown().await
+        let t = crate::dispatch::Trigger::open(&url, store.clone(), key).await?;
+        t.attach(&mut config);
+        Some(t)
+    };
+    config.tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+        _ => None,
+    };
+    let running = coordinator::start(config, store).await?;
+    let scheme = if args.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let url = format!("{scheme}://{}", running.addr);
+    say!("coordinator listening on {url}");
+    if let Some(m) = running.metrics_addr {
+        say!("metrics at http://{m}/metrics");
     }
+    if let Some(h) = running.http_addr {
+        say!("HTTP (events, download links) on http://{h}");
+    }
+    let (stop_trigger, trigger_rx) = tokio::sync::watch::channel(false);
+    let trigger_task = match &trigger {
+        Some(t) if args.tls_cert.is_none() => {
+            Some(t.spawn(running.addr, args.allow_private_webhooks, trigger_rx)?)
+        }
+        Some(_) => {
+            say_err!("warning: the in-process trigger layer needs plain gRPC; run it without --tls-cert to dispatch campaigns");
+            None
+        }
+        None => None,
+    };
+    let mut workers = Vec::new();
+    let (stop_workers, stop_rx) = tokio::sync::watch::channel(false);
+    for i in 0..args.workers {
+        let mut wc = worker::WorkerConfig::new(
+            url.clone(),
+            token.clone(),
+            args.data.data.join(format!("worker-{i}")),
+        );
+        wc.name = format!("{}-inproc-{i}", worker::default_name());
+        wc.slots = args.worker_slots.max(1);
+        wc.noop = args.noop_workers;
+        let mut rx = stop_rx.clone();
+        let gpu = gpu.clone();
+        workers.push(tokio::spawn(async move {
+            let stop = async move {
+                let _ = rx.wait_for(|s| *s).await;
+            };
+            if let Err(e) = worker::run(wc, gpu, stop).await {
+                say_err!("error: in-process worker {i}: {e:#}");
+            }
+        }));
+    }
+    shutdown_signal().await;
+    say_err!("shutting down");
+    let _ = stop_trigger.send(true);
+    if let Some(t) = trigger_task {
+        let _ = t.await;
+    }
+    let _ = stop_workers.send(true);
+    for w in workers {
+        let _ = w.await;
+    }
+    running.shutdown().await
 }
 
 pub fn work(args: WorkArgs) -> Result<()> {

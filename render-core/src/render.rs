@@ -543,7 +543,15 @@ impl Renderer {
             .run(req, progress, |settings, audio, rx, recycle| {
                 encode_frames(&partial, settings, &audio, rx, recycle)
             })
-            .map_err(|e| e.renamed(|p| (p == partial).then(|| out.to_owned())));
+            .map_err(|e| {
+                e.renamed(|p| {
+                    if p == partial {
+                        Some(out.to_owned())
+                    } else {
+                        in_template(&req.template_dir, p)
+                    }
+                })
+            });
         match result {
             Ok(report) => {
                 std::fs::rename(&partial, out).map_err(|error| RenderError::Io {
@@ -579,31 +587,13 @@ impl Renderer {
                 Ok((t.elapsed(), 0))
             },
         )
+        .map_err(|e| e.renamed(|p| in_template(&req.template_dir, p)))
     }
 
     /// The pipeline: decode thread → this thread (GPU) → `consume` on its own thread, which
     /// gets the encoder settings, the audio of the range, frames, and a channel to return
     /// buffers; it returns its busy time and a byte count.
     fn run<C>(
-        &mut self,
-        req: &RenderRequest,
-        progress: &mut dyn FnMut(u64, u64) -> ControlFlow<()>,
-        consume: C,
-    ) -> Result<RenderReport, RenderError>
-    where
-        C: FnOnce(
-                EncoderSettings,
-                Pcm,
-                Receiver<Vec<u8>>,
-                SyncSender<Vec<u8>>,
-            ) -> Result<(Duration, u64), RenderError>
-            + Send,
-    {
-        self.run_pipeline(req, progress, consume)
-            .map_err(|e| e.renamed(|p| in_template(&req.template_dir, p)))
-    }
-
-    fn run_pipeline<C>(
         &mut self,
         req: &RenderRequest,
         progress: &mut dyn FnMut(u64, u64) -> ControlFlow<()>,

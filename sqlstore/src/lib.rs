@@ -62,7 +62,7 @@ pub fn map_sqlx(e: sqlx::Error, busy: impl Fn(&dyn sqlx::error::DatabaseError) -
 }
 
 /// The kind of constraint a database error violated, if any.
-pub fn violation(e: &sqlx::Error) -> Option<sqlx::error::ErrorKind> {
+fn violation(e: &sqlx::Error) -> Option<sqlx::error::ErrorKind> {
     match e {
         sqlx::Error::Database(d) => Some(d.kind()),
         _ => None,
@@ -110,18 +110,24 @@ impl Health {
 
 /// A write operation that runs to its end once polled: the caller polls it in place (no task
 /// hand-off on the common path), and if the caller is dropped before the end, the rest of the
-/// operation moves to a task of its own and finishes there.
-struct Finish<F: Future<Output = ()> + Send + 'static> {
+/// operation moves to a task of its own and finishes there (its result unread).
+struct Finish<F>
+where
+    F: Future + Send + 'static,
+    F::Output: Send,
+{
     op: Option<Pin<Box<F>>>,
 }
 
-impl<F: Future<Output = ()> + Send + 'static> Future for Finish<F> {
-    type Output = ();
+impl<F> Future for Finish<F>
+where
+    F: Future + Send + 'static,
+    F::Output: Send,
+{
+    type Output = F::Output;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let Some(op) = self.op.as_mut() else {
-            return Poll::Ready(());
-        };
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let op = self.op.as_mut().expect("polled after it finished");
         let done = op.as_mut().poll(cx);
         if done.is_ready() {
             self.op = None;
@@ -130,7 +136,11 @@ impl<F: Future<Output = ()> + Send + 'static> Future for Finish<F> {
     }
 }
 
-impl<F: Future<Output = ()> + Send + 'static> Drop for Finish<F> {
+impl<F> Drop for Finish<F>
+where
+    F: Future + Send + 'static,
+    F::Output: Send,
+{
     fn drop(&mut self) {
         let Some(op) = self.op.take() else { return };
         if std::thread::panicking() {
@@ -138,35 +148,23 @@ impl<F: Future<Output = ()> + Send + 'static> Drop for Finish<F> {
             // guard is dropped with it, and the next operation checks the connection.
             return;
         }
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(op);
-            }
-            // No runtime (it is shutting down): the connection goes with the operation, and
-            // the database rolls back what was not committed.
-            Err(_) => drop(op),
+        // No runtime (it is shutting down): the connection goes with the operation, and the
+        // database rolls back what was not committed.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(op);
         }
     }
 }
 
-/// Runs `op` to completion once first polled, whoever waits for it (see [`Finish`]); its
-/// result, or [`Error::Unavailable`] if the runtime shut down before it could finish.
-async fn finish<T, E>(
-    op: impl Future<Output = std::result::Result<T, E>> + Send + 'static,
-) -> std::result::Result<T, E>
+/// Runs `op` to completion once first polled, whoever waits for it (see [`Finish`]).
+fn finish<F>(op: F) -> Finish<F>
 where
-    T: Send + 'static,
-    E: From<Error> + Send + 'static,
+    F: Future + Send + 'static,
+    F::Output: Send,
 {
-    let (tx, rx) = tokio::sync::oneshot::channel();
     Finish {
-        op: Some(Box::pin(async move {
-            let _ = tx.send(op.await);
-        })),
+        op: Some(Box::pin(op)),
     }
-    .await;
-    rx.await
-        .unwrap_or_else(|_| Err(Error::Unavailable("the store is shutting down".into()).into()))
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! PostgreSQL: a shared database for any number of processes, through a connection pool.
 //!
-//! Writes run in tasks of their own on pooled connections (see the crate docs); reads take a
-//! pooled connection on the caller. Transactions are READ COMMITTED; stores make every
+//! Writes run to their end once started, on pooled connections (see the crate docs); reads
+//! take a pooled connection on the caller. Transactions are READ COMMITTED; stores make every
 //! transition a compare-and-set.
 
 use std::str::FromStr;

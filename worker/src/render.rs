@@ -54,15 +54,11 @@ impl Gpu {
     }
 
     /// Destroys the idle renderers (GPU devices, then their instances) on this thread, one
-    /// after another, and returns how many there were. Call it after the runtime that ran the
-    /// workers has shut down.
-    pub fn close(&self) -> usize {
-        let idle = std::mem::take(&mut *self.idle.lock().unwrap_or_else(PoisonError::into_inner));
-        let n = idle.len();
-        for renderer in idle {
-            drop(renderer);
-        }
-        n
+    /// after another. Call it after the runtime that ran the workers has shut down.
+    pub fn close(&self) {
+        drop(std::mem::take(
+            &mut *self.idle.lock().unwrap_or_else(PoisonError::into_inner),
+        ));
     }
 
     /// An idle renderer, or a new one.

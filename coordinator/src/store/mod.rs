@@ -142,8 +142,6 @@ pub struct OutboxEvent {
 /// A finished render whose attempts may have left files that are not its output.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Leftover {
-    /// The outbox row that said the render finished.
-    pub seq: i64,
     pub job_id: String,
     pub tenant_id: String,
     /// The attempt whose files are the render's output (a succeeded render's); every other

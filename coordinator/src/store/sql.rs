@@ -24,6 +24,7 @@
 //! are BIGINT milliseconds, ids TEXT, tokens, warnings and stage timings JSON TEXT.
 
 use serde::{Deserialize, Serialize};
+use sqlstore::{is_fk_violation, is_unique_violation};
 
 use super::{StoreError, StoreResult};
 
@@ -98,8 +99,6 @@ fn to_i64(v: u64, what: &str) -> StoreResult<i64> {
 fn truncate_message(message: &str) -> String {
     sqlstore::truncate_chars(message, MAX_FAILURE_MESSAGE_CHARS)
 }
-
-use sqlstore::{is_fk_violation, is_unique_violation};
 
 #[cfg(test)]
 mod tests {

@@ -1631,7 +1631,6 @@ impl Store for Backend {
             let succeeded = state == JobState::Succeeded;
             if attempts > u32::from(succeeded) {
                 leftovers.push(Leftover {
-                    seq: last,
                     job_id: get(r, "id")?,
                     tenant_id: get(r, "tenant_id")?,
                     keep_attempt: succeeded
