@@ -1,5 +1,12 @@
-//! benches: criterion micro-benchmarks of reelfarm's per-frame render path, and the fixtures
-//! they share.
+//! benches: reelfarm's benchmarks. Each takes a plain config struct; `reelfarm bench …` turns
+//! its arguments into one and makes one call (results in `BENCHMARKS.md`):
+//!
+//! - [`w1`]: the reference workload W1 three ways (reelfarm, x264 alone, an FFmpeg filtergraph);
+//! - [`load`]: renders through a farm over gRPC, closed loop (`reelfarm bench --jobs N`);
+//! - [`events`]: event ingestion, open loop (`reelfarm bench events`);
+//! - [`lipsync`]: lip-sync accuracy per language (`reelfarm bench lipsync`).
+//!
+//! Besides, criterion micro-benchmarks of the per-frame render path and the fixtures they share.
 //!
 //! The reference workload W1 end to end is `reelfarm bench w1` (see `BENCHMARKS.md`); the
 //! benches here (`cargo bench -p benches`) time its per-frame pieces in isolation:
@@ -16,6 +23,15 @@
 //! shape sizes, all visible at once. That is denser than an average W1 frame, which shows three
 //! to five layers, so it bounds the compositing cost from above.
 
+pub mod events;
+pub mod lipsync;
+pub mod load;
+mod stats;
+pub mod w1;
+
+use std::path::{Path, PathBuf};
+
+use indicatif::{ProgressBar, ProgressStyle};
 use render_core::cpu::Texels;
 use shaders::{source, FrameUniforms, GpuLayer};
 use template::Affine;
@@ -239,6 +255,27 @@ pub fn w1_frame(width: u32, height: u32) -> FrameFixture {
         video_rect,
         layers,
     }
+}
+
+/// The bundled demo template, found from the working directory or the source tree.
+pub fn default_template() -> PathBuf {
+    let rel = Path::new("assets/templates/order-delivered");
+    if rel.join("template.json").is_file() {
+        return rel.to_owned();
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+}
+
+/// A progress bar of frames.
+pub fn progress_bar(label: &'static str) -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} frames, {per_sec}, eta {eta}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(label);
+    bar
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 //! convert at their edges.
 
 mod codec;
+pub mod convert;
 
 pub use codec::ProtoCodec;
 

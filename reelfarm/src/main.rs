@@ -1,22 +1,15 @@
-//! `reelfarm`: the one binary. Thin: parses arguments and calls the libraries.
+//! `reelfarm`: the one binary. Thin: parses arguments, and each command (one file under `cmd/`)
+//! turns them into one library config and makes one call.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-mod bench;
-mod campaign;
 mod cli;
-mod client;
-mod commands;
-mod demo;
-mod dispatch;
-mod eventbench;
-mod farm;
-mod farmdemo;
-mod lipsync;
-mod loadbench;
-mod mouthsheet;
+mod cmd;
+
+use anyhow::Result;
+use cli::{Cli, Command, TemplateCommand};
 
 fn main() -> ExitCode {
     // Mesa's Vulkan device-select layer probes for a display server and complains on headless
@@ -32,12 +25,37 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    match commands::run(args) {
+    match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {}", describe(&err));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Runs one command.
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Render(args) => cmd::render::render(args),
+        Command::Still(args) => cmd::render::still(args),
+        Command::Lipsync(args) => cmd::lipsync::run(args),
+        Command::Template(TemplateCommand::Validate { dir }) => cmd::template::validate(&dir),
+        Command::Template(TemplateCommand::Schema) => cmd::template::schema(),
+        Command::Template(TemplateCommand::Push {
+            dir,
+            aliases,
+            client,
+        }) => cmd::template::push(dir, aliases, client),
+        Command::Demo(args) if args.direct => cmd::demo::run(args),
+        Command::Demo(args) => cmd::farmdemo::run(args),
+        Command::Bench(args) => cmd::bench::run(args),
+        Command::Serve(args) => cmd::serve::serve(args),
+        Command::Work(args) => cmd::serve::work(args),
+        Command::Tenant(command) => cmd::serve::tenant(command),
+        Command::Submit(args) => cmd::submit::run(args),
+        Command::Campaign(command) => cmd::campaign::run(command),
+        Command::Event { file, client } => cmd::campaign::send_events(file, client),
     }
 }
 

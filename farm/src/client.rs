@@ -1,4 +1,5 @@
-//! A tenant's gRPC client of a farm: one channel, the API key on every call.
+//! A tenant's client of a farm: the gRPC services on one channel with the API key on every
+//! call, following a render to its end, and the HTTP event endpoint.
 
 use std::path::Path;
 
@@ -11,8 +12,6 @@ use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::service::Interceptor;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
-
-use crate::cli::ClientArgs;
 
 /// Adds `authorization: Bearer <key>` to every call.
 #[derive(Clone)]
@@ -30,7 +29,7 @@ type Authed = InterceptedService<Channel, Bearer>;
 
 /// Clients of the tenant-facing services.
 #[derive(Clone)]
-pub struct Farm {
+pub struct TenantClient {
     pub renders: RenderServiceClient<Authed>,
     pub templates: TemplateServiceClient<Authed>,
     pub triggers: TriggerServiceClient<Authed>,
@@ -62,22 +61,16 @@ pub async fn channel(url: &str, tls_ca: Option<&Path>) -> Result<Channel> {
         .with_context(|| format!("cannot reach the coordinator at {url}"))
 }
 
-impl Farm {
-    /// Connects as the tenant whose API key `args` carries.
-    pub async fn connect(args: &ClientArgs) -> Result<Farm> {
-        let key = args.api_key.as_deref().context(
-            "no API key: pass --api-key or set REELFARM_API_KEY (create one with `reelfarm tenant create NAME`)",
-        )?;
-        Farm::connect_with(&args.coordinator, key, args.tls_ca.as_deref()).await
-    }
-
-    pub async fn connect_with(url: &str, api_key: &str, tls_ca: Option<&Path>) -> Result<Farm> {
+impl TenantClient {
+    /// Connects to the coordinator at `url` (TLS with `tls_ca` for https://) as the tenant
+    /// whose API key is `api_key`.
+    pub async fn connect(url: &str, api_key: &str, tls_ca: Option<&Path>) -> Result<TenantClient> {
         let channel = channel(url, tls_ca).await?;
         let value: MetadataValue<Ascii> = format!("Bearer {api_key}")
             .parse()
             .context("the API key holds characters that cannot be sent")?;
         let bearer = Bearer(value);
-        Ok(Farm {
+        Ok(TenantClient {
             renders: RenderServiceClient::with_interceptor(channel.clone(), bearer.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
             templates: TemplateServiceClient::with_interceptor(channel.clone(), bearer.clone())
@@ -149,4 +142,76 @@ impl Farm {
 /// A gRPC status as an error whose message is the server's.
 pub fn status_error(s: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{} ({:?})", s.message(), s.code())
+}
+
+/// The name of a render state.
+pub fn state_name(state: i32) -> &'static str {
+    match v1::RenderState::try_from(state) {
+        Ok(v1::RenderState::Queued) => "queued",
+        Ok(v1::RenderState::Running) => "running",
+        Ok(v1::RenderState::Succeeded) => "succeeded",
+        Ok(v1::RenderState::Failed) => "failed",
+        Ok(v1::RenderState::Cancelled) => "cancelled",
+        _ => "unknown",
+    }
+}
+
+/// Whether a render in `state` has ended.
+pub fn is_terminal(state: i32) -> bool {
+    matches!(
+        v1::RenderState::try_from(state),
+        Ok(v1::RenderState::Succeeded | v1::RenderState::Failed | v1::RenderState::Cancelled)
+    )
+}
+
+/// Follows a render until it ends, calling `on_update` at every change.
+pub async fn watch(
+    client: &mut TenantClient,
+    id: &str,
+    mut on_update: impl FnMut(&v1::Render),
+) -> Result<v1::Render> {
+    let mut stream = client
+        .renders
+        .watch_render(v1::WatchRenderRequest { id: id.to_owned() })
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    let mut last = None;
+    while let Some(r) = stream.message().await.map_err(status_error)? {
+        on_update(&r);
+        let done = is_terminal(r.state);
+        last = Some(r);
+        if done {
+            break;
+        }
+    }
+    last.context("the coordinator ended the watch without an update")
+}
+
+/// Posts events (one event object, or `{"events": [...]}`) to the farm's HTTP endpoint
+/// `http_base` (`http://host:port`) as the tenant whose API key is `api_key`; the answer's
+/// status and JSON body (null when it is not JSON).
+pub async fn post_events(
+    http_base: &str,
+    api_key: &str,
+    body: String,
+) -> Result<(u16, serde_json::Value)> {
+    let url = format!("{}/v1/events", http_base.trim_end_matches('/'));
+    let answer = reqwest::Client::new()
+        .post(&url)
+        .header(reqwest::header::AUTHORIZATION, format!("Bearer {api_key}"))
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .send()
+        .await
+        .with_context(|| format!("POST {url}"))?;
+    let status = answer.status().as_u16();
+    let bytes = answer
+        .bytes()
+        .await
+        .with_context(|| format!("POST {url}: reading the answer"))?;
+    Ok((
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    ))
 }

@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use proto::v1;
 
+use farm::{runtime, status_error};
+
+use super::connect;
 use crate::cli::{CampaignCommand, ClientArgs};
-use crate::client::{status_error, Farm};
-use crate::farm::runtime;
 
 fn read(path: &PathBuf) -> Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))
@@ -27,7 +28,7 @@ pub fn run(cmd: CampaignCommand) -> Result<()> {
         match cmd {
             CampaignCommand::Put { file, client } => {
                 let definition_json = read(&file)?;
-                let mut farm = Farm::connect(&client).await?;
+                let mut farm = connect(&client).await?;
                 let v = farm
                     .triggers
                     .put_campaign(v1::PutCampaignRequest { definition_json })
@@ -40,7 +41,7 @@ pub fn run(cmd: CampaignCommand) -> Result<()> {
                 println!("{}", v.webhook_secret);
             }
             CampaignCommand::List { client } => {
-                let mut farm = Farm::connect(&client).await?;
+                let mut farm = connect(&client).await?;
                 let list = farm
                     .triggers
                     .list_campaigns(v1::ListCampaignsRequest {})
@@ -52,7 +53,7 @@ pub fn run(cmd: CampaignCommand) -> Result<()> {
                 }
             }
             CampaignCommand::Stats { name, client } => {
-                let mut farm = Farm::connect(&client).await?;
+                let mut farm = connect(&client).await?;
                 let stats = farm
                     .triggers
                     .get_campaign_stats(v1::GetCampaignStatsRequest { name })
@@ -78,7 +79,7 @@ pub fn run(cmd: CampaignCommand) -> Result<()> {
 }
 
 async fn set_active(client: &ClientArgs, name: String, active: bool) -> Result<()> {
-    let mut farm = Farm::connect(client).await?;
+    let mut farm = connect(client).await?;
     let v = farm
         .triggers
         .set_campaign_active(v1::SetCampaignActiveRequest { name, active })
@@ -102,7 +103,7 @@ pub fn send_events(file: PathBuf, client: ClientArgs) -> Result<()> {
         other => vec![other],
     };
     runtime()?.block_on(async move {
-        let mut farm = Farm::connect(&client).await?;
+        let mut farm = connect(&client).await?;
         let results = farm
             .triggers
             .ingest_events(v1::IngestEventsRequest {

@@ -1,50 +1,12 @@
 //! `reelfarm demo`: the demo template rendered for several recipients, with timings.
 
-use std::path::Path;
-
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use render_core::{media, RenderReport, RenderRequest, Renderer};
-use serde_json::Value;
 
+use template::recipients;
+
+use super::{default_template, parse_preset, progress_bar};
 use crate::cli::DemoArgs;
-use crate::commands::{default_template, parse_preset, progress_bar, tokens_from_json};
-
-/// One demo recipient from a template's `recipients.json`.
-pub(crate) struct Recipient {
-    pub(crate) id: String,
-    pub(crate) lang: String,
-    pub(crate) tokens: std::collections::BTreeMap<String, String>,
-}
-
-/// The recipients listed in `dir/recipients.json`: an array of `{id, lang, tokens}`.
-pub(crate) fn recipients(dir: &Path) -> Result<Vec<Recipient>> {
-    let path = dir.join("recipients.json");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("{}: cannot read", path.display()))?;
-    let value: Value = serde_json::from_str(&text)
-        .with_context(|| format!("{}: not valid JSON", path.display()))?;
-    let Some(items) = value.as_array() else {
-        bail!("{}: expected an array of recipients", path.display());
-    };
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| {
-            let field = |name: &str| {
-                item.get(name)
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-                    .with_context(|| format!("{}: recipient {i} has no `{name}`", path.display()))
-            };
-            Ok(Recipient {
-                id: field("id")?,
-                lang: field("lang")?,
-                tokens: tokens_from_json(item.get("tokens").unwrap_or(&Value::Null))
-                    .with_context(|| format!("{}: recipient {i}", path.display()))?,
-            })
-        })
-        .collect()
-}
 
 fn ms(d: std::time::Duration) -> String {
     format!("{:.0}", d.as_secs_f64() * 1000.0)
@@ -73,7 +35,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
             lang: person.lang.clone(),
             tokens: person.tokens.clone(),
             voice: None,
-            preset,
+            preset: preset.name().parse().map_err(anyhow::Error::msg)?,
             range: None,
             mouth_track: None,
         };
@@ -101,7 +63,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
             lang: person.lang.clone(),
             tokens: person.tokens.clone(),
             voice: None,
-            preset,
+            preset: preset.name().parse().map_err(anyhow::Error::msg)?,
             range: None,
             mouth_track: None,
         };
@@ -114,7 +76,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         all.len(),
         stills.display()
     );
-    let (sheet, lines) = crate::mouthsheet::write(&mut renderer, &dir, &all, &args.out)?;
+    let (sheet, lines) = super::mouthsheet::write(&mut renderer, &dir, &all, &args.out)?;
     println!("lip-sync check, every language: {}", sheet.display());
     for l in lines {
         println!("  {l}");

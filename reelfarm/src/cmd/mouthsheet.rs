@@ -9,7 +9,7 @@ use lipsync::{Shape, Track};
 use render_core::media::{self, RgbaImage};
 use render_core::{Preset, RenderRequest, Renderer};
 
-use crate::demo::Recipient;
+use template::Recipient;
 
 /// Face crop around the mouth at 720p: the presenter's mouth is centred at (1000, 480) once it
 /// has slid in (t ≥ 0.6 s).

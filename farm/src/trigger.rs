@@ -31,6 +31,7 @@ impl TenantKeys for CoordinatorKeys {
 
 /// The trigger layer, ready to attach to a coordinator.
 pub struct Trigger {
+    /// The trigger's store.
     pub store: DynTriggerStore,
     ingest: Ingest,
     webhook_key: Vec<u8>,
@@ -56,7 +57,7 @@ impl Trigger {
             store,
             ingest,
             webhook_key,
-            service_token: format!("rfs_{}", coordinator::auth::random_hex(32)),
+            service_token: format!("rfs_{}", crate::secrets::random_hex(32)),
         })
     }
 

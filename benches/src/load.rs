@@ -7,6 +7,7 @@
 //! measures the coordinator alone.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,9 +15,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use proto::v1;
 
-use crate::cli::FarmBenchArgs;
-use crate::client::{status_error, Farm};
-use crate::farm::{parse_preset_proto, runtime, watch};
+use farm::secrets::random_hex;
+use farm::{status_error, watch, FarmSpec, LocalFarm, TenantClient, Workers};
+
+use crate::stats::percentile;
 
 /// What one render measured.
 #[derive(Debug, Clone)]
@@ -33,79 +35,54 @@ struct Sample {
     stage_seconds: BTreeMap<String, f64>,
 }
 
-/// A farm started inside this process for the benchmark.
-struct LocalFarm {
-    running: coordinator::Running,
-    workers: Vec<tokio::task::JoinHandle<()>>,
-    stop_workers: tokio::sync::watch::Sender<bool>,
-    _dir: tempfile::TempDir,
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Renders to run (after a warm-up of a tenth of them, at most 500).
+    pub jobs: u64,
+    /// Clients, each with one render in flight.
+    pub concurrency: u32,
+    /// A running farm's gRPC URL; `None`: a local farm in this process.
+    pub coordinator: Option<String>,
+    /// The tenant API key for `coordinator`.
+    pub api_key: Option<String>,
+    /// CA certificate for an https:// coordinator.
+    pub tls_ca: Option<PathBuf>,
+    /// Template reference; the demo template is pushed when it is `order-delivered` and missing.
+    pub template: String,
+    pub lang: String,
+    pub preset: template::Preset,
+    /// Job store of the local farm; `None`: SQLite in a temporary folder.
+    pub store: Option<String>,
+    /// No-op workers of the local farm, and slots of each.
+    pub workers: u32,
+    pub slots: u32,
+    /// Where to write the figures as JSON.
+    pub json: Option<PathBuf>,
 }
 
-async fn start_local(args: &FarmBenchArgs) -> Result<(String, String, LocalFarm)> {
+/// A local farm of no-op workers in a temporary folder: the coordinator alone is measured.
+async fn start_local(cfg: &Config) -> Result<(LocalFarm, tempfile::TempDir)> {
     let dir = tempfile::tempdir().context("creating a temporary folder")?;
-    let store_url = match &args.store {
-        Some(url) => url.clone(),
-        None => format!("sqlite://{}", dir.path().join("bench.db").display()),
-    };
-    let store = coordinator::store::open(&store_url)
-        .await
-        .context("opening the job store")?;
-    let token = coordinator::auth::random_hex(16);
-    let config = coordinator::CoordinatorConfig::new(
-        "127.0.0.1:0".parse()?,
-        dir.path().join("blobs").display().to_string(),
-        token.clone(),
+    let mut spec =
+        FarmSpec::new(dir.path()).with_tenant(format!("bench-{}", random_hex(4)), 1_000_000);
+    spec.store_url = Some(
+        cfg.store
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("bench.db").display())),
     );
-    let now = coordinator::Clock::system().now_ms();
-    let tenant_name = format!("bench-{}", coordinator::auth::random_hex(4));
-    let (_, key) = coordinator::admin::create_tenant(&store, &tenant_name, 1_000_000, now).await?;
-    let running = coordinator::start(config, store).await?;
-    let url = format!("http://{}", running.addr);
-    let (stop_workers, stop_rx) = tokio::sync::watch::channel(false);
-    let mut workers = Vec::new();
-    for i in 0..args.workers.max(1) {
-        let mut wc = worker::WorkerConfig::new(
-            url.clone(),
-            token.clone(),
-            dir.path().join(format!("worker-{i}")),
-        );
-        wc.name = format!("bench-noop-{i}");
-        wc.slots = args.slots.clamp(1, 64);
-        wc.noop = true;
-        let mut rx = stop_rx.clone();
-        workers.push(tokio::spawn(async move {
-            let stop = async move {
-                let _ = rx.wait_for(|s| *s).await;
-            };
-            if let Err(e) = worker::run(wc, worker::Gpu::new(), stop).await {
-                eprintln!("error: bench worker {i}: {e:#}");
-            }
-        }));
-    }
-    Ok((
-        url,
-        key,
-        LocalFarm {
-            running,
-            workers,
-            stop_workers,
-            _dir: dir,
-        },
-    ))
-}
-
-impl LocalFarm {
-    async fn stop(self) -> Result<()> {
-        let _ = self.stop_workers.send(true);
-        for w in self.workers {
-            let _ = w.await;
-        }
-        self.running.shutdown().await
-    }
+    spec.http_listen = None;
+    spec.workers = Workers {
+        count: cfg.workers.max(1),
+        slots: cfg.slots.clamp(1, 64),
+        noop: true,
+        name_prefix: "bench-noop".to_owned(),
+    };
+    Ok((LocalFarm::start(spec, farm::Gpu::new()).await?, dir))
 }
 
 /// Makes sure the template exists, pushing the bundled demo when it is the one asked for.
-async fn ensure_template(farm: &mut Farm, reference: &str) -> Result<()> {
+async fn ensure_template(farm: &mut TenantClient, reference: &str) -> Result<()> {
     match farm
         .templates
         .get_template(v1::GetTemplateRequest {
@@ -115,9 +92,7 @@ async fn ensure_template(farm: &mut Farm, reference: &str) -> Result<()> {
     {
         Ok(_) => Ok(()),
         Err(s) if s.code() == tonic::Code::NotFound && reference == "order-delivered" => {
-            let v = farm
-                .push_template(&crate::commands::default_template(), &[])
-                .await?;
+            let v = farm.push_template(&crate::default_template(), &[]).await?;
             eprintln!("pushed the demo template as {}@{}", v.name, v.version);
             Ok(())
         }
@@ -127,7 +102,7 @@ async fn ensure_template(farm: &mut Farm, reference: &str) -> Result<()> {
 
 /// Tokens that fit the template: the first demo recipient's for the demo template.
 fn tokens_for(lang: &str) -> BTreeMap<String, String> {
-    let people = crate::demo::recipients(&crate::commands::default_template()).unwrap_or_default();
+    let people = template::recipients(&crate::default_template()).unwrap_or_default();
     people
         .into_iter()
         .find(|p| p.lang == lang)
@@ -135,7 +110,7 @@ fn tokens_for(lang: &str) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
-async fn one(farm: &mut Farm, spec: v1::RenderSpec, key: String) -> Result<Sample> {
+async fn one(farm: &mut TenantClient, spec: v1::RenderSpec, key: String) -> Result<Sample> {
     let t0 = Instant::now();
     let resp = farm
         .renders
@@ -163,14 +138,6 @@ async fn one(farm: &mut Farm, spec: v1::RenderSpec, key: String) -> Result<Sampl
     })
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
 fn summary(values: &mut [f64]) -> (f64, f64, f64, f64) {
     values.sort_by(|a, b| a.total_cmp(b));
     let mean = values.iter().sum::<f64>() / values.len().max(1) as f64;
@@ -184,7 +151,7 @@ fn summary(values: &mut [f64]) -> (f64, f64, f64, f64) {
 
 /// Runs `count` renders over `concurrency` clients; returns the samples and the wall time.
 async fn drive(
-    farm: &Farm,
+    farm: &TenantClient,
     spec: &v1::RenderSpec,
     count: u64,
     concurrency: u32,
@@ -226,11 +193,12 @@ async fn drive(
     Ok((samples, wall))
 }
 
-pub fn run(args: FarmBenchArgs) -> Result<()> {
+/// Runs the benchmark and prints (and optionally writes) its report.
+pub fn run(args: &Config) -> Result<()> {
     if args.jobs == 0 {
         bail!("--jobs must be at least 1");
     }
-    runtime()?.block_on(async move {
+    farm::runtime()?.block_on(async move {
         let (url, key, local) = match &args.coordinator {
             Some(url) => {
                 let key = args.api_key.clone().context(
@@ -239,21 +207,25 @@ pub fn run(args: FarmBenchArgs) -> Result<()> {
                 (url.clone(), key, None)
             }
             None => {
-                let (url, key, farm) = start_local(&args).await?;
-                (url, key, Some(farm))
+                let (local, dir) = start_local(args).await?;
+                (
+                    local.url.clone(),
+                    local.api_key()?.to_owned(),
+                    Some((local, dir)),
+                )
             }
         };
-        let mut farm = Farm::connect_with(&url, &key, args.tls_ca.as_deref()).await?;
+        let mut farm = TenantClient::connect(&url, &key, args.tls_ca.as_deref()).await?;
         ensure_template(&mut farm, &args.template).await?;
         let spec = v1::RenderSpec {
             template: args.template.clone(),
             lang: args.lang.clone(),
             tokens: tokens_for(&args.lang),
-            preset: parse_preset_proto(&args.preset)? as i32,
+            preset: v1::Preset::from(args.preset) as i32,
             lane: v1::Lane::Realtime as i32,
             deadline_s: 0,
         };
-        let run_id = format!("bench-{}", coordinator::auth::random_hex(6));
+        let run_id = format!("bench-{}", random_hex(6));
         // Warm-up: connections, prepared statements, caches.
         let warm = (args.jobs / 10).clamp(1, 500);
         drive(
@@ -282,14 +254,14 @@ pub fn run(args: FarmBenchArgs) -> Result<()> {
         )
         .await?;
         bar.finish_and_clear();
-        if let Some(local) = local {
+        if let Some((local, _dir)) = local {
             local.stop().await?;
         }
-        report(&args, &url, &samples, wall)
+        report(args, &url, &samples, wall)
     })
 }
 
-fn report(args: &FarmBenchArgs, url: &str, samples: &[Sample], wall: Duration) -> Result<()> {
+fn report(args: &Config, url: &str, samples: &[Sample], wall: Duration) -> Result<()> {
     let ok = samples.iter().filter(|s| s.succeeded).count();
     let per_s = samples.len() as f64 / wall.as_secs_f64();
     let mut e2e: Vec<f64> = samples

@@ -1,383 +1,18 @@
-//! `reelfarm bench w1`: the reference workload W1 measured three ways in one run.
-//!
-//! 1. **reelfarm**: [`Renderer::render`] to an MP4, with its per-stage breakdown.
-//! 2. **x264 alone**: the very frames reelfarm composites, collected first (in memory, or in a
-//!    raw file when memory is short), then encoded on their own with [`Mp4Writer`] and the
-//!    identical [`EncoderSettings`]. Only the encoding is timed: this is the floor for a full
-//!    render on CPU.
-//! 3. **FFmpeg CLI filtergraph**: the same video as one `ffmpeg` command, built from the resolved
-//!    timeline by [`ffmpeg_command`], with text and other static layers pre-rendered to PNG
-//!    (FFmpeg 5.1's `drawtext` cannot shape Indic scripts).
-//!
-//! The run prints a table of wall time, frames per second, ratio to x264 alone and output size,
-//! reelfarm's per-stage breakdown, what the filtergraph could not express, and how close each
-//! output's video is to reelfarm's (PSNR, untimed); it writes the same figures to
-//! `results.json` in the output folder.
+//! The FFmpeg CLI side of W1: the same video as one `ffmpeg` filtergraph command, built from
+//! the resolved timeline, and the run that times it.
 
-use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use super::*;
 
-use anyhow::{bail, Context, Result};
-use render_core::media::{self, EncoderSettings, Mp4Writer};
-use render_core::{Preset, RenderReport, RenderRequest, Renderer, StageTimings};
-use serde_json::{json, Value};
-use template::{Animated, Bundle, Easing, ResolvedContent, ResolvedLayer, Timeline};
-
-use crate::cli::{BenchCommand, W1Args};
-use crate::commands::{default_template, progress_bar};
-use crate::demo::{recipients, Recipient};
-
-/// Ratio of reelfarm's wall time to x264 alone that W1 aims to stay under.
-const TARGET_RATIO: f64 = 1.30;
-
-/// Memory left free when deciding whether the frames of (b) fit in memory.
-const MEMORY_HEADROOM: u64 = 1 << 30;
-
-/// Runs a benchmark command.
-pub fn run(cmd: BenchCommand) -> Result<()> {
-    match cmd {
-        BenchCommand::W1(args) => w1(args),
-        BenchCommand::Events(args) => crate::eventbench::run(args),
-        BenchCommand::Lipsync(args) => crate::lipsync::bench(args),
-    }
-}
-
-/// The first entry of the template's `recipients.json`; without that file, the template's
-/// default language with token fallbacks.
-fn first_recipient(dir: &Path, bundle: &Bundle) -> Result<Recipient> {
-    if !dir.join("recipients.json").is_file() {
-        return Ok(Recipient {
-            id: "default".to_owned(),
-            lang: bundle.manifest.default_language.clone(),
-            tokens: BTreeMap::new(),
-        });
-    }
-    recipients(dir)?
-        .into_iter()
-        .next()
-        .with_context(|| format!("{}: no recipients", dir.join("recipients.json").display()))
-}
-
-/// One way of producing the video, as measured.
-struct Measured {
-    way: &'static str,
-    wall: Duration,
-    frames: u64,
-    bytes: u64,
-    path: Option<PathBuf>,
-}
-
-impl Measured {
-    fn fps(&self) -> f64 {
-        self.frames as f64 / self.wall.as_secs_f64().max(1e-9)
-    }
-}
-
-fn w1(args: W1Args) -> Result<()> {
-    let dir = args.template.clone().unwrap_or_else(default_template);
-    let bundle =
-        Bundle::load(&dir).with_context(|| format!("loading template {}", dir.display()))?;
-    let recipient = first_recipient(&dir, &bundle)?;
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let req = RenderRequest {
-        template_dir: dir.clone(),
-        lang: recipient.lang.clone(),
-        tokens: recipient.tokens.clone(),
-        voice: None,
-        preset: Preset::P1080,
-        range: None,
-        mouth_track: None,
-    };
-    let m = &bundle.manifest;
-    println!(
-        "W1: template `{}`, recipient `{}` ({}), {} s at {}x{}, {} fps",
-        m.name, recipient.id, recipient.lang, m.duration, m.width, m.height, m.fps
-    );
-    let mut renderer = Renderer::new().context("starting the renderer")?;
-    let adapter = renderer.adapter();
-    println!("GPU adapter: {adapter}");
-
-    // (a) reelfarm, end to end.
-    let reel_path = args.out.join("reelfarm.mp4");
-    let bar = progress_bar("reelfarm");
-    let report = renderer
-        .render(&req, &reel_path, &mut |done, total| {
-            bar.set_length(total);
-            bar.set_position(done);
-        })
-        .context("(a) reelfarm render")?;
-    bar.finish_and_clear();
-    for w in &report.warnings {
-        eprintln!("warning: {w}");
-    }
-    let reelfarm = Measured {
-        way: "reelfarm",
-        wall: report.timings.total,
-        frames: report.frames,
-        bytes: report.bytes,
-        path: Some(reel_path),
-    };
-
-    // (b) the same frames, collected, then x264 alone on them.
-    let settings = req.preset.encoder(report.size.0, report.size.1, m.fps);
-    let (frames, frames_only) = collect_frames(&mut renderer, &req, &report, &settings, &args.out)
-        .context("(b) collecting reelfarm's frames")?;
-    let x264_path = args.out.join("x264-alone.mp4");
-    let x264 = encode_alone(&frames, &settings, &x264_path).context("(b) x264 alone")?;
-    let storage = frames.describe();
-    drop(frames);
-
-    // (c) the FFmpeg CLI filtergraph.
-    let ffmpeg = if args.skip_ffmpeg {
-        None
-    } else {
-        Some(
-            run_ffmpeg(&mut renderer, &req, &bundle, &report, &settings, &args.out)
-                .context("(c) FFmpeg CLI filtergraph")?,
-        )
-    };
-
-    let frames_only_row = Measured {
-        way: "reelfarm frames, no encoder",
-        wall: frames_only.timings.total,
-        frames: frames_only.frames,
-        bytes: 0,
-        path: None,
-    };
-    let mut rows = vec![&reelfarm, &x264];
-    if let Some(f) = &ffmpeg {
-        rows.push(&f.measured);
-    }
-    rows.push(&frames_only_row);
-
-    // Untimed: are the outputs the same video?
-    let mut checks = Vec::new();
-    for row in [Some(&x264), ffmpeg.as_ref().map(|f| &f.measured)]
-        .into_iter()
-        .flatten()
-    {
-        if let (Some(a), Some(b)) = (&reelfarm.path, &row.path) {
-            checks.push(Check {
-                way: row.way,
-                psnr_db: psnr(a, b)
-                    .with_context(|| format!("comparing {} with reelfarm", row.way))?,
-            });
-        }
-    }
-
-    let summary = Summary {
-        recipient: &recipient,
-        bundle: &bundle,
-        report: &report,
-        adapter: &adapter,
-        rows,
-        floor: &x264,
-        storage,
-        ffmpeg: ffmpeg.as_ref(),
-        checks,
-    };
-    summary.print();
-    let path = args.out.join("results.json");
-    let text = serde_json::to_string_pretty(&summary.to_json())?;
-    std::fs::write(&path, text + "\n")
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    println!("wrote {}", path.display());
-    Ok(())
-}
-
-/// Where the frames of (b) wait between compositing and encoding.
-enum Frames {
-    /// One buffer per frame.
-    Memory(Vec<Vec<u8>>),
-    /// Raw I420 frames back to back in a file.
-    File {
-        path: PathBuf,
-        count: u64,
-        frame_bytes: usize,
-    },
-}
-
-impl Frames {
-    fn len(&self) -> u64 {
-        match self {
-            Frames::Memory(v) => v.len() as u64,
-            Frames::File { count, .. } => *count,
-        }
-    }
-
-    fn describe(&self) -> String {
-        match self {
-            Frames::Memory(v) => format!("{} frames held in memory", v.len()),
-            Frames::File { count, path, .. } => {
-                format!(
-                    "{count} frames in a raw file ({}), read untimed",
-                    path.display()
-                )
-            }
-        }
-    }
-}
-
-impl Drop for Frames {
-    fn drop(&mut self) {
-        if let Frames::File { path, .. } = self {
-            // Best effort: the raw file is scratch space several GB large.
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
-
-/// What the frame sink accumulates on the encoder thread.
-#[derive(Default)]
-struct Sink {
-    memory: Vec<Vec<u8>>,
-    file: Option<BufWriter<File>>,
-    count: u64,
-    error: Option<std::io::Error>,
-}
-
-/// `MemAvailable` from `/proc/meminfo`, in bytes; `None` where it cannot be read.
-fn available_memory() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
-
-/// Composites the job again with [`Renderer::render_frames`] and keeps every YUV frame. Returns
-/// the frames and the report of that encoder-less run.
-fn collect_frames(
-    renderer: &mut Renderer,
-    req: &RenderRequest,
-    report: &RenderReport,
-    settings: &EncoderSettings,
-    out: &Path,
-) -> Result<(Frames, RenderReport)> {
-    let frame_bytes = settings.frame_bytes();
-    let needed = report.frames * frame_bytes as u64;
-    let in_memory = available_memory().is_some_and(|avail| avail >= needed + MEMORY_HEADROOM);
-    let raw_path = out.join("frames.yuv");
-    let mut sink = Sink::default();
-    if in_memory {
-        sink.memory.reserve_exact(report.frames as usize);
-    } else {
-        let file = File::create(&raw_path)
-            .with_context(|| format!("cannot create {}", raw_path.display()))?;
-        sink.file = Some(BufWriter::with_capacity(8 << 20, file));
-    }
-    let bar = progress_bar("frames");
-    bar.set_length(report.frames);
-    let frames_report = renderer.render_frames(req, |frame| {
-        if sink.error.is_some() {
-            return;
-        }
-        let result = match &mut sink.file {
-            Some(file) => file.write_all(frame),
-            None => {
-                sink.memory.push(frame.to_vec());
-                Ok(())
-            }
-        };
-        match result {
-            Ok(()) => sink.count += 1,
-            Err(e) => sink.error = Some(e),
-        }
-        bar.inc(1);
-    })?;
-    bar.finish_and_clear();
-    if let Some(e) = sink.error.take() {
-        return Err(e).with_context(|| format!("writing {}", raw_path.display()));
-    }
-    let frames = match sink.file.take() {
-        Some(mut file) => {
-            file.flush()
-                .with_context(|| format!("writing {}", raw_path.display()))?;
-            Frames::File {
-                path: raw_path,
-                count: sink.count,
-                frame_bytes,
-            }
-        }
-        None => Frames::Memory(sink.memory),
-    };
-    if frames.len() != report.frames {
-        bail!(
-            "collected {} frames, but the render wrote {}",
-            frames.len(),
-            report.frames
-        );
-    }
-    Ok((frames, frames_report))
-}
-
-/// Encodes `frames` (video only) with `settings` into `path`, timing only the encoder: opening
-/// it, every frame, and finishing the file. Reading frames from a raw file is not counted.
-fn encode_alone(frames: &Frames, settings: &EncoderSettings, path: &Path) -> Result<Measured> {
-    let bar = progress_bar("x264 alone");
-    bar.set_length(frames.len());
-    let mut busy = Duration::ZERO;
-    let t = Instant::now();
-    let mut writer = Mp4Writer::create(path, settings)?;
-    busy += t.elapsed();
-    match frames {
-        Frames::Memory(list) => {
-            let t = Instant::now();
-            for frame in list {
-                writer.write_video_frame(frame)?;
-                bar.inc(1);
-            }
-            busy += t.elapsed();
-        }
-        Frames::File {
-            path: raw,
-            count,
-            frame_bytes,
-        } => {
-            let mut reader = BufReader::with_capacity(
-                8 << 20,
-                File::open(raw).with_context(|| format!("cannot open {}", raw.display()))?,
-            );
-            let mut buf = vec![0u8; *frame_bytes];
-            for i in 0..*count {
-                reader
-                    .read_exact(&mut buf)
-                    .with_context(|| format!("{}: reading frame {i}", raw.display()))?;
-                let t = Instant::now();
-                writer.write_video_frame(&buf)?;
-                busy += t.elapsed();
-                bar.inc(1);
-            }
-        }
-    }
-    let t = Instant::now();
-    let stats = writer.finish()?;
-    busy += t.elapsed();
-    bar.finish_and_clear();
-    Ok(Measured {
-        way: "x264 alone (same frames)",
-        wall: busy,
-        frames: stats.frames,
-        bytes: stats.bytes,
-        path: Some(path.to_owned()),
-    })
-}
-
-/// The FFmpeg run's figures and what it could not express.
-struct FfmpegRun {
-    measured: Measured,
+pub(super) struct FfmpegRun {
+    pub(super) measured: Measured,
     /// Time to rasterize and save the static layers as PNG; not part of `measured`.
-    layer_export: Duration,
-    notes: Vec<String>,
-    command_file: PathBuf,
+    pub(super) layer_export: Duration,
+    pub(super) notes: Vec<String>,
+    pub(super) command_file: PathBuf,
 }
 
 /// Exports the static layers, builds the command, runs it and times it.
-fn run_ffmpeg(
+pub(super) fn run_ffmpeg(
     renderer: &mut Renderer,
     req: &RenderRequest,
     bundle: &Bundle,
@@ -448,7 +83,7 @@ fn run_ffmpeg(
 
 /// Runs `ffmpeg args` (which include `-progress pipe:1`), drives a progress bar from its
 /// `frame=` lines and returns the wall time from spawn to exit.
-fn run_with_progress(args: &[String], total: u64) -> Result<Duration> {
+pub(super) fn run_with_progress(args: &[String], total: u64) -> Result<Duration> {
     let bar = progress_bar("ffmpeg");
     bar.set_length(total);
     let start = Instant::now();
@@ -492,23 +127,23 @@ fn run_with_progress(args: &[String], total: u64) -> Result<Duration> {
 /// A static layer exported to PNG: its file and pixel size (its size on the canvas before the
 /// layer's scale).
 #[derive(Debug, Clone)]
-struct Still {
-    path: PathBuf,
-    size: (u32, u32),
+pub(super) struct Still {
+    pub(super) path: PathBuf,
+    pub(super) size: (u32, u32),
 }
 
 /// The audio tracks of the job, as the FFmpeg command needs them.
 #[derive(Debug, Clone, Default)]
-struct AudioInputs {
-    music: Option<PathBuf>,
-    voice: Option<PathBuf>,
+pub(super) struct AudioInputs {
+    pub(super) music: Option<PathBuf>,
+    pub(super) voice: Option<PathBuf>,
     /// Speech level of the voice (RMS over its active 20 ms windows), dBFS; sets the
     /// side-chain threshold so the music drops by about the template's `duck_db`.
-    voice_level_db: f64,
+    pub(super) voice_level_db: f64,
 }
 
 /// The music and voice files of `req`, with the voice's speech level.
-fn audio_inputs(bundle: &Bundle, req: &RenderRequest) -> Result<AudioInputs> {
+pub(super) fn audio_inputs(bundle: &Bundle, req: &RenderRequest) -> Result<AudioInputs> {
     let spec = &bundle.manifest.audio;
     let music = spec.music.as_ref().map(|m| bundle.media_path(&m.src));
     let voice = req.voice_file(bundle);
@@ -528,7 +163,7 @@ fn audio_inputs(bundle: &Bundle, req: &RenderRequest) -> Result<AudioInputs> {
 }
 
 /// Mean power of the 20 ms windows of `stereo` louder than -50 dBFS, in dBFS (-20 if none).
-fn speech_level_db(stereo: &[f32]) -> f64 {
+pub(super) fn speech_level_db(stereo: &[f32]) -> f64 {
     let mut sum = 0.0;
     let mut n = 0usize;
     for window in stereo.chunks(960 * 2) {
@@ -550,9 +185,9 @@ fn speech_level_db(stereo: &[f32]) -> f64 {
 
 /// An FFmpeg command line (without the program name) and what it could not express.
 #[derive(Debug, Clone, Default)]
-struct FfmpegPlan {
-    args: Vec<String>,
-    notes: Vec<String>,
+pub(super) struct FfmpegPlan {
+    pub(super) args: Vec<String>,
+    pub(super) notes: Vec<String>,
 }
 
 /// Builds the FFmpeg command that renders `timeline` like reelfarm does:
@@ -572,7 +207,7 @@ struct FfmpegPlan {
 ///
 /// What the filtergraph cannot express (rotation, other opacity curves) is listed in the
 /// plan's notes rather than dropped silently.
-fn ffmpeg_command(
+pub(super) fn ffmpeg_command(
     timeline: &Timeline,
     bundle: &Bundle,
     canvas: (u32, u32),
@@ -864,7 +499,7 @@ fn ffmpeg_command(
 
 /// `fade` filters for a layer's opacity keyframes, where each segment is a 0→1 or 1→0 ramp;
 /// a constant opacity below 1 becomes an alpha multiply. Anything else is noted.
-fn opacity_filters(layer: &ResolvedLayer, notes: &mut Vec<String>) -> Vec<String> {
+pub(super) fn opacity_filters(layer: &ResolvedLayer, notes: &mut Vec<String>) -> Vec<String> {
     let keys = match &layer.opacity {
         Animated::Constant(v) if *v >= 1.0 => return Vec::new(),
         Animated::Constant(v) => return vec![format!("colorchannelmixer=aa={}", num(*v))],
@@ -915,7 +550,7 @@ fn opacity_filters(layer: &ResolvedLayer, notes: &mut Vec<String>) -> Vec<String
 
 /// A keyframed value as an FFmpeg expression in `t`: the first value before the first keyframe,
 /// each segment interpolated with its easing, the last value after the last keyframe.
-fn animated<T>(value: &Animated<T>, component: impl Fn(&T) -> f64) -> String {
+pub(super) fn animated<T>(value: &Animated<T>, component: impl Fn(&T) -> f64) -> String {
     let keys = match value {
         Animated::Constant(v) => return num(component(v)),
         Animated::Keyframes(keys) => keys,
@@ -949,7 +584,7 @@ fn animated<T>(value: &Animated<T>, component: impl Fn(&T) -> f64) -> String {
 }
 
 /// Easing of progress `u` (an expression in 0..=1), as in [`Easing::apply`].
-fn ease(easing: Easing, u: &str) -> String {
+pub(super) fn ease(easing: Easing, u: &str) -> String {
     match easing {
         Easing::Linear => u.to_owned(),
         Easing::EaseIn => format!("pow({u},3)"),
@@ -961,7 +596,7 @@ fn ease(easing: Easing, u: &str) -> String {
 
 /// The canvas coordinate of a layer's top-left edge: its anchor's position `pos` minus the
 /// anchor's offset `anchor_px` (in drawn pixels) times the layer's scale.
-fn place(pos: &str, anchor_px: f64, scale: &Animated<f64>) -> String {
+pub(super) fn place(pos: &str, anchor_px: f64, scale: &Animated<f64>) -> String {
     match scale {
         _ if anchor_px == 0.0 => pos.to_owned(),
         Animated::Constant(k) => format!("{pos}-{}", num(anchor_px * k)),
@@ -970,7 +605,7 @@ fn place(pos: &str, anchor_px: f64, scale: &Animated<f64>) -> String {
 }
 
 /// `expr` multiplied by the canvas scale `s`, without noise when `s` is 1.
-fn scaled(expr: &str, s: f64) -> String {
+pub(super) fn scaled(expr: &str, s: f64) -> String {
     if s == 1.0 {
         expr.to_owned()
     } else {
@@ -979,18 +614,18 @@ fn scaled(expr: &str, s: f64) -> String {
 }
 
 /// A number for an FFmpeg expression: at most 6 decimals, no trailing zeros, no exponent.
-fn num(v: f64) -> String {
+pub(super) fn num(v: f64) -> String {
     let v = (v * 1e6).round() / 1e6;
     let v = if v == 0.0 { 0.0 } else { v };
     format!("{v}")
 }
 
-fn path_arg(p: &Path) -> String {
+pub(super) fn path_arg(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
 /// A layer id made safe for a file name.
-fn file_safe(id: &str) -> String {
+pub(super) fn file_safe(id: &str) -> String {
     id.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
@@ -1003,7 +638,7 @@ fn file_safe(id: &str) -> String {
 }
 
 /// `arg` quoted for a POSIX shell when it needs it.
-fn shell_quote(arg: &str) -> String {
+pub(super) fn shell_quote(arg: &str) -> String {
     let plain = !arg.is_empty()
         && arg
             .chars()
@@ -1017,204 +652,6 @@ fn shell_quote(arg: &str) -> String {
 
 /// How close another way's video is to reelfarm's: PSNR over all frames (average of Y, U, V),
 /// infinite when the video streams decode to identical frames.
-struct Check {
-    way: &'static str,
-    psnr_db: f64,
-}
-
-/// PSNR between the video streams of `a` and `b`, by FFmpeg's `psnr` filter (untimed).
-fn psnr(a: &Path, b: &Path) -> Result<f64> {
-    let output = Command::new("ffmpeg")
-        .args(["-hide_banner", "-nostdin", "-nostats", "-i"])
-        .arg(a)
-        .arg("-i")
-        .arg(b)
-        .args(["-lavfi", "[0:v][1:v]psnr", "-f", "null", "-"])
-        .stdin(Stdio::null())
-        .output()
-        .context("cannot run `ffmpeg` for the PSNR check")?;
-    let log = String::from_utf8_lossy(&output.stderr);
-    if !output.status.success() {
-        bail!("ffmpeg psnr failed ({}): {}", output.status, log.trim());
-    }
-    let average = log
-        .lines()
-        .filter(|l| l.contains("PSNR"))
-        .filter_map(|l| l.split("average:").nth(1))
-        .filter_map(|rest| rest.split_whitespace().next())
-        .next_back()
-        .with_context(|| format!("no PSNR in ffmpeg's output: {}", log.trim()))?;
-    if average == "inf" {
-        return Ok(f64::INFINITY);
-    }
-    average
-        .parse()
-        .with_context(|| format!("unreadable PSNR `{average}`"))
-}
-
-/// Everything a run reports, printed and written as JSON.
-struct Summary<'a> {
-    recipient: &'a Recipient,
-    bundle: &'a Bundle,
-    report: &'a RenderReport,
-    adapter: &'a str,
-    /// reelfarm first; ratios are to `floor`.
-    rows: Vec<&'a Measured>,
-    floor: &'a Measured,
-    storage: String,
-    ffmpeg: Option<&'a FfmpegRun>,
-    checks: Vec<Check>,
-}
-
-fn secs(d: Duration) -> f64 {
-    d.as_secs_f64()
-}
-
-fn stage_rows(t: &StageTimings) -> [(&'static str, Duration); 8] {
-    [
-        ("prepare", t.prepare),
-        ("rasterize", t.rasterize),
-        ("audio", t.audio),
-        ("lipsync", t.lipsync),
-        ("decode", t.decode),
-        ("gpu", t.gpu),
-        ("encode", t.encode),
-        ("total", t.total),
-    ]
-}
-
-impl Summary<'_> {
-    fn ratio(&self, row: &Measured) -> f64 {
-        secs(row.wall) / secs(self.floor.wall).max(1e-9)
-    }
-
-    fn headline(&self) -> f64 {
-        self.rows.first().map_or(f64::NAN, |r| self.ratio(r))
-    }
-
-    fn print(&self) {
-        let report = self.report;
-        println!();
-        println!(
-            "{:<30} {:>8} {:>7} {:>9} {:>8}",
-            "way", "wall s", "fps", "/ x264", "out MB"
-        );
-        for row in &self.rows {
-            let mb = if row.bytes > 0 {
-                format!("{:.2}", row.bytes as f64 / 1e6)
-            } else {
-                "-".to_owned()
-            };
-            println!(
-                "{:<30} {:>8.2} {:>7.1} {:>8.2}× {:>8}",
-                row.way,
-                secs(row.wall),
-                row.fps(),
-                self.ratio(row),
-                mb
-            );
-        }
-        println!();
-        println!(
-            "{} frames at {}x{}; GPU adapter: {}",
-            report.frames, report.size.0, report.size.1, self.adapter
-        );
-        println!("reelfarm stages (busy time per thread; decode, gpu and encode overlap):");
-        for (name, d) in stage_rows(&report.timings) {
-            println!("  {name:<10} {:>9.3} s", secs(d));
-        }
-        println!(
-            "x264 alone: {}; opening the encoder, the frames and finishing are timed.",
-            self.storage
-        );
-        if let Some(f) = self.ffmpeg {
-            println!(
-                "FFmpeg: static layers exported to PNG in {:.2} s (not counted); command in {}",
-                secs(f.layer_export),
-                f.command_file.display()
-            );
-            for note in &f.notes {
-                println!("  note: {note}");
-            }
-        }
-        for check in &self.checks {
-            if check.psnr_db.is_infinite() {
-                println!("check: {} video is identical to reelfarm's", check.way);
-            } else {
-                println!(
-                    "check: {} video vs reelfarm's: PSNR {:.1} dB",
-                    check.way, check.psnr_db
-                );
-            }
-        }
-        println!();
-        println!(
-            "reelfarm / x264 alone = {:.2}× (target ≤ {TARGET_RATIO:.2}×)",
-            self.headline()
-        );
-    }
-
-    fn to_json(&self) -> Value {
-        let m = &self.bundle.manifest;
-        let report = self.report;
-        let runs: Vec<Value> = self
-            .rows
-            .iter()
-            .map(|r| {
-                json!({
-                    "way": r.way,
-                    "wall_s": secs(r.wall),
-                    "fps": r.fps(),
-                    "ratio_to_x264_alone": self.ratio(r),
-                    "bytes": r.bytes,
-                    "output": r.path.as_ref().map(|p| p.display().to_string()),
-                })
-            })
-            .collect();
-        let stages: serde_json::Map<String, Value> = stage_rows(&report.timings)
-            .into_iter()
-            .map(|(name, d)| (format!("{name}_s"), json!(secs(d))))
-            .collect();
-        let checks: serde_json::Map<String, Value> = self
-            .checks
-            .iter()
-            .map(|c| {
-                let v = if c.psnr_db.is_infinite() {
-                    json!("identical")
-                } else {
-                    json!(c.psnr_db)
-                };
-                (c.way.to_owned(), v)
-            })
-            .collect();
-        json!({
-            "workload": "W1",
-            "template": m.name,
-            "recipient": self.recipient.id,
-            "lang": self.recipient.lang,
-            "frames": report.frames,
-            "width": report.size.0,
-            "height": report.size.1,
-            "fps": m.fps,
-            "duration_s": m.duration,
-            "adapter": self.adapter,
-            "cpus": std::thread::available_parallelism().map(usize::from).unwrap_or(1),
-            "runs": runs,
-            "reelfarm_stages": stages,
-            "reelfarm_warnings": report.warnings,
-            "x264_alone_frames": self.storage,
-            "ffmpeg": self.ffmpeg.map(|f| json!({
-                "layer_export_s": secs(f.layer_export),
-                "command_file": f.command_file.display().to_string(),
-                "notes": f.notes,
-            })),
-            "video_psnr_db_vs_reelfarm": checks,
-            "ratio_reelfarm_to_x264_alone": self.headline(),
-            "target_ratio": TARGET_RATIO,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

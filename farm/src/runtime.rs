@@ -1,0 +1,59 @@
+//! The process around a farm: the async runtime, the shutdown signal, and the order in which
+//! GPU objects are destroyed.
+
+use std::future::Future;
+
+use anyhow::{Context, Result};
+use worker::{Gpu, WorkerConfig};
+
+/// A multi-threaded runtime for the async commands.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// Runs `f` with a GPU pool for in-process workers on a new runtime, shuts the runtime down
+/// (every one of its threads has exited), then destroys the renderers in the pool on this
+/// thread: GPU objects go last, after every thread that used the driver (see [`Gpu`]).
+pub fn run<T, F, Fut>(f: F) -> Result<T>
+where
+    F: FnOnce(Gpu) -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let gpu = Gpu::new();
+    let rt = runtime()?;
+    let result = rt.block_on(f(gpu.clone()));
+    drop(rt);
+    gpu.close();
+    result
+}
+
+/// Runs one worker process until SIGTERM or Ctrl-C, then drains it (see [`worker::run`]).
+pub fn work(config: WorkerConfig) -> Result<()> {
+    run(|gpu| worker::run(config, gpu, shutdown_signal()))
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
