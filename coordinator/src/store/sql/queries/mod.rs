@@ -158,7 +158,10 @@ fn not_found(what: impl Into<String>) -> StoreError {
 
 /// Creates the schema when the database has none, or upgrades it (in one transaction).
 pub(super) async fn migrate(store: &Backend) -> StoreResult<()> {
-    Ok(store.db.migrate(crate::store::sql::migrations(SCHEMA)).await?)
+    Ok(store
+        .db
+        .migrate(crate::store::sql::migrations(SCHEMA))
+        .await?)
 }
 
 // ---------------------------------------------------------------------------------------------
