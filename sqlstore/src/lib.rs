@@ -1,5 +1,7 @@
 //! SQLite and PostgreSQL plumbing shared by reelfarm's stores (the coordinator's job store and
-//! the trigger store): connections, a cancellation-safe writer, and error mapping.
+//! the trigger store): connections, a cancellation-safe writer, error mapping, column decoding
+//! ([`row`]) and versioned schema migrations ([`migrate`]). It knows nothing of the stores'
+//! domains: each store writes its own SQL and converts [`Error`] into its own error type.
 //!
 //! # Writes finish once started
 //!
@@ -20,7 +22,9 @@
 //!
 //! Reads start no transaction, so a dropped read leaves nothing behind; they run on the caller.
 
+pub mod migrate;
 pub mod postgres;
+pub mod row;
 pub mod sqlite;
 pub mod testing;
 
@@ -31,6 +35,18 @@ use std::task::{Context, Poll};
 
 pub use postgres::Postgres;
 pub use sqlite::Sqlite;
+
+/// Runs `$op`, an expression of the writer connection `$c` (a future), through `$db.write`
+/// (`$db` a [`Sqlite`] or a [`Postgres`]): to its end once started, even if the caller stops
+/// waiting (see the crate docs). The operation is moved into the writer, so it must own what it
+/// uses: clone borrowed arguments into locals first.
+#[macro_export]
+macro_rules! write_op {
+    ($db:expr, |$c:ident| $op:expr) => {
+        $db.write(move |$c| ::std::boxed::Box::pin(async move { $op.await }))
+            .await
+    };
+}
 
 /// What went wrong in the database layer; domain stores convert it into their own errors.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

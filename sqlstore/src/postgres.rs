@@ -13,6 +13,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection, Database, PgConnection, Transaction, TransactionManager};
 
+use crate::migrate::Migrations;
 use crate::{Error, Health, Result};
 
 /// Connections of the pool.
@@ -143,6 +144,18 @@ impl Postgres {
             let mut conn = db.pool.acquire().await.map_err(map_err)?;
             db.ready(&mut conn).await?;
             op(&mut conn).await
+        })
+        .await
+    }
+
+    /// Creates or upgrades the schema to `m` in one transaction (see [`crate::migrate`]),
+    /// under an advisory lock, so processes starting together migrate one at a time.
+    pub async fn migrate(&self, m: Migrations) -> Result<()> {
+        self.write(move |c| {
+            Box::pin(async move {
+                let lock = crate::migrate::advisory_lock(&m);
+                crate::migrate::run!(c, &m, begin, map_err, Some(lock))
+            })
         })
         .await
     }

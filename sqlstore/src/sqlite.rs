@@ -11,6 +11,10 @@
 //!   process (kill -9); an OS crash may lose the last few. A background task checkpoints the
 //!   WAL, so writes do not wait for a checkpoint's fsyncs.
 //! - Foreign keys are enforced.
+//!
+//! These settings (foreign keys, `READERS` readers, the checkpoint interval, a warning in the
+//! log for a failed checkpoint) are the same for every store built on this crate: none is
+//! chosen per store, so the job store and the trigger store behave alike on SQLite.
 
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,6 +28,7 @@ use sqlx::{
 };
 use tokio::sync::{Mutex, MutexGuard};
 
+use crate::migrate::Migrations;
 use crate::{Error, Health, Result};
 
 /// Read connections of a file database.
@@ -224,6 +229,15 @@ impl Sqlite {
             let result = op(conn).await;
             state.verify = result.is_err();
             result
+        })
+        .await
+    }
+
+    /// Creates or upgrades the schema to `m` in one write transaction (see
+    /// [`crate::migrate`]); `BEGIN IMMEDIATE` keeps other processes on the file out meanwhile.
+    pub async fn migrate(&self, m: Migrations) -> Result<()> {
+        self.write(move |c| {
+            Box::pin(async move { crate::migrate::run!(c, &m, begin, map_err, None::<String>) })
         })
         .await
     }

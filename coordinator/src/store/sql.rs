@@ -1,8 +1,8 @@
 //! SQLite and PostgreSQL backends of [`Store`](super::Store).
 //!
-//! Both backends run the same implementation (`sql/shared.rs`), compiled once per backend as a
-//! child module of `sqlite` and of `postgres`. Each backend module names its sqlx types and
-//! supplies the few dialect hooks the shared code uses:
+//! Both backends run the same implementation (`sql/queries/`, one file per aggregate), compiled
+//! once per backend as a child module of `sqlite` and of `postgres`. Each backend module names
+//! its sqlx types and supplies the few dialect hooks the shared code uses:
 //!
 //! - `Db`, `Conn`, `DbRow`, `Backend`: the sqlx database, connection and row types and the store
 //!   type the shared code implements [`Store`](super::Store) for;
@@ -11,7 +11,8 @@
 //!   every write transaction);
 //! - `TENANT_LOCK`: PostgreSQL locks tenant rows (a claim re-reads the running count under
 //!   the lock);
-//! - `write_conn`, `read_conn`, `begin`: connections and transactions;
+//! - `read_conn`, `begin`: connections and transactions (writes go through the backend's
+//!   `sqlstore` database, `db`);
 //! - `map_err`: which database errors mean "busy, retry" ([`StoreError::Unavailable`]).
 //!
 //! The per-tenant running count and the outbox are kept by a trigger on `jobs.state` (one
@@ -23,10 +24,7 @@
 //! SQL text is written once with `$N` placeholders, which sqlx accepts on both backends. Times
 //! are BIGINT milliseconds, ids TEXT, tokens, warnings and stage timings JSON TEXT.
 
-use serde::{Deserialize, Serialize};
-use sqlstore::{is_fk_violation, is_unique_violation};
-
-use super::{StoreError, StoreResult};
+use sqlstore::migrate::Migrations;
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -44,8 +42,23 @@ const UPGRADES: [&str; 1] = [
      CREATE INDEX IF NOT EXISTS outputs_job ON outputs (job_id)",
 ];
 
-/// Failure messages are cut to this many characters.
-const MAX_FAILURE_MESSAGE_CHARS: usize = 2000;
+/// The job store's migrations with `schema`, one dialect's SQL for version 1.
+fn migrations(schema: &'static str) -> Migrations {
+    Migrations {
+        version_table: "schema_version",
+        schema,
+        version: SCHEMA_VERSION,
+        upgrades: &UPGRADES,
+        // Serializes schema creation between coordinators starting together (PostgreSQL).
+        lock_key: 7262011,
+        too_new: |version, known| {
+            format!(
+                "the database has schema version {version}; this coordinator knows up to \
+                 {known}: upgrade the coordinator"
+            )
+        },
+    }
+}
 
 /// The columns of `jobs` that make a [`crate::model::Job`], in `SELECT`/`RETURNING` lists.
 macro_rules! job_cols {
@@ -69,46 +82,3 @@ macro_rules! template_cols {
 // The backends come after the macros above, which they use.
 mod postgres;
 mod sqlite;
-
-/// A corrupt row or an encoding bug.
-fn corrupt(what: impl std::fmt::Display) -> StoreError {
-    StoreError::Database(what.to_string())
-}
-
-fn to_json<T: Serialize + ?Sized>(v: &T) -> StoreResult<String> {
-    serde_json::to_string(v).map_err(|e| corrupt(format!("encoding JSON: {e}")))
-}
-
-fn from_json<T: for<'de> Deserialize<'de>>(s: &str, column: &str) -> StoreResult<T> {
-    serde_json::from_str(s).map_err(|e| corrupt(format!("column {column}: bad JSON: {e}")))
-}
-
-fn to_u32(v: i64, column: &str) -> StoreResult<u32> {
-    u32::try_from(v).map_err(|_| corrupt(format!("column {column}: {v} is out of range")))
-}
-
-fn to_u64(v: i64, column: &str) -> StoreResult<u64> {
-    u64::try_from(v).map_err(|_| corrupt(format!("column {column}: {v} is out of range")))
-}
-
-fn to_i64(v: u64, what: &str) -> StoreResult<i64> {
-    i64::try_from(v).map_err(|_| corrupt(format!("{what}: {v} does not fit a BIGINT")))
-}
-
-/// The first [`MAX_FAILURE_MESSAGE_CHARS`] characters of `message`.
-fn truncate_message(message: &str) -> String {
-    sqlstore::truncate_chars(message, MAX_FAILURE_MESSAGE_CHARS)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn messages_are_cut_on_char_boundaries() {
-        let long = "é".repeat(MAX_FAILURE_MESSAGE_CHARS + 10);
-        let cut = truncate_message(&long);
-        assert_eq!(cut.chars().count(), MAX_FAILURE_MESSAGE_CHARS);
-        assert_eq!(truncate_message("short"), "short");
-    }
-}

@@ -2,7 +2,7 @@
 //!
 //! One async trait, [`TriggerStore`], two backends: [`SqliteStore`] (one embedded file, one
 //! writer connection and a few readers) and [`PostgresStore`] (a shared database, a pool).
-//! Both run the same SQL (`shared.rs`, compiled once per backend with small dialect hooks).
+//! Both run the same SQL (`queries/`, compiled once per backend with small dialect hooks).
 //! Every method is one transaction; times are Unix epoch milliseconds; `tenant` is the tenant's
 //! name.
 //!
@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use sqlstore::migrate::Migrations;
 
 use crate::{assign_variant, Campaign, Decision, Destination, Dispatch, Event, SuppressReason};
 
@@ -25,13 +26,29 @@ pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// Unix epoch milliseconds.
-pub type Millis = i64;
+pub use sqlstore::row::Millis;
 
 /// Schema version this code writes; stored in `trigger_schema_version`.
 const SCHEMA_VERSION: i64 = 1;
 
-/// Error messages stored with dispatches and deliveries are cut to this many characters.
-const MAX_ERROR_CHARS: usize = 2000;
+/// The trigger store's migrations with `schema`, one dialect's SQL for version 1.
+fn migrations(schema: &'static str) -> Migrations {
+    Migrations {
+        version_table: "trigger_schema_version",
+        schema,
+        version: SCHEMA_VERSION,
+        upgrades: &[],
+        // Serializes schema creation between processes starting together (PostgreSQL); not
+        // the job store's key, so the two stores in one schema do not wait for each other.
+        lock_key: 7262012,
+        too_new: |version, known| {
+            format!(
+                "the database has trigger schema version {version}; this build knows up to \
+                 {known}: upgrade"
+            )
+        },
+    }
+}
 
 /// The variant key of counters that belong to no known variant.
 pub const ANY_VARIANT: &str = "*";
@@ -436,31 +453,6 @@ pub async fn open(url: &str) -> StoreResult<DynTriggerStore> {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Helpers shared by the backends
-
-/// A corrupt row or an encoding bug.
-fn corrupt(what: impl std::fmt::Display) -> StoreError {
-    StoreError::Database(what.to_string())
-}
-
-fn to_json<T: Serialize + ?Sized>(v: &T) -> StoreResult<String> {
-    serde_json::to_string(v).map_err(|e| corrupt(format!("encoding JSON: {e}")))
-}
-
-fn from_json<T: for<'de> Deserialize<'de>>(s: &str, column: &str) -> StoreResult<T> {
-    serde_json::from_str(s).map_err(|e| corrupt(format!("column {column}: bad JSON: {e}")))
-}
-
-fn to_u32(v: i64, column: &str) -> StoreResult<u32> {
-    u32::try_from(v).map_err(|_| corrupt(format!("column {column}: {v} is out of range")))
-}
-
-/// The first [`MAX_ERROR_CHARS`] characters of `message`.
-fn truncate_message(message: &str) -> String {
-    sqlstore::truncate_chars(message, MAX_ERROR_CHARS)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -473,12 +465,5 @@ mod tests {
         is_send(&PostgresStore::connect("postgres://x"));
         is_send(&PostgresStore::connect_with_schema("postgres://x", "y"));
         is_send(&open("sqlite::memory:"));
-    }
-
-    #[test]
-    fn messages_are_cut_on_char_boundaries() {
-        let long = "é".repeat(MAX_ERROR_CHARS + 10);
-        assert_eq!(truncate_message(&long).chars().count(), MAX_ERROR_CHARS);
-        assert_eq!(truncate_message("short"), "short");
     }
 }

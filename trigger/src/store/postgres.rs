@@ -16,9 +16,6 @@ type Backend = PostgresStore;
 
 const NAME: &str = "postgres";
 const SCHEMA: &str = include_str!("schema_postgres.sql");
-/// Serializes schema creation between processes starting together.
-const MIGRATION_LOCK: Option<&str> =
-    Some("SELECT pg_advisory_xact_lock(7262012, hashtext(current_schema()))");
 /// Concurrent claimers skip each other's rows.
 macro_rules! skip_locked {
     () => {
@@ -27,8 +24,8 @@ macro_rules! skip_locked {
 }
 
 #[allow(clippy::duplicate_mod)] // by design: the same implementation, compiled per backend
-#[path = "shared.rs"]
-mod shared;
+#[path = "queries/mod.rs"]
+mod queries;
 
 /// Connection trouble, serialization failures, deadlocks, shutdowns, too many connections.
 fn map_err(e: sqlx::Error) -> StoreError {
@@ -56,7 +53,7 @@ impl PostgresStore {
 
     async fn migrated(db: sqlstore::Postgres) -> StoreResult<PostgresStore> {
         let store = PostgresStore { db };
-        shared::migrate(&store).await?;
+        queries::migrate(&store).await?;
         Ok(store)
     }
 

@@ -13,8 +13,6 @@ type Backend = SqliteStore;
 
 const NAME: &str = "sqlite";
 const SCHEMA: &str = include_str!("schema_sqlite.sql");
-/// Schema creation is exclusive already: `BEGIN IMMEDIATE`.
-const MIGRATION_LOCK: Option<&str> = None;
 /// No row locks: the single writer serializes claims.
 macro_rules! skip_locked {
     () => {
@@ -23,8 +21,8 @@ macro_rules! skip_locked {
 }
 
 #[allow(clippy::duplicate_mod)] // by design: the same implementation, compiled per backend
-#[path = "shared.rs"]
-mod shared;
+#[path = "queries/mod.rs"]
+mod queries;
 
 /// SQLITE_BUSY and SQLITE_LOCKED are "busy, retry".
 fn map_err(e: sqlx::Error) -> StoreError {
@@ -45,7 +43,7 @@ impl SqliteStore {
         let store = SqliteStore {
             db: sqlstore::Sqlite::open(url, "trigger").await?,
         };
-        shared::migrate(&store).await?;
+        queries::migrate(&store).await?;
         Ok(store)
     }
 

@@ -27,9 +27,6 @@ const TENANT_LOCK: Option<[&str; 2]> = Some([
 ]);
 /// Claims hold tenant row locks until commit.
 const CLAIM_IN_TRANSACTION: bool = true;
-/// Serializes schema creation between coordinators starting together.
-const MIGRATION_LOCK: Option<&str> =
-    Some("SELECT pg_advisory_xact_lock(7262011, hashtext(current_schema()))");
 
 /// Concurrent claimers skip each other's rows.
 macro_rules! skip_locked {
@@ -46,8 +43,8 @@ macro_rules! for_update {
 }
 
 #[allow(clippy::duplicate_mod)] // by design: the same implementation, compiled per backend
-#[path = "shared.rs"]
-mod shared;
+#[path = "queries/mod.rs"]
+mod queries;
 
 /// Connection trouble, serialization failures, deadlocks, shutdowns, too many connections.
 fn map_err(e: sqlx::Error) -> StoreError {
@@ -75,7 +72,7 @@ impl PostgresStore {
 
     async fn migrated(db: sqlstore::Postgres) -> StoreResult<PostgresStore> {
         let store = PostgresStore { db };
-        shared::migrate(&store).await?;
+        queries::migrate(&store).await?;
         Ok(store)
     }
 

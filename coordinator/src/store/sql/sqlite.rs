@@ -24,8 +24,6 @@ const SCHEMA: &str = include_str!("schema_sqlite.sql");
 const TENANT_LOCK: Option<[&str; 2]> = None;
 /// A claim runs as single-statement transactions in one writer operation (module docs).
 const CLAIM_IN_TRANSACTION: bool = false;
-/// Schema creation is exclusive already: `BEGIN IMMEDIATE`.
-const MIGRATION_LOCK: Option<&str> = None;
 
 /// SQLite has no row locks.
 macro_rules! skip_locked {
@@ -42,8 +40,8 @@ macro_rules! for_update {
 }
 
 #[allow(clippy::duplicate_mod)] // by design: the same implementation, compiled per backend
-#[path = "shared.rs"]
-mod shared;
+#[path = "queries/mod.rs"]
+mod queries;
 
 /// SQLITE_BUSY and SQLITE_LOCKED are "busy, retry".
 fn map_err(e: sqlx::Error) -> StoreError {
@@ -64,7 +62,7 @@ impl SqliteStore {
         let store = SqliteStore {
             db: sqlstore::Sqlite::open(url, "jobs").await?,
         };
-        shared::migrate(&store).await?;
+        queries::migrate(&store).await?;
         Ok(store)
     }
 
