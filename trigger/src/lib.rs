@@ -41,6 +41,7 @@
 
 mod assign;
 mod campaign;
+mod condition;
 mod error;
 mod event;
 mod field;
