@@ -50,6 +50,7 @@ mod rules;
 pub mod runtime;
 mod schedule;
 pub mod service;
+mod status;
 pub mod store;
 pub mod webhook;
 
