@@ -46,7 +46,7 @@ mod validate;
 
 pub use archive::{inspect, pack_dir, unpack, ArchiveError, ArchiveInfo, Limits};
 pub use bundle::{Bundle, MANIFEST_FILE};
-pub use error::{ColorError, Problem, TemplateError, TokenError};
+pub use error::{ColorError, Problem, Problems, TemplateError, TokenError};
 pub use manifest::*;
 pub use schema::{json_schema, json_schema_pretty};
 pub use timeline::{resolve, Affine, LayerState, Lerp, ResolvedContent, ResolvedLayer, Timeline};
