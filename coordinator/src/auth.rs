@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use proto::auth::{parse_bearer, AUTHORIZATION};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use tonic::metadata::MetadataMap;
@@ -19,8 +20,9 @@ use crate::store::DynStore;
 /// Prefix of tenant API keys.
 pub const API_KEY_PREFIX: &str = "rf_";
 
-/// Metadata key naming the tenant a trusted service acts for (with the service token).
-pub const ACT_AS_TENANT: &str = "x-reelfarm-tenant";
+/// Metadata key naming the tenant a trusted service acts for (with the service token); defined
+/// with the rest of the wire's authentication vocabulary in [`proto::auth`].
+pub use proto::auth::ACT_AS_TENANT;
 
 /// How long a verified key stays cached.
 const CACHE_TTL: Duration = Duration::from_secs(10);
@@ -44,22 +46,19 @@ pub fn hash_secret(secret: &str) -> String {
 
 /// The bearer secret of a call.
 pub fn bearer(metadata: &MetadataMap) -> Result<&str, ApiError> {
+    // Read step by step (rather than with `proto::auth::bearer_token`) so that each way of
+    // getting it wrong has its own message.
     let value = metadata
-        .get(proto::AUTHORIZATION)
+        .get(AUTHORIZATION)
         .ok_or(ApiError::Unauthenticated(
             "missing `authorization: Bearer <key>` metadata",
         ))?;
     let value = value
         .to_str()
         .map_err(|_| ApiError::Unauthenticated("authorization metadata is not ASCII"))?;
-    value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .ok_or(ApiError::Unauthenticated(
-            "authorization metadata must be `Bearer <key>`",
-        ))
+    parse_bearer(value).ok_or(ApiError::Unauthenticated(
+        "authorization metadata must be `Bearer <key>`",
+    ))
 }
 
 /// Checks the secrets on incoming calls.
@@ -169,9 +168,11 @@ mod tests {
     fn bearer_parsing() {
         let mut md = MetadataMap::new();
         assert!(bearer(&md).is_err());
-        md.insert("authorization", "Basic abc".parse().expect("ascii"));
+        md.insert(AUTHORIZATION, "Basic abc".parse().expect("ascii"));
         assert!(bearer(&md).is_err());
-        md.insert("authorization", "Bearer rf_x".parse().expect("ascii"));
+        md.insert(AUTHORIZATION, "Bearer  ".parse().expect("ascii"));
+        assert!(bearer(&md).is_err());
+        md.insert(AUTHORIZATION, "Bearer rf_x".parse().expect("ascii"));
         assert_eq!(bearer(&md).ok(), Some("rf_x"));
     }
 }

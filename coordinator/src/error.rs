@@ -84,7 +84,7 @@ impl From<ApiError> for Status {
             ApiError::ResourceExhausted { retry_after_ms, .. } => {
                 let mut status = Status::resource_exhausted(e.to_string());
                 if let Ok(v) = retry_after_ms.to_string().parse() {
-                    status.metadata_mut().insert("retry-after-ms", v);
+                    status.metadata_mut().insert(proto::auth::RETRY_AFTER_MS, v);
                 }
                 status
             }

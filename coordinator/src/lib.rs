@@ -9,7 +9,8 @@
 //! - [`auth`]: tenant API keys (hashed) and the workers' join token; [`admin`] creates tenants.
 //! - [`service`]: the `reelfarm.v1` RenderService, TemplateService and WorkerService.
 //! - [`server`]: assembles them with health, reflection, TLS, sweeps and [`metrics`]; [`http`]
-//!   serves signed download links (and whatever HTTP routes the caller adds).
+//!   serves signed download links (and whatever HTTP routes the caller adds); [`links`] signs
+//!   and checks them.
 //!
 //! **Invariant:** the coordinator never links wgpu or FFmpeg; it validates templates with the
 //! pure `template` crate and leaves media work to workers.
@@ -26,6 +27,7 @@ pub mod clock;
 pub mod error;
 pub mod http;
 pub mod lifecycle;
+pub mod links;
 pub mod metrics;
 pub mod model;
 mod oversized;

@@ -3,14 +3,18 @@
 //! The `.proto` files under `proto/reelfarm/v1/` are the source of truth: a client in any
 //! language can be generated from them alone. This crate compiles them with protox (no `protoc`)
 //! into tonic clients and servers ([`v1`]) and carries the encoded descriptor set for gRPC
-//! reflection ([`FILE_DESCRIPTOR_SET`]).
+//! reflection ([`FILE_DESCRIPTOR_SET`]). [`auth`] names the metadata the services read
+//! (`authorization: Bearer …`, the tenant a service acts for, retry advice) for both ends.
 //!
 //! **Invariant:** this is the only crate that knows prost types; the coordinator and the worker
 //! convert at their edges.
 
+pub mod auth;
 mod codec;
 pub mod convert;
 
+/// The bearer metadata key, also at the crate root where clients have long found it.
+pub use auth::AUTHORIZATION;
 pub use codec::ProtoCodec;
 
 /// Generated messages, enums, clients (`*_client`) and servers (`*_server`) of `reelfarm.v1`.
@@ -25,6 +29,3 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 
 /// Largest piece of a streamed file ([`v1::Chunk`], upload chunks), in bytes.
 pub const CHUNK_BYTES: usize = 1 << 20;
-
-/// Metadata key of the bearer secret on every call.
-pub const AUTHORIZATION: &str = "authorization";

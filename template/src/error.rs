@@ -64,7 +64,7 @@ pub enum TemplateError {
         message: String,
     },
     /// The manifest parsed but breaks rules; every problem found is listed, one per line.
-    #[error("{}", ProblemList(.0))]
+    #[error("{}", Problems::new("template", .0))]
     Invalid(Vec<Problem>),
     /// A timeline was asked for in a language the template does not declare.
     #[error("language `{lang}` is not one of the template's languages ({})", available.join(", "))]
@@ -117,15 +117,31 @@ fn path_prefix(path: &str) -> String {
     }
 }
 
-struct ProblemList<'a>(&'a [Problem]);
+/// A list of [`Problem`]s as one message about a `subject` (`template`, `campaign`, …):
+/// `invalid <subject>` for none, `invalid <subject>: <problem>` for one, and a count followed by
+/// one indented line per problem for several. Every crate that reports problems formats them
+/// with this, so that the CLI and the APIs print them alike.
+#[derive(Debug, Clone, Copy)]
+pub struct Problems<'a> {
+    subject: &'a str,
+    problems: &'a [Problem],
+}
 
-impl fmt::Display for ProblemList<'_> {
+impl<'a> Problems<'a> {
+    /// The list `problems` about `subject`.
+    pub fn new(subject: &'a str, problems: &'a [Problem]) -> Problems<'a> {
+        Problems { subject, problems }
+    }
+}
+
+impl fmt::Display for Problems<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            [] => f.write_str("invalid template"),
-            [one] => write!(f, "invalid template: {one}"),
+        let subject = self.subject;
+        match self.problems {
+            [] => write!(f, "invalid {subject}"),
+            [one] => write!(f, "invalid {subject}: {one}"),
             many => {
-                write!(f, "invalid template, {} problems:", many.len())?;
+                write!(f, "invalid {subject}, {} problems:", many.len())?;
                 for problem in many {
                     write!(f, "\n  {problem}")?;
                 }

@@ -48,7 +48,7 @@ mod validate;
 
 pub use archive::{inspect, pack_dir, unpack, ArchiveError, ArchiveInfo, Limits};
 pub use bundle::{Bundle, MANIFEST_FILE};
-pub use error::{ColorError, Problem, TemplateError, TokenError};
+pub use error::{ColorError, Problem, Problems, TemplateError, TokenError};
 pub use manifest::*;
 pub use preset::Preset;
 pub use samples::{recipients, tokens_from_json, Recipient, SampleError, RECIPIENTS_FILE};

@@ -4,10 +4,8 @@
 //! Messages about events never quote customer attribute values (only their names), nor any
 //! other event value that could identify a customer.
 
-use std::fmt;
-
 use serde::de::DeserializeOwned;
-use template::Problem;
+use template::{Problem, Problems};
 
 /// Why an event or a campaign could not be accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,10 +39,10 @@ pub enum TriggerError {
         message: String,
     },
     /// The event parsed but breaks rules; every problem found is listed.
-    #[error("{}", ProblemList("event", .0))]
+    #[error("{}", Problems::new("event", .0))]
     InvalidEvent(Vec<Problem>),
     /// The campaign parsed but breaks rules; every problem found is listed.
-    #[error("{}", ProblemList("campaign", .0))]
+    #[error("{}", Problems::new("campaign", .0))]
     InvalidCampaign(Vec<Problem>),
 }
 
@@ -76,25 +74,6 @@ fn path_prefix(path: &str) -> String {
         String::new()
     } else {
         format!("{path}: ")
-    }
-}
-
-struct ProblemList<'a>(&'static str, &'a [Problem]);
-
-impl fmt::Display for ProblemList<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let what = self.0;
-        match self.1 {
-            [] => write!(f, "invalid {what}"),
-            [one] => write!(f, "invalid {what}: {one}"),
-            many => {
-                write!(f, "invalid {what}, {} problems:", many.len())?;
-                for problem in many {
-                    write!(f, "\n  {problem}")?;
-                }
-                Ok(())
-            }
-        }
     }
 }
 

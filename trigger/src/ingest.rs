@@ -9,9 +9,10 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use proto::auth::parse_bearer;
 use serde_json::{json, Value};
 
-use crate::store::{DynTriggerStore, Ingested};
+use crate::store::{DynTriggerStore, Ingested, StoreError};
 use crate::Event;
 
 /// Most events in one request.
@@ -54,7 +55,7 @@ impl Ingest {
         tenant: &str,
         raw: Vec<String>,
         now_ms: i64,
-    ) -> Result<Vec<EventResult>, String> {
+    ) -> Result<Vec<EventResult>, StoreError> {
         let mut results: Vec<Option<EventResult>> = vec![None; raw.len()];
         let mut valid: Vec<(usize, Event, String)> = Vec::new();
         for (i, text) in raw.into_iter().enumerate() {
@@ -77,11 +78,7 @@ impl Ingest {
                 .iter()
                 .map(|(_, e, t)| (e.clone(), t.clone()))
                 .collect();
-            let stored = self
-                .store
-                .ingest(tenant, &batch, now_ms)
-                .await
-                .map_err(|e| e.to_string())?;
+            let stored = self.store.ingest(tenant, &batch, now_ms).await?;
             for ((i, event, _), outcome) in valid.iter().zip(stored) {
                 results[*i] = Some(match outcome {
                     Ingested::Accepted => EventResult::Accepted {
@@ -118,8 +115,7 @@ async fn post_events(State(ingest): State<Ingest>, headers: HeaderMap, body: Byt
     let Some(key) = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+        .and_then(parse_bearer)
     else {
         return error(
             StatusCode::UNAUTHORIZED,
@@ -182,11 +178,8 @@ async fn post_events(State(ingest): State<Ingest>, headers: HeaderMap, body: Byt
     let results = match ingest.ingest(&tenant, raw, now_ms).await {
         Ok(r) => r,
         Err(e) => {
-            tracing::warn!(error = %e, "storing events failed");
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "events could not be stored; retry",
-            );
+            let (status, message) = crate::status::store_http(&e, "events could not be stored");
+            return error(status, message);
         }
     };
     let accepted = results

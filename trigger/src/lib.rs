@@ -41,6 +41,7 @@
 
 mod assign;
 mod campaign;
+mod condition;
 mod error;
 mod event;
 mod field;
@@ -49,6 +50,7 @@ mod rules;
 pub mod runtime;
 mod schedule;
 pub mod service;
+mod status;
 pub mod store;
 pub mod webhook;
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use hmac::{Hmac, Mac};
+use proto::auth::{Bearer, ACT_AS_TENANT};
 use proto::v1;
 use proto::v1::render_service_client::RenderServiceClient;
 use tokio::sync::{watch, Notify};
@@ -64,11 +65,13 @@ fn ms_to_time(ms: i64) -> DateTime<Utc> {
 
 fn as_tenant<T>(cfg: &RuntimeConfig, tenant: &str, msg: T) -> tonic::Request<T> {
     let mut req = tonic::Request::new(msg);
-    if let Ok(v) = format!("Bearer {}", cfg.service_token).parse() {
-        req.metadata_mut().insert("authorization", v);
+    // A token or tenant name that cannot be a header value is left out; the coordinator then
+    // refuses the call as unauthenticated, which surfaces as an ordinary call error.
+    if let Ok(bearer) = Bearer::new(&cfg.service_token) {
+        bearer.insert_into(req.metadata_mut());
     }
     if let Ok(v) = tenant.parse() {
-        req.metadata_mut().insert("x-reelfarm-tenant", v);
+        req.metadata_mut().insert(ACT_AS_TENANT, v);
     }
     req.set_timeout(Duration::from_secs(10));
     req

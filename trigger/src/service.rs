@@ -1,13 +1,18 @@
 //! `reelfarm.v1.TriggerService`: ingestion and campaign management over gRPC.
+//!
+//! Errors become statuses in one place, the crate's `status` module: store calls use `?`, and
+//! request errors are built as its `ApiError`.
 
 use std::sync::Arc;
 
+use proto::auth::bearer_token;
 use proto::v1;
 use proto::v1::trigger_service_server::TriggerService;
 use tonic::{Request, Response, Status};
 
 use crate::ingest::{EventResult, Ingest, MAX_BATCH};
 use crate::runtime::webhook_secret;
+use crate::status::ApiError;
 use crate::Campaign;
 
 /// The TriggerService implementation.
@@ -19,20 +24,15 @@ pub struct TriggerApi {
 
 impl TriggerApi {
     async fn tenant<T>(&self, req: &Request<T>) -> Result<String, Status> {
-        let key = req
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .ok_or_else(|| {
-                Status::unauthenticated("missing `authorization: Bearer <key>` metadata")
-            })?;
-        self.ingest
+        let key = bearer_token(req.metadata()).ok_or(ApiError::Unauthenticated(
+            "missing `authorization: Bearer <key>` metadata",
+        ))?;
+        Ok(self
+            .ingest
             .keys
             .tenant_for_key(key)
             .await
-            .ok_or_else(|| Status::unauthenticated("unknown API key"))
+            .ok_or(ApiError::Unauthenticated("unknown API key"))?)
     }
 
     fn version(
@@ -48,14 +48,10 @@ impl TriggerApi {
             version,
             active,
             definition_json: serde_json::to_string(c)
-                .map_err(|e| Status::internal(e.to_string()))?,
+                .map_err(|e| ApiError::Internal(format!("encoding campaign `{name}`: {e}")))?,
             webhook_secret: webhook_secret(&self.webhook_key, tenant, &c.destination.secret_ref),
         })
     }
-}
-
-fn unavailable(e: impl std::fmt::Display) -> Status {
-    Status::unavailable(format!("trigger store: {e}"))
 }
 
 #[tonic::async_trait]
@@ -67,20 +63,17 @@ impl TriggerService for TriggerApi {
         let tenant = self.tenant(&request).await?;
         let events = request.into_inner().events_json;
         if events.is_empty() {
-            return Err(Status::invalid_argument("events_json: no events"));
+            return Err(ApiError::invalid("events_json", "no events").into());
         }
         if events.len() > MAX_BATCH {
-            return Err(Status::invalid_argument(format!(
-                "events_json: {} events, at most {MAX_BATCH}",
-                events.len()
-            )));
+            return Err(ApiError::invalid(
+                "events_json",
+                format!("{} events, at most {MAX_BATCH}", events.len()),
+            )
+            .into());
         }
         let now = chrono::Utc::now().timestamp_millis();
-        let results = self
-            .ingest
-            .ingest(&tenant, events, now)
-            .await
-            .map_err(unavailable)?;
+        let results = self.ingest.ingest(&tenant, events, now).await?;
         Ok(Response::new(v1::IngestEventsResponse {
             results: results
                 .into_iter()
@@ -108,14 +101,13 @@ impl TriggerService for TriggerApi {
     ) -> Result<Response<v1::CampaignVersion>, Status> {
         let tenant = self.tenant(&request).await?;
         let campaign = Campaign::from_json(&request.get_ref().definition_json)
-            .map_err(|e| Status::invalid_argument(format!("definition_json: {e}")))?;
+            .map_err(|e| ApiError::invalid("definition_json", e.to_string()))?;
         let now = chrono::Utc::now().timestamp_millis();
         let version = self
             .ingest
             .store
             .put_campaign(&tenant, &campaign, now)
-            .await
-            .map_err(unavailable)?;
+            .await?;
         Ok(Response::new(self.version(
             &tenant,
             &campaign.name,
@@ -135,14 +127,8 @@ impl TriggerService for TriggerApi {
             .ingest
             .store
             .campaign(&tenant, name)
-            .await
-            .map_err(unavailable)?
-            .ok_or_else(|| {
-                Status::not_found(format!(
-                    "campaign `{}`",
-                    name.chars().take(64).collect::<String>()
-                ))
-            })?;
+            .await?
+            .ok_or_else(|| ApiError::campaign_not_found(name))?;
         let active = self.is_active(&tenant, name).await?;
         Ok(Response::new(
             self.version(&tenant, name, version, active, &campaign)?,
@@ -155,20 +141,8 @@ impl TriggerService for TriggerApi {
     ) -> Result<Response<v1::ListCampaignsResponse>, Status> {
         let tenant = self.tenant(&request).await?;
         let mut campaigns = Vec::new();
-        for (name, _) in self
-            .ingest
-            .store
-            .list_campaigns(&tenant)
-            .await
-            .map_err(unavailable)?
-        {
-            if let Some((version, c)) = self
-                .ingest
-                .store
-                .campaign(&tenant, &name)
-                .await
-                .map_err(unavailable)?
-            {
+        for (name, _) in self.ingest.store.list_campaigns(&tenant).await? {
+            if let Some((version, c)) = self.ingest.store.campaign(&tenant, &name).await? {
                 let active = self.is_active(&tenant, &name).await?;
                 campaigns.push(self.version(&tenant, &name, version, active, &c)?);
             }
@@ -186,21 +160,16 @@ impl TriggerService for TriggerApi {
             .ingest
             .store
             .set_campaign_active(&tenant, &req.name, req.active)
-            .await
-            .map_err(unavailable)?
+            .await?
         {
-            return Err(Status::not_found(format!(
-                "campaign `{}`",
-                req.name.chars().take(64).collect::<String>()
-            )));
+            return Err(ApiError::campaign_not_found(&req.name).into());
         }
         let (version, c) = self
             .ingest
             .store
             .campaign(&tenant, &req.name)
-            .await
-            .map_err(unavailable)?
-            .ok_or_else(|| Status::not_found("campaign"))?;
+            .await?
+            .ok_or_else(|| ApiError::NotFound("campaign".to_owned()))?;
         Ok(Response::new(
             self.version(&tenant, &req.name, version, req.active, &c)?,
         ))
@@ -212,25 +181,10 @@ impl TriggerService for TriggerApi {
     ) -> Result<Response<v1::CampaignStats>, Status> {
         let tenant = self.tenant(&request).await?;
         let name = request.into_inner().name;
-        if self
-            .ingest
-            .store
-            .campaign(&tenant, &name)
-            .await
-            .map_err(unavailable)?
-            .is_none()
-        {
-            return Err(Status::not_found(format!(
-                "campaign `{}`",
-                name.chars().take(64).collect::<String>()
-            )));
+        if self.ingest.store.campaign(&tenant, &name).await?.is_none() {
+            return Err(ApiError::campaign_not_found(&name).into());
         }
-        let stats = self
-            .ingest
-            .store
-            .stats(&tenant, &name)
-            .await
-            .map_err(unavailable)?;
+        let stats = self.ingest.store.stats(&tenant, &name).await?;
         Ok(Response::new(v1::CampaignStats {
             name,
             variants: stats
@@ -248,14 +202,9 @@ impl TriggerService for TriggerApi {
         let limit = match request.get_ref().limit {
             0 => 100,
             n @ 1..=1000 => n,
-            _ => return Err(Status::invalid_argument("limit: at most 1000")),
+            _ => return Err(ApiError::invalid("limit", "at most 1000").into()),
         };
-        let dead = self
-            .ingest
-            .store
-            .dead_letters(&tenant, limit)
-            .await
-            .map_err(unavailable)?;
+        let dead = self.ingest.store.dead_letters(&tenant, limit).await?;
         Ok(Response::new(v1::ListDeadLettersResponse {
             dead_letters: dead
                 .into_iter()
@@ -281,8 +230,7 @@ impl TriggerService for TriggerApi {
             .ingest
             .store
             .replay_dead_letter(&tenant, &request.get_ref().id, now)
-            .await
-            .map_err(unavailable)?;
+            .await?;
         Ok(Response::new(v1::ReplayDeadLetterResponse { replayed }))
     }
 }
@@ -293,8 +241,7 @@ impl TriggerApi {
             .ingest
             .store
             .campaign_active(tenant, name)
-            .await
-            .map_err(unavailable)?
+            .await?
             .unwrap_or(false))
     }
 }

@@ -38,7 +38,9 @@
 //!    `2xx` answer was lost), always with the same id.
 //!
 //! Answer `2xx` quickly (within 10 seconds) once the delivery is stored. [`sign`] and
-//! [`verify`] implement exactly this recipe.
+//! [`verify`] implement exactly this recipe; [`verify_request`] does steps 1 to 4 from the
+//! request's headers (looked up by the names [`HEADER_TIMESTAMP`] and [`HEADER_SIGNATURE`]) and
+//! raw body.
 //!
 //! # Answers and retries
 //!
@@ -160,6 +162,10 @@ pub enum VerifyError {
     /// The `webhook-signature` header is absent or empty.
     #[error("missing webhook-signature header")]
     Missing,
+    /// The `webhook-timestamp` header is absent or not a decimal integer (only
+    /// [`verify_request`], which reads the headers itself, reports this).
+    #[error("missing or malformed webhook-timestamp header")]
+    Timestamp,
     /// The header is not a space-separated list of `<version>=<signature>` entries with at
     /// least one well-formed `v1` signature (64 hex digits).
     #[error("malformed webhook-signature header: {0}")]
@@ -260,6 +266,31 @@ pub fn verify(
     } else {
         Err(VerifyError::Mismatch)
     }
+}
+
+/// Verifies a received delivery from its headers and raw body: reads [`HEADER_SIGNATURE`] and
+/// [`HEADER_TIMESTAMP`] with `header` (a lookup by header name, e.g.
+/// `|name| headers.get(name).and_then(|v| v.to_str().ok())`) and applies [`verify`] with the
+/// timestamp parsed as a decimal integer.
+///
+/// A missing or empty signature is [`VerifyError::Missing`], a missing or non-numeric timestamp
+/// [`VerifyError::Timestamp`]; the rest is [`verify`]'s. `now` and `tolerance_s` are as there
+/// ([`DEFAULT_TOLERANCE_S`] is a sound tolerance).
+pub fn verify_request<'h>(
+    header: impl Fn(&str) -> Option<&'h str>,
+    body: &[u8],
+    secret: &[u8],
+    now: i64,
+    tolerance_s: i64,
+) -> Result<(), VerifyError> {
+    let signature = header(HEADER_SIGNATURE).unwrap_or("");
+    if signature.trim().is_empty() {
+        return Err(VerifyError::Missing);
+    }
+    let timestamp = header(HEADER_TIMESTAMP)
+        .and_then(|t| t.parse::<i64>().ok())
+        .ok_or(VerifyError::Timestamp)?;
+    verify(secret, signature, timestamp, body, now, tolerance_s)
 }
 
 // ---------------------------------------------------------------------------------------

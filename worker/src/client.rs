@@ -5,18 +5,18 @@ use std::future::Future;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use proto::auth::{Bearer, RETRY_AFTER_MS};
 use proto::v1::worker_service_client::WorkerServiceClient;
 use rand::Rng as _;
-use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
-use tonic::service::Interceptor;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Request, Status};
 
 use crate::WorkerConfig;
 
 /// The WorkerService client every task clones (cheap: the channel is shared).
-pub(crate) type Client = WorkerServiceClient<InterceptedService<Channel, Auth>>;
+/// Every call carries `authorization: Bearer <join token>`.
+pub(crate) type Client = WorkerServiceClient<InterceptedService<Channel, Bearer>>;
 
 /// Deadline of a unary call (research/farms.md 10.3).
 pub(crate) const UNARY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -24,28 +24,11 @@ pub(crate) const UNARY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Deadline of a whole streamed transfer (a template bundle, an output file).
 pub(crate) const TRANSFER_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// Adds `authorization: Bearer <join token>` to every call.
-#[derive(Clone)]
-pub(crate) struct Auth {
-    value: MetadataValue<Ascii>,
-}
-
-impl Interceptor for Auth {
-    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        request
-            .metadata_mut()
-            .insert(proto::AUTHORIZATION, self.value.clone());
-        Ok(request)
-    }
-}
-
 /// A client for `config.coordinator`. Connects lazily: a coordinator that is not up yet makes
 /// calls fail with UNAVAILABLE, which callers retry.
 pub(crate) async fn connect(config: &WorkerConfig) -> anyhow::Result<Client> {
-    let mut value: MetadataValue<Ascii> = format!("Bearer {}", config.join_token)
-        .parse()
+    let bearer = Bearer::new(&config.join_token)
         .map_err(|_| anyhow::anyhow!("the join token is not a valid header value"))?;
-    value.set_sensitive(true);
     let mut endpoint = Endpoint::from_shared(config.coordinator.clone())
         .with_context(|| format!("coordinator URL `{}`", config.coordinator))?
         .connect_timeout(Duration::from_secs(5))
@@ -67,11 +50,9 @@ pub(crate) async fn connect(config: &WorkerConfig) -> anyhow::Result<Client> {
             .context("cannot set up TLS for the coordinator")?;
     }
     let channel = endpoint.connect_lazy();
-    Ok(
-        WorkerServiceClient::with_interceptor(channel, Auth { value })
-            // A chunk is at most CHUNK_BYTES; leave room for framing.
-            .max_decoding_message_size(proto::CHUNK_BYTES + 64 * 1024),
-    )
+    Ok(WorkerServiceClient::with_interceptor(channel, bearer)
+        // A chunk is at most CHUNK_BYTES; leave room for framing.
+        .max_decoding_message_size(proto::CHUNK_BYTES + 64 * 1024))
 }
 
 /// Runs a call with a client-side deadline (also sent to the server as `grpc-timeout` by the
@@ -117,7 +98,7 @@ pub(crate) fn is_stale(status: &Status) -> bool {
 
 /// The coordinator's retry advice (`retry-after-ms` trailer of RESOURCE_EXHAUSTED), if any.
 pub(crate) fn retry_after(status: &Status) -> Option<Duration> {
-    let value = status.metadata().get("retry-after-ms")?.to_str().ok()?;
+    let value = status.metadata().get(RETRY_AFTER_MS)?.to_str().ok()?;
     value.parse::<u64>().ok().map(Duration::from_millis)
 }
 
@@ -151,6 +132,7 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tonic::metadata::MetadataValue;
 
     #[test]
     fn classifies_statuses() {
@@ -182,7 +164,7 @@ mod tests {
         let mut status = Status::resource_exhausted("busy");
         status
             .metadata_mut()
-            .insert("retry-after-ms", MetadataValue::from_static("1500"));
+            .insert(RETRY_AFTER_MS, MetadataValue::from_static("1500"));
         assert_eq!(retry_after(&status), Some(Duration::from_millis(1500)));
         let mut b = Backoff::new(Duration::from_millis(10), Duration::from_millis(10));
         assert_eq!(b.after(&status), Duration::from_millis(1500));

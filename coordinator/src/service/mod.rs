@@ -70,7 +70,7 @@ pub struct Shared {
     /// Workers in no-op mode (their completions carry no files).
     noop_workers: Mutex<HashMap<String, bool>>,
     /// Signs download links; none when no HTTP endpoint serves them.
-    pub downloads: Option<crate::http::UrlSigner>,
+    pub downloads: Option<crate::links::UrlSigner>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -90,7 +90,7 @@ impl Shared {
         clock: Clock,
         settings: Settings,
         metrics: Arc<Metrics>,
-        downloads: Option<crate::http::UrlSigner>,
+        downloads: Option<crate::links::UrlSigner>,
     ) -> Shared {
         let (changes, _) = broadcast::channel(4096);
         Shared {

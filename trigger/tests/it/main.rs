@@ -3,6 +3,7 @@ mod conditions;
 mod language;
 mod roundtrip;
 mod schedule;
+mod service;
 mod store;
 mod support;
 mod suppression;

@@ -12,9 +12,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use trigger::webhook::{
-    backoff_delay, check_destination, next_attempt_delay, sign, verify, Attempt, DeliveryEvent,
-    DeliveryPayload, DestinationError, Outgoing, Sender, SenderConfig, VerifyError,
-    DEFAULT_TOLERANCE_S, MAX_ATTEMPTS, MAX_RESPONSE_BYTES,
+    backoff_delay, check_destination, next_attempt_delay, sign, verify, verify_request, Attempt,
+    DeliveryEvent, DeliveryPayload, DestinationError, Outgoing, Sender, SenderConfig, VerifyError,
+    DEFAULT_TOLERANCE_S, HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, MAX_ATTEMPTS,
+    MAX_RESPONSE_BYTES,
 };
 
 const SECRET: &[u8] = b"whsec_test_3f9a";
@@ -155,6 +156,46 @@ fn rotation_accepts_any_listed_signature() {
     assert_eq!(verify(new_secret, &with_future, T, BODY, T, 300), Ok(()));
 }
 
+/// A receiver's header lookup that knows only the timestamp and signature headers.
+fn lookup<'h>(ts: Option<&'h str>, sig: Option<&'h str>) -> impl Fn(&str) -> Option<&'h str> {
+    move |name| match name {
+        HEADER_TIMESTAMP => ts,
+        HEADER_SIGNATURE => sig,
+        _ => None,
+    }
+}
+
+#[test]
+fn verify_request_reads_the_headers_by_name() {
+    let signature = sign(SECRET, T, BODY);
+    let timestamp = T.to_string();
+    let (ts, sig) = (timestamp.as_str(), signature.as_str());
+    assert_eq!(
+        verify_request(lookup(Some(ts), Some(sig)), BODY, SECRET, T, 300),
+        Ok(())
+    );
+    assert_eq!(
+        verify_request(lookup(Some(ts), Some(sig)), b"other", SECRET, T, 300),
+        Err(VerifyError::Mismatch)
+    );
+    assert_eq!(
+        verify_request(lookup(Some(ts), None), BODY, SECRET, T, 300),
+        Err(VerifyError::Missing)
+    );
+    assert_eq!(
+        verify_request(lookup(None, Some(sig)), BODY, SECRET, T, 300),
+        Err(VerifyError::Timestamp)
+    );
+    assert_eq!(
+        verify_request(lookup(Some("soon"), Some(sig)), BODY, SECRET, T, 300),
+        Err(VerifyError::Timestamp)
+    );
+    assert!(matches!(
+        verify_request(lookup(Some(ts), Some(sig)), BODY, SECRET, T + 301, 300),
+        Err(VerifyError::TooOld { .. })
+    ));
+}
+
 // ---------------------------------------------------------------------------------------
 // Backoff
 // ---------------------------------------------------------------------------------------
@@ -257,24 +298,13 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string()
-    };
-    let verified = match header("webhook-timestamp").parse::<i64>() {
-        Ok(t) => verify(
-            SECRET,
-            &header("webhook-signature"),
-            t,
-            &body,
-            unix_now(),
-            DEFAULT_TOLERANCE_S,
-        ),
-        Err(_) => Err(VerifyError::Malformed("bad webhook-timestamp".into())),
-    };
+    let verified = verify_request(
+        |name| headers.get(name).and_then(|v| v.to_str().ok()),
+        &body,
+        SECRET,
+        unix_now(),
+        DEFAULT_TOLERANCE_S,
+    );
     state.seen.lock().expect("seen lock").push(Seen {
         headers: headers.clone(),
         body: body.to_vec(),
@@ -354,19 +384,22 @@ async fn delivered_with_verifiable_signature_and_headers() {
     assert_eq!(req.verified, Ok(()));
     assert_eq!(req.body, d.body);
     let h = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
-    assert_eq!(h("webhook-id"), Some("dlv-42"));
+    assert_eq!(verify_request(h, &req.body, SECRET, unix_now(), 5), Ok(()));
+    assert_eq!(h(HEADER_ID), Some("dlv-42"));
     assert_eq!(h("content-type"), Some("application/json"));
     assert_eq!(
         h("user-agent"),
         Some(concat!("reelfarm/", env!("CARGO_PKG_VERSION")))
     );
-    let ts: i64 = h("webhook-timestamp")
+    // Exactly one signature, the one `sign` makes: nothing else rides along in the header.
+    let ts: i64 = h(HEADER_TIMESTAMP)
         .expect("timestamp header")
         .parse()
         .expect("numeric timestamp");
-    assert!((unix_now() - ts).abs() <= 5, "timestamp {ts}");
-    let sig = h("webhook-signature").expect("signature header");
-    assert_eq!(sig, sign(SECRET, ts, &d.body));
+    assert_eq!(
+        h(HEADER_SIGNATURE),
+        Some(sign(SECRET, ts, &d.body).as_str())
+    );
 
     // The payload's JSON shape: snake_case keys, dotted event names, RFC 3339 times, nulls.
     let json: serde_json::Value = serde_json::from_slice(&req.body).expect("json body");
