@@ -14,7 +14,6 @@ use crate::service::Shared;
 
 /// The signer of the links this endpoint checks; it lives in [`crate::links`] so that the
 /// services, which hand links out, do not depend on this module.
-pub use crate::links::UrlSigner;
 
 #[derive(Debug, serde::Deserialize)]
 struct LinkQuery {

@@ -179,7 +179,7 @@ pub async fn start_with_clock(
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{addr}"));
-        crate::http::UrlSigner::new(&config.url_key, base)
+        crate::links::UrlSigner::new(&config.url_key, base)
     });
     let auth = crate::auth::Authenticator::new(
         store.clone(),

@@ -4,26 +4,13 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
+use proto::auth::Bearer;
 use proto::v1;
 use proto::v1::render_service_client::RenderServiceClient;
 use proto::v1::template_service_client::TemplateServiceClient;
 use proto::v1::trigger_service_client::TriggerServiceClient;
-use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
-use tonic::service::Interceptor;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
-
-/// Adds `authorization: Bearer <key>` to every call.
-#[derive(Clone)]
-pub struct Bearer(MetadataValue<Ascii>);
-
-impl Interceptor for Bearer {
-    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        req.metadata_mut()
-            .insert(proto::AUTHORIZATION, self.0.clone());
-        Ok(req)
-    }
-}
 
 type Authed = InterceptedService<Channel, Bearer>;
 
@@ -66,10 +53,8 @@ impl TenantClient {
     /// whose API key is `api_key`.
     pub async fn connect(url: &str, api_key: &str, tls_ca: Option<&Path>) -> Result<TenantClient> {
         let channel = channel(url, tls_ca).await?;
-        let value: MetadataValue<Ascii> = format!("Bearer {api_key}")
-            .parse()
-            .context("the API key holds characters that cannot be sent")?;
-        let bearer = Bearer(value);
+        let bearer =
+            Bearer::new(api_key).context("the API key holds characters that cannot be sent")?;
         Ok(TenantClient {
             renders: RenderServiceClient::with_interceptor(channel.clone(), bearer.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES),
@@ -199,7 +184,7 @@ pub async fn post_events(
     let url = format!("{}/v1/events", http_base.trim_end_matches('/'));
     let answer = reqwest::Client::new()
         .post(&url)
-        .header(reqwest::header::AUTHORIZATION, format!("Bearer {api_key}"))
+        .bearer_auth(api_key)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(body)
         .send()

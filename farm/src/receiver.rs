@@ -9,9 +9,10 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
+use trigger::webhook;
 
 /// Deliveries older or newer than this (seconds) are rejected as replays.
-pub const TOLERANCE_S: i64 = 300;
+pub const TOLERANCE_S: i64 = webhook::DEFAULT_TOLERANCE_S;
 
 /// How the receiver behaves.
 #[derive(Debug, Clone, Default)]
@@ -164,7 +165,9 @@ impl Shared {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .push(Received {
-                    id: header(headers, "webhook-id").unwrap_or_default().to_owned(),
+                    id: header(headers, webhook::HEADER_ID)
+                        .unwrap_or_default()
+                        .to_owned(),
                     verified: rejection.is_none(),
                     rejection,
                     body: serde_json::from_slice(body).unwrap_or(serde_json::Value::Null),
@@ -191,18 +194,8 @@ fn verify(
     secret: &[u8],
     now: i64,
 ) -> std::result::Result<(), String> {
-    let ts: i64 = header(headers, "webhook-timestamp")
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(0);
-    trigger::webhook::verify(
-        secret,
-        header(headers, "webhook-signature").unwrap_or(""),
-        ts,
-        body,
-        now,
-        TOLERANCE_S,
-    )
-    .map_err(|e| e.to_string())
+    webhook::verify_request(|name| header(headers, name), body, secret, now, TOLERANCE_S)
+        .map_err(|e| e.to_string())
 }
 
 /// Downloads a signed link (`http://` or `https://`): its content type and bytes.

@@ -4,10 +4,11 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+
+use farm::receiver::{Options, Receiver};
 
 use crate::support::{bin, Proc};
 
@@ -19,79 +20,6 @@ fn run_ok(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// One received webhook.
-#[derive(Debug, Clone)]
-struct Received {
-    id: String,
-    verified: bool,
-    body: Value,
-    answered: u16,
-}
-
-/// A webhook receiver that answers 500 to the first `fail_first` calls, then 200.
-async fn receiver(
-    secret: Arc<Mutex<String>>,
-    fail_first: usize,
-) -> (String, Arc<Mutex<Vec<Received>>>) {
-    use axum::body::Bytes;
-    use axum::http::{HeaderMap, StatusCode};
-    let log: Arc<Mutex<Vec<Received>>> = Arc::default();
-    let state = (log.clone(), secret);
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |headers: HeaderMap, body: Bytes| {
-            let (log, secret) = state.clone();
-            async move {
-                let h = |k: &str| {
-                    headers
-                        .get(k)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("")
-                        .to_owned()
-                };
-                let ts: i64 = h("webhook-timestamp").parse().unwrap_or(0);
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs() as i64)
-                    .unwrap_or(0);
-                let key = secret.lock().expect("secret").clone();
-                let verified = trigger::webhook::verify(
-                    key.as_bytes(),
-                    &h("webhook-signature"),
-                    ts,
-                    &body,
-                    now,
-                    300,
-                )
-                .is_ok();
-                let mut log = log.lock().expect("log");
-                let answered = if log.len() < fail_first {
-                    500
-                } else if verified {
-                    200
-                } else {
-                    401
-                };
-                log.push(Received {
-                    id: h("webhook-id"),
-                    verified,
-                    body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-                    answered,
-                });
-                StatusCode::from_u16(answered).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    (format!("http://{addr}/hook"), log)
 }
 
 /// A raw HTTP/1.1 POST; returns the status and the body.
@@ -177,8 +105,12 @@ async fn event_to_signed_webhook() {
         &key,
     ]);
 
-    let secret = Arc::new(Mutex::new(String::new()));
-    let (hook, log) = receiver(secret.clone(), 1).await;
+    let hook = Receiver::start(Options {
+        fail_first: 1,
+        count_only: false,
+    })
+    .await
+    .expect("receiver");
     let campaign = json!({
         "name": "thank-you",
         "event_type": "order_delivered",
@@ -188,7 +120,7 @@ async fn event_to_signed_webhook() {
         "tokens": {"first_name": "customer.attributes.first_name", "product": "data.product"},
         "frequency_cap": {"max": 1, "per_seconds": 86400},
         "holdout_percent": 0,
-        "destination": {"url": hook, "secret_ref": "acme-hooks"}
+        "destination": {"url": hook.url, "secret_ref": "acme-hooks"}
     });
     let file = dir.path().join("campaign.json");
     std::fs::write(&file, campaign.to_string()).expect("write campaign");
@@ -205,7 +137,7 @@ async fn event_to_signed_webhook() {
         out.contains("campaign thank-you version 1 (active)"),
         "{out}"
     );
-    *secret.lock().expect("secret") = out.lines().last().expect("secret line").trim().to_owned();
+    hook.set_secret(out.lines().last().expect("secret line").trim());
 
     // Ingestion: accepted, duplicate, and clear 4xx answers.
     let (status, body) = post(
@@ -289,18 +221,14 @@ async fn event_to_signed_webhook() {
     // The consenting customer's video arrives, signed, after one failed attempt.
     let until = Instant::now() + Duration::from_secs(60);
     loop {
-        let done = log.lock().expect("log").iter().any(|r| r.answered == 200);
+        let done = hook.received().iter().any(|r| r.answered == 200);
         if done {
             break;
         }
-        assert!(
-            Instant::now() < until,
-            "no delivery: {:?}",
-            log.lock().expect("log")
-        );
+        assert!(Instant::now() < until, "no delivery: {:?}", hook.received());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let got = log.lock().expect("log").clone();
+    let got = hook.received();
     assert_eq!(got.len(), 2, "one 500, then one 200: {got:?}");
     assert!(got.iter().all(|r| r.verified), "every attempt is signed");
     assert_eq!(got[0].id, got[1].id, "retries keep the delivery id");
@@ -352,7 +280,7 @@ async fn event_to_signed_webhook() {
         "{stderr}"
     );
     assert_eq!(
-        log.lock().expect("log").len(),
+        hook.received().len(),
         2,
         "no second delivery for the duplicate event"
     );
@@ -422,8 +350,7 @@ async fn delayed_dispatches_survive_a_restart() {
         "--api-key",
         &key,
     ]);
-    let secret = Arc::new(Mutex::new(String::new()));
-    let (hook, log) = receiver(secret.clone(), 0).await;
+    let hook = Receiver::start(Options::default()).await.expect("receiver");
     let campaign = json!({
         "name": "later",
         "event_type": "order_delivered",
@@ -433,7 +360,7 @@ async fn delayed_dispatches_survive_a_restart() {
         "tokens": {"first_name": "customer.attributes.first_name"},
         "delay": {"after_seconds": 5},
         "holdout_percent": 0,
-        "destination": {"url": hook, "secret_ref": "acme-hooks"}
+        "destination": {"url": hook.url, "secret_ref": "acme-hooks"}
     });
     let file = dir.path().join("campaign.json");
     std::fs::write(&file, campaign.to_string()).expect("write campaign");
@@ -446,7 +373,7 @@ async fn delayed_dispatches_survive_a_restart() {
         "--api-key",
         &key,
     ]);
-    *secret.lock().expect("secret") = out.lines().last().expect("secret line").trim().to_owned();
+    hook.set_secret(out.lines().last().expect("secret line").trim());
 
     // Accepted events, then the farm dies at once (kill -9), before any is due.
     let events: Vec<Value> = (0..CUSTOMERS)
@@ -470,11 +397,11 @@ async fn delayed_dispatches_survive_a_restart() {
     // when due, once.
     let (_second, _url2, _http2) = serve(&data);
     let until = Instant::now() + Duration::from_secs(60);
-    while log.lock().expect("log").len() < CUSTOMERS {
+    while hook.received().len() < CUSTOMERS {
         assert!(
             Instant::now() < until,
             "deliveries: {:?}",
-            log.lock().expect("log").len()
+            hook.received().len()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -488,7 +415,7 @@ async fn delayed_dispatches_survive_a_restart() {
         "due dispatches fired promptly after the restart ({waited:.1} s)"
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let got = log.lock().expect("log").clone();
+    let got = hook.received();
     assert_eq!(
         got.len(),
         CUSTOMERS,
