@@ -1,3 +1,4 @@
+mod boundaries;
 mod cli;
 mod demo_template;
 mod farm;
