@@ -255,7 +255,6 @@ impl Renderer {
         .run(progress, move |rx, recycle| {
             consume(settings, audio, rx, recycle)
         })?;
-        let bytes = busy.bytes;
         timings.encode = busy.encode;
         timings.decode = busy.decode;
         timings.gpu = busy.gpu;
@@ -263,7 +262,7 @@ impl Renderer {
         Ok(RenderReport {
             frames: total,
             seconds: total as f64 / f64::from(timeline.fps),
-            bytes,
+            bytes: busy.bytes,
             size: (scene.width, scene.height),
             timings,
             adapter: self.adapter(),
