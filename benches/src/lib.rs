@@ -15,8 +15,9 @@
 //!   as YUV 4:2:0: with the video upload, without it for 0, 1, 4 and all 8 layers, and with the
 //!   ring of staging buffers kept full as the render loop does;
 //! - `gpu_270p`: the same frame at 480x270, to separate per-frame overhead from per-pixel work;
-//! - `cpu_reference`: [`render_core::cpu::composite`] on the 480x270 frame, and
-//!   [`render_core::cpu::rgba_to_yuv420`] at 1920x1080.
+//! - `cpu_reference`: `render_core::cpu::composite` on the 480x270 frame, and
+//!   `render_core::cpu::rgba_to_yuv420` at 1920x1080 (render-core's `cpu-reference` feature,
+//!   which the bench turns on).
 //!
 //! [`w1_frame`] builds the frame: a full-canvas video layer drawn from a half-resolution video
 //! atlas (as W1's 960x540 background is) and seven static layers with W1's text, image and
@@ -32,7 +33,7 @@ pub mod w1;
 use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use render_core::cpu::Texels;
+use render_core::atlas::Texels;
 use shaders::{source, FrameUniforms, GpuLayer};
 use template::Affine;
 

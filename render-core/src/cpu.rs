@@ -1,4 +1,4 @@
-//! CPU reference of the compositor's math, for tests.
+//! CPU reference of the compositor's math, for tests and benchmarks (feature `cpu-reference`).
 //!
 //! Mirrors `shaders/wgsl/composite.wgsl` and `yuv420.wgsl` operation by operation in `f32`.
 //! The GPU path is the product; this exists so tests can check the GPU against known math.
@@ -7,64 +7,18 @@
 
 use shaders::{FrameUniforms, GpuLayer};
 
-/// Images laid end to end as packed premultiplied RGBA8 texels: the layout of the
-/// compositor's atlas buffers. Each image occupies `width*height` consecutive texels.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Texels {
-    /// Four bytes per texel: R, G, B, A, premultiplied.
-    pub pixels: Vec<u8>,
-}
+/// The atlas storage the reference reads from, as the compositor does.
+pub use crate::atlas::Texels;
 
-impl Texels {
-    /// An empty buffer.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Number of texels.
-    pub fn len(&self) -> usize {
-        self.pixels.len() / 4
-    }
-
-    /// True when no texel is stored.
-    pub fn is_empty(&self) -> bool {
-        self.pixels.is_empty()
-    }
-
-    /// Appends a `width`x`height` image (`width*height*4` bytes) and returns its rectangle:
-    /// first texel, row stride, width, height.
-    pub fn push(&mut self, width: u32, height: u32, pixels: &[u8]) -> [u32; 4] {
-        let base = self.len() as u32;
-        let bytes = width as usize * height as usize * 4;
-        self.pixels
-            .extend_from_slice(&pixels[..bytes.min(pixels.len())]);
-        self.pixels
-            .resize(self.pixels.len() + bytes - bytes.min(pixels.len()), 0);
-        [base, width, width, height]
-    }
-
-    /// Overwrites the image at `rect` (as returned by [`Self::push`]) with `pixels`.
-    pub fn write(&mut self, rect: [u32; 4], pixels: &[u8]) {
-        let start = rect[0] as usize * 4;
-        let bytes = rect[2] as usize * rect[3] as usize * 4;
-        self.pixels[start..start + bytes].copy_from_slice(&pixels[..bytes]);
-    }
-
-    /// The image at `rect` as bytes.
-    pub fn image(&self, rect: [u32; 4]) -> &[u8] {
-        let start = rect[0] as usize * 4;
-        &self.pixels[start..start + rect[2] as usize * rect[3] as usize * 4]
-    }
-
-    fn load(&self, i: usize) -> [f32; 4] {
-        let p = &self.pixels[i * 4..i * 4 + 4];
-        [
-            f32::from(p[0]) / 255.0,
-            f32::from(p[1]) / 255.0,
-            f32::from(p[2]) / 255.0,
-            f32::from(p[3]) / 255.0,
-        ]
-    }
+/// Texel `i` of `texels` as normalized floats, as the shader's `unpack4x8unorm` gives it.
+fn load(texels: &Texels, i: usize) -> [f32; 4] {
+    let p = &texels.pixels[i * 4..i * 4 + 4];
+    [
+        f32::from(p[0]) / 255.0,
+        f32::from(p[1]) / 255.0,
+        f32::from(p[2]) / 255.0,
+        f32::from(p[3]) / 255.0,
+    ]
 }
 
 fn fetch(atlas: &Texels, video: &Texels, l: &GpuLayer, ix: i32, iy: i32) -> [f32; 4] {
@@ -72,9 +26,9 @@ fn fetch(atlas: &Texels, video: &Texels, l: &GpuLayer, ix: i32, iy: i32) -> [f32
     let cy = iy.clamp(0, l.rect[3] as i32 - 1) as usize;
     let i = l.rect[0] as usize + cy * l.rect[1] as usize + cx;
     if l.source == shaders::source::ATLAS {
-        atlas.load(i)
+        load(atlas, i)
     } else {
-        video.load(i)
+        load(video, i)
     }
 }
 

@@ -7,12 +7,16 @@
 //! - [`media`]: FFmpeg video decoding, image loading, H.264/AAC/MP4 encoding.
 //! - [`text`]: shaping (bidi, fallback across the bundled Noto fonts) and rasterization.
 //! - [`audio`]: decoding, resampling with rubato, mixing with ducking, loudness.
-//! - [`gpu`]: the wgpu compute compositor; [`cpu`]: its reference implementation for tests.
+//! - [`gpu`]: the wgpu compute compositor; `cpu`: its reference implementation for tests and
+//!   benchmarks, behind the `cpu-reference` feature so it stays out of the product.
+//! - [`atlas`]: the atlas storage ([`atlas::Texels`]) that scenes build and the compositor reads.
 //! - [`scene`]: a resolved timeline turned into atlases and per-frame GPU layers.
 //!
 //! Everything here is synchronous; async callers use a blocking thread.
 
+pub mod atlas;
 pub mod audio;
+#[cfg(feature = "cpu-reference")]
 pub mod cpu;
 mod error;
 pub mod gpu;

@@ -13,7 +13,7 @@ use lipsync::{Shape, Track};
 use shaders::GpuLayer;
 use template::{Affine, Bundle, MouthBox, Problem, ResolvedContent, TemplateError, Timeline};
 
-use crate::cpu::Texels;
+use crate::atlas::Texels;
 use crate::media::{self, VideoReaderOptions};
 use crate::text::{TextEngine, TextStyle};
 use crate::RenderError;

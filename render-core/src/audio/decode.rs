@@ -14,12 +14,12 @@
 use std::path::Path;
 use std::sync::Once;
 
-use ffmpeg::util::error::EAGAIN;
 use ffmpeg::{codec, format, frame, media, ChannelLayout, Packet};
 use ffmpeg_next as ffmpeg;
 
 use super::resample::{self, MAX_INPUT_RATE, MIN_INPUT_RATE};
 use super::{AudioError, Pcm, CHANNELS};
+use crate::media::CodecStep;
 
 /// Longest audio [`decode_file`] accepts, in seconds of decoded audio (30 minutes, about
 /// 700 MB at 48 kHz stereo `f32`). Bounds the memory a small, highly compressed file can make
@@ -239,14 +239,16 @@ impl Sink {
     ) -> Result<Option<ffmpeg::Error>, AudioError> {
         let mut stalls = 0;
         loop {
-            match decoder.send_packet(packet) {
-                Ok(()) => break,
-                Err(ffmpeg::Error::Other { errno }) if errno == EAGAIN && stalls < MAX_STALLS => {
+            match CodecStep::of(decoder.send_packet(packet)) {
+                Ok(CodecStep::Done) => break,
+                Ok(CodecStep::Again) if stalls < MAX_STALLS => {
                     stalls += 1;
                     if let Some(e) = self.drain(decoder, frame)? {
                         return Ok(Some(e));
                     }
                 }
+                // A decoder that keeps refusing input, or is already flushed, rejects the data.
+                Ok(step) => return Ok(step.error()),
                 Err(e) => return Ok(Some(e)),
             }
         }
@@ -260,10 +262,9 @@ impl Sink {
         frame: &mut frame::Audio,
     ) -> Result<Option<ffmpeg::Error>, AudioError> {
         loop {
-            match decoder.receive_frame(frame) {
-                Ok(()) => self.push(frame)?,
-                Err(ffmpeg::Error::Eof) => return Ok(None),
-                Err(ffmpeg::Error::Other { errno }) if errno == EAGAIN => return Ok(None),
+            match CodecStep::of(decoder.receive_frame(frame)) {
+                Ok(CodecStep::Done) => self.push(frame)?,
+                Ok(CodecStep::Again | CodecStep::Eof) => return Ok(None),
                 Err(e) => return Ok(Some(e)),
             }
         }

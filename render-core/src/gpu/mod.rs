@@ -18,7 +18,7 @@ use std::sync::mpsc;
 
 use shaders::{FrameUniforms, GpuLayer};
 
-use crate::cpu::Texels;
+use crate::atlas::Texels;
 
 /// Most layers one frame may composite.
 pub const MAX_LAYERS: usize = 64;

@@ -2,12 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use ffmpeg_next::{
-    codec, decoder, error::EAGAIN, format, frame, media, software::scaling, Packet, Rational,
-};
+use ffmpeg_next::{codec, decoder, format, frame, media, software::scaling, Packet, Rational};
 
 use super::sys::{self, SendScaler};
-use super::MediaError;
+use super::{CodecStep, MediaError};
 
 /// Tolerance when comparing frame timestamps with requested times, in seconds.
 const TIME_EPS: f64 = 1e-6;
@@ -419,8 +417,8 @@ impl VideoReader {
             return Ok(false);
         }
         loop {
-            match self.decoder.receive_frame(&mut self.next) {
-                Ok(()) => {
+            match CodecStep::of(self.decoder.receive_frame(&mut self.next)) {
+                Ok(CodecStep::Done) => {
                     let time = match self.next.timestamp().or(self.next.pts()) {
                         Some(pts) => (pts - self.start_pts) as f64 * self.time_base,
                         None => self
@@ -431,11 +429,11 @@ impl VideoReader {
                     self.last_time = Some(time);
                     return Ok(true);
                 }
-                Err(ffmpeg_next::Error::Eof) => {
+                Ok(CodecStep::Eof) => {
                     self.decoder_drained = true;
                     return Ok(false);
                 }
-                Err(ffmpeg_next::Error::Other { errno: EAGAIN }) => self.feed_decoder()?,
+                Ok(CodecStep::Again) => self.feed_decoder()?,
                 Err(source) => {
                     return Err(MediaError::Decode {
                         path: self.path.clone(),

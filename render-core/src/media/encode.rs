@@ -8,7 +8,7 @@ use ffmpeg_next::{
 };
 
 use super::sys;
-use super::MediaError;
+use super::{CodecStep, MediaError};
 
 /// Audio sample rate of the output, in Hz.
 pub const AUDIO_SAMPLE_RATE: u32 = 48_000;
@@ -196,14 +196,8 @@ pub struct Mp4Writer {
     path: PathBuf,
     settings: EncoderSettings,
     octx: format::context::Output,
-    video: encoder::video::Encoder,
-    audio: encoder::audio::Encoder,
-    video_index: usize,
-    audio_index: usize,
-    video_tb: Rational,
-    video_stream_tb: Rational,
-    audio_tb: Rational,
-    audio_stream_tb: Rational,
+    video: StreamSlot,
+    audio: StreamSlot,
     vframe: frame::Video,
     aframe: frame::Audio,
     /// Samples per AAC frame (1024).
@@ -213,9 +207,48 @@ pub struct Mp4Writer {
     audio_samples: u64,
     frames: u64,
     packet: Packet,
-    video_time: Duration,
-    audio_time: Duration,
     wrapper_time: Duration,
+}
+
+/// Which of the writer's two streams a [`StreamSlot`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StreamKind {
+    Video,
+    Audio,
+}
+
+/// One output stream: its encoder, where its packets go and the time spent encoding it.
+struct StreamSlot {
+    kind: StreamKind,
+    /// The opened encoder (libx264 or aac), through the interface both share.
+    encoder: encoder::Encoder,
+    /// Index of the stream in the output.
+    index: usize,
+    /// The encoder's time base, which its packets come out in.
+    codec_tb: Rational,
+    /// The stream's time base as the muxer chose it, which packets are rescaled to.
+    stream_tb: Rational,
+    /// Time spent inside the encoder (sending frames, receiving packets).
+    time: Duration,
+}
+
+impl StreamSlot {
+    /// What errors call each step for this stream: receiving a packet, muxing one, flushing
+    /// the encoder.
+    fn stages(&self) -> (&'static str, &'static str, &'static str) {
+        match self.kind {
+            StreamKind::Video => (
+                "receiving a video packet",
+                "muxing a video packet",
+                "flushing libx264",
+            ),
+            StreamKind::Audio => (
+                "receiving an audio packet",
+                "muxing an audio packet",
+                "flushing the aac encoder",
+            ),
+        }
+    }
 }
 
 impl Mp4Writer {
@@ -340,8 +373,22 @@ impl Mp4Writer {
         octx.write_header_with(hopts)
             .map_err(enc_err("writing the MP4 header"))?;
         let stream_tb = |i: usize| octx.stream(i).map(|s| s.time_base());
-        let video_stream_tb = stream_tb(video_index).unwrap_or(video_tb);
-        let audio_stream_tb = stream_tb(audio_index).unwrap_or(audio_tb);
+        let video = StreamSlot {
+            kind: StreamKind::Video,
+            encoder: video.0 .0,
+            index: video_index,
+            codec_tb: video_tb,
+            stream_tb: stream_tb(video_index).unwrap_or(video_tb),
+            time: Duration::ZERO,
+        };
+        let audio = StreamSlot {
+            kind: StreamKind::Audio,
+            encoder: audio.0 .0,
+            index: audio_index,
+            codec_tb: audio_tb,
+            stream_tb: stream_tb(audio_index).unwrap_or(audio_tb),
+            time: Duration::ZERO,
+        };
 
         let mut vframe = frame::Video::new(format::Pixel::YUV420P, settings.width, settings.height);
         if vframe.planes() != 3 || vframe.width() != settings.width {
@@ -389,12 +436,6 @@ impl Mp4Writer {
             octx,
             video,
             audio,
-            video_index,
-            audio_index,
-            video_tb,
-            video_stream_tb,
-            audio_tb,
-            audio_stream_tb,
             vframe,
             aframe,
             aac_frame_len,
@@ -402,8 +443,6 @@ impl Mp4Writer {
             audio_samples: 0,
             frames: 0,
             packet: Packet::empty(),
-            video_time: Duration::ZERO,
-            audio_time: Duration::ZERO,
             wrapper_time: Duration::ZERO,
         })
     }
@@ -438,15 +477,15 @@ impl Mp4Writer {
         self.wrapper_time += copy_start.elapsed();
 
         let start = Instant::now();
-        let sent = self.video.send_frame(&self.vframe);
-        self.video_time += start.elapsed();
+        let sent = self.video.encoder.send_frame(&self.vframe);
+        self.video.time += start.elapsed();
         sent.map_err(|source| MediaError::Encode {
             path: self.path.clone(),
             stage: "encoding a video frame",
             source,
         })?;
         self.frames += 1;
-        self.drain_video()
+        self.drain(StreamKind::Video)
     }
 
     /// Queues interleaved stereo samples (L, R, L, R, ...) at 48 kHz, any number of them; they
@@ -513,25 +552,8 @@ impl Mp4Writer {
             self.aframe.set_samples(self.afill);
             self.send_audio_frame()?;
         }
-        let start = Instant::now();
-        let sent = self.audio.send_eof();
-        self.audio_time += start.elapsed();
-        sent.map_err(|source| MediaError::Encode {
-            path: self.path.clone(),
-            stage: "flushing the aac encoder",
-            source,
-        })?;
-        self.drain_audio()?;
-
-        let start = Instant::now();
-        let sent = self.video.send_eof();
-        self.video_time += start.elapsed();
-        sent.map_err(|source| MediaError::Encode {
-            path: self.path.clone(),
-            stage: "flushing libx264",
-            source,
-        })?;
-        self.drain_video()?;
+        self.flush(StreamKind::Audio)?;
+        self.flush(StreamKind::Video)?;
 
         let start = Instant::now();
         self.octx
@@ -553,8 +575,8 @@ impl Mp4Writer {
             audio_samples: self.audio_samples,
             bytes,
             video_secs: self.frames as f64 / f64::from(self.settings.fps),
-            video_encode_secs: self.video_time.as_secs_f64(),
-            audio_encode_secs: self.audio_time.as_secs_f64(),
+            video_encode_secs: self.video.time.as_secs_f64(),
+            audio_encode_secs: self.audio.time.as_secs_f64(),
             wrapper_secs: self.wrapper_time.as_secs_f64(),
         };
         tracing::debug!(path = %self.path.display(), ?stats, "finished mp4");
@@ -564,8 +586,8 @@ impl Mp4Writer {
     fn send_audio_frame(&mut self) -> Result<(), MediaError> {
         self.aframe.set_pts(Some(self.audio_samples as i64));
         let start = Instant::now();
-        let sent = self.audio.send_frame(&self.aframe);
-        self.audio_time += start.elapsed();
+        let sent = self.audio.encoder.send_frame(&self.aframe);
+        self.audio.time += start.elapsed();
         sent.map_err(|source| MediaError::Encode {
             path: self.path.clone(),
             stage: "encoding audio",
@@ -573,69 +595,81 @@ impl Mp4Writer {
         })?;
         self.audio_samples += self.afill as u64;
         self.afill = 0;
-        self.drain_audio()
+        self.drain(StreamKind::Audio)
     }
 
-    /// Moves every packet the video encoder has ready into the muxer.
-    fn drain_video(&mut self) -> Result<(), MediaError> {
-        loop {
-            let start = Instant::now();
-            let got = self.video.receive_packet(&mut self.packet);
-            self.video_time += start.elapsed();
-            match got {
-                Ok(()) => {
-                    if self.packet.duration() <= 0 {
-                        self.packet.set_duration(1);
-                    }
-                    self.packet.set_stream(self.video_index);
-                    self.packet.rescale_ts(self.video_tb, self.video_stream_tb);
-                    self.mux("muxing a video packet")?;
-                }
-                Err(e) if is_again_or_eof(&e) => return Ok(()),
-                Err(source) => {
-                    return Err(MediaError::Encode {
-                        path: self.path.clone(),
-                        stage: "receiving a video packet",
-                        source,
-                    })
-                }
-            }
+    /// The stream slot of `kind`.
+    fn slot(&mut self, kind: StreamKind) -> &mut StreamSlot {
+        match kind {
+            StreamKind::Video => &mut self.video,
+            StreamKind::Audio => &mut self.audio,
         }
     }
 
-    /// Moves every packet the audio encoder has ready into the muxer.
-    fn drain_audio(&mut self) -> Result<(), MediaError> {
-        loop {
-            let start = Instant::now();
-            let got = self.audio.receive_packet(&mut self.packet);
-            self.audio_time += start.elapsed();
-            match got {
-                Ok(()) => {
-                    self.packet.set_stream(self.audio_index);
-                    self.packet.rescale_ts(self.audio_tb, self.audio_stream_tb);
-                    self.mux("muxing an audio packet")?;
-                }
-                Err(e) if is_again_or_eof(&e) => return Ok(()),
-                Err(source) => {
-                    return Err(MediaError::Encode {
-                        path: self.path.clone(),
-                        stage: "receiving an audio packet",
-                        source,
-                    })
-                }
-            }
-        }
-    }
-
-    fn mux(&mut self, stage: &'static str) -> Result<(), MediaError> {
+    /// Tells the encoder of `kind` that no more input comes, and moves its last packets into
+    /// the muxer.
+    fn flush(&mut self, kind: StreamKind) -> Result<(), MediaError> {
+        let slot = self.slot(kind);
+        let (_, _, stage) = slot.stages();
         let start = Instant::now();
-        let res = self.packet.write_interleaved(&mut self.octx);
-        self.wrapper_time += start.elapsed();
-        res.map_err(|source| MediaError::Encode {
+        let sent = slot.encoder.send_eof();
+        slot.time += start.elapsed();
+        sent.map_err(|source| MediaError::Encode {
             path: self.path.clone(),
             stage,
             source,
-        })
+        })?;
+        self.drain(kind)
+    }
+
+    /// Moves every packet the encoder of `kind` has ready into the muxer.
+    fn drain(&mut self, kind: StreamKind) -> Result<(), MediaError> {
+        let Self {
+            path,
+            octx,
+            video,
+            audio,
+            packet,
+            wrapper_time,
+            ..
+        } = self;
+        let slot = match kind {
+            StreamKind::Video => video,
+            StreamKind::Audio => audio,
+        };
+        let (receiving, muxing, _) = slot.stages();
+        loop {
+            let start = Instant::now();
+            let got = slot.encoder.receive_packet(packet);
+            slot.time += start.elapsed();
+            match CodecStep::of(got) {
+                Ok(CodecStep::Done) => {
+                    // A video packet that comes without a duration lasts one frame (one tick
+                    // of the codec time base).
+                    if kind == StreamKind::Video && packet.duration() <= 0 {
+                        packet.set_duration(1);
+                    }
+                    packet.set_stream(slot.index);
+                    packet.rescale_ts(slot.codec_tb, slot.stream_tb);
+                    let start = Instant::now();
+                    let res = packet.write_interleaved(octx);
+                    *wrapper_time += start.elapsed();
+                    res.map_err(|source| MediaError::Encode {
+                        path: path.clone(),
+                        stage: muxing,
+                        source,
+                    })?;
+                }
+                Ok(CodecStep::Again | CodecStep::Eof) => return Ok(()),
+                Err(source) => {
+                    return Err(MediaError::Encode {
+                        path: path.clone(),
+                        stage: receiving,
+                        source,
+                    })
+                }
+            }
+        }
     }
 }
 
@@ -678,16 +712,6 @@ fn x264_asm_cap() -> Option<&'static str> {
     {
         None
     }
-}
-
-fn is_again_or_eof(e: &ffmpeg_next::Error) -> bool {
-    matches!(
-        e,
-        ffmpeg_next::Error::Eof
-            | ffmpeg_next::Error::Other {
-                errno: ffmpeg_next::error::EAGAIN
-            }
-    )
 }
 
 /// Copies a tightly packed `w` × `h` plane into plane `index` of `frame`, whose rows may be

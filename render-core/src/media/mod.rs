@@ -8,6 +8,7 @@
 //!
 //! Every entry point calls [`init`] itself; calling it earlier only moves the one-time cost.
 
+mod codec_step;
 mod decode;
 mod encode;
 mod error;
@@ -18,6 +19,7 @@ mod test_util;
 
 use std::sync::Once;
 
+pub(crate) use codec_step::CodecStep;
 pub use decode::{probe_video_size, VideoReader, VideoReaderOptions};
 pub use encode::{
     EncodeStats, EncoderSettings, H264Profile, Mp4Writer, AUDIO_SAMPLE_RATE, X264_PRESETS,

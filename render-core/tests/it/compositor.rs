@@ -1,6 +1,7 @@
 //! The GPU compositor (lavapipe on machines without a GPU) against the CPU reference.
 
-use render_core::cpu::{self, Texels};
+use render_core::atlas::Texels;
+use render_core::cpu;
 use render_core::gpu::{Compositor, GpuContext, Readback};
 use shaders::{source, FrameUniforms, GpuLayer};
 
