@@ -10,6 +10,7 @@
 //!   redaction for messages;
 //! - [`run`], [`runtime`] and [`shutdown_signal`]: the process around a farm: its async runtime,
 //!   SIGTERM/Ctrl-C, and GPU objects destroyed after every thread that used the driver;
+//! - [`WorkerProcesses`]: `reelfarm work` processes beside an in-process farm (the demo);
 //! - [`receiver`]: a webhook endpoint on loopback that verifies every delivery's signature,
 //!   as a brand's would.
 //!
@@ -18,6 +19,7 @@
 pub mod admin;
 mod client;
 mod local;
+mod processes;
 pub mod receiver;
 mod runtime;
 pub mod secrets;
@@ -27,6 +29,7 @@ pub use client::{
     channel, is_terminal, post_events, state_name, status_error, watch, TenantClient,
 };
 pub use local::{FarmSpec, LocalFarm, TenantSpec, TriggerSpec, Workers};
+pub use processes::WorkerProcesses;
 pub use runtime::{run, runtime, shutdown_signal, work};
 pub use trigger::Trigger;
 pub use worker::{default_name as default_worker_name, Gpu, WorkerConfig};

@@ -22,6 +22,7 @@
 //!
 //! Reads start no transaction, so a dropped read leaves nothing behind; they run on the caller.
 
+mod backend;
 pub mod migrate;
 pub mod postgres;
 pub mod row;
@@ -35,6 +36,9 @@ use std::task::{Context, Poll};
 
 pub use postgres::Postgres;
 pub use sqlite::Sqlite;
+/// The sqlx the backend macros name, so that a store need not match its version.
+#[doc(hidden)]
+pub use sqlx;
 
 /// Runs `$op`, an expression of the writer connection `$c` (a future), through `$db.write`
 /// (`$db` a [`Sqlite`] or a [`Postgres`]): to its end once started, even if the caller stops

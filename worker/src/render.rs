@@ -103,11 +103,7 @@ pub(crate) struct Rendered {
 
 /// The preset an assignment asks for; unset (or unknown) means 720p, as the protocol says.
 pub(crate) fn preset(wire: i32) -> Preset {
-    match proto::v1::Preset::try_from(wire) {
-        Ok(proto::v1::Preset::Preset1080p) => Preset::P1080,
-        Ok(proto::v1::Preset::Whatsapp) => Preset::Whatsapp,
-        _ => Preset::P720,
-    }
+    proto::convert::preset_from_wire(wire).unwrap_or(Preset::P720)
 }
 
 /// Renders the video and the poster of `job`. Blocking: run it on a blocking thread. Stops at

@@ -841,7 +841,7 @@ mod tests {
             voice: None,
             voice_level_db: -20.0,
         };
-        let settings = Preset::P1080.encoder(320, 240, 30);
+        let settings = EncoderSettings::for_preset(Preset::P1080, 320, 240, 30);
         let plan = ffmpeg_command(
             &timeline,
             &bundle,

@@ -133,7 +133,7 @@ pub fn run(args: &Config) -> Result<()> {
     };
 
     // (b) the same frames, collected, then x264 alone on them.
-    let settings = req.preset.encoder(report.size.0, report.size.1, m.fps);
+    let settings = EncoderSettings::for_preset(req.preset, report.size.0, report.size.1, m.fps);
     let (frames, frames_only) = collect_frames(&mut renderer, &req, &report, &settings, &args.out)
         .context("(b) collecting reelfarm's frames")?;
     let x264_path = args.out.join("x264-alone.mp4");

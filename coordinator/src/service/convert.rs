@@ -23,22 +23,17 @@ pub fn lane_to_proto(l: Lane) -> v1::Lane {
     }
 }
 
-/// Preset enum → the name render-core parses.
+/// The stored name of a wire preset (unset means 720p, as the protocol says).
 pub fn preset_from_proto(v: i32, field: &str) -> Result<&'static str, ApiError> {
-    match v1::Preset::try_from(v) {
-        Ok(v1::Preset::Unspecified | v1::Preset::Preset720p) => Ok("720p"),
-        Ok(v1::Preset::Preset1080p) => Ok("1080p"),
-        Ok(v1::Preset::Whatsapp) => Ok("whatsapp"),
-        Err(_) => Err(ApiError::invalid(field, format!("unknown preset {v}"))),
-    }
+    proto::convert::preset_from_wire(v)
+        .map(template::Preset::name)
+        .ok_or_else(|| ApiError::invalid(field, format!("unknown preset {v}")))
 }
 
+/// The wire preset of a stored name.
 pub fn preset_to_proto(name: &str) -> v1::Preset {
-    match name {
-        "1080p" => v1::Preset::Preset1080p,
-        "whatsapp" => v1::Preset::Whatsapp,
-        _ => v1::Preset::Preset720p,
-    }
+    name.parse::<template::Preset>()
+        .map_or(v1::Preset::Preset720p, v1::Preset::from)
 }
 
 pub fn state_to_proto(s: JobState) -> v1::RenderState {

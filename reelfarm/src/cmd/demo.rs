@@ -35,7 +35,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
             lang: person.lang.clone(),
             tokens: person.tokens.clone(),
             voice: None,
-            preset: preset.name().parse().map_err(anyhow::Error::msg)?,
+            preset,
             range: None,
             mouth_track: None,
         };
@@ -63,7 +63,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
             lang: person.lang.clone(),
             tokens: person.tokens.clone(),
             voice: None,
-            preset: preset.name().parse().map_err(anyhow::Error::msg)?,
+            preset,
             range: None,
             mouth_track: None,
         };

@@ -1,65 +1,17 @@
 //! `reelfarm demo`: a whole farm on this machine — the coordinator in this process, worker
 //! processes beside it — rendering the demo recipients submitted over gRPC.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use proto::v1;
 
 use farm::receiver::{self, Receiver};
-use farm::{state_name, status_error, watch, FarmSpec, LocalFarm};
+use farm::{state_name, status_error, watch, FarmSpec, LocalFarm, WorkerProcesses};
 use template::recipients;
 
 use super::{default_template, parse_preset_proto};
 use crate::cli::DemoArgs;
-
-/// Worker processes, stopped gracefully (SIGTERM, then drain) when dropped.
-struct Workers(Vec<Child>);
-
-impl Workers {
-    fn spawn(n: u32, url: &str, token: &str, data: &Path) -> Result<Workers> {
-        let exe = std::env::current_exe().context("finding the reelfarm binary")?;
-        let mut children = Vec::new();
-        for i in 0..n {
-            let child = Command::new(&exe)
-                .arg("work")
-                .arg("--coordinator")
-                .arg(url)
-                .arg("--name")
-                .arg(format!("demo-worker-{i}"))
-                .arg("--cache")
-                .arg(data.join(format!("worker-{i}")))
-                .env("REELFARM_JOIN_TOKEN", token)
-                .stdin(Stdio::null())
-                .spawn()
-                .context("starting a worker process")?;
-            children.push(child);
-        }
-        Ok(Workers(children))
-    }
-
-    /// Asks every worker to drain and waits for them to exit.
-    fn stop(&mut self) {
-        for child in &self.0 {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .status();
-        }
-        for child in &mut self.0 {
-            let _ = child.wait();
-        }
-        self.0.clear();
-    }
-}
-
-impl Drop for Workers {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 pub fn run(args: DemoArgs) -> Result<()> {
     let dir = args.template.clone().unwrap_or_else(default_template);
@@ -87,8 +39,9 @@ pub fn run(args: DemoArgs) -> Result<()> {
         let url = local.url.clone();
         let http = local.http_base()?;
         println!("coordinator on {url}, events and links on {http} (SQLite and blobs in {})", data.display());
-        let mut workers = Workers::spawn(args.workers.max(1), &url, &token, &data)?;
-        println!("started {} worker processes", workers.0.len());
+        let exe = std::env::current_exe().context("finding the reelfarm binary")?;
+        let mut workers = WorkerProcesses::spawn(&exe, args.workers.max(1), &url, &token, &data)?;
+        println!("started {} worker processes", workers.len());
 
         let mut farm = local.client().await?;
         let version = farm.push_template(&dir, &["live".to_owned()]).await?;

@@ -1,5 +1,5 @@
-//! `reelfarm lipsync` (mouth track of a voice file) and `reelfarm bench lipsync` (accuracy and
-//! speed in every supported language).
+//! `reelfarm lipsync`: the mouth track of a voice file (`reelfarm bench lipsync`, its accuracy
+//! in every supported language, is in the benches crate).
 
 use std::io::Write;
 use std::path::Path;

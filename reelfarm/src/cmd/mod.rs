@@ -100,7 +100,7 @@ pub(crate) fn request(job: &JobArgs, preset: Preset) -> Result<RenderRequest> {
         lang: job.lang.clone(),
         tokens,
         voice: job.voice.clone(),
-        preset: preset.name().parse().map_err(anyhow::Error::msg)?,
+        preset,
         range: None,
         mouth_track: None,
     })

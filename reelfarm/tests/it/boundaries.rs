@@ -55,17 +55,39 @@ fn rules(architecture: &str) -> BTreeMap<String, Rule> {
     out
 }
 
-/// The resolved workspace: package id → (name, normal dependencies' ids), and the members.
+/// The resolved workspace on this host: package id → (name, normal dependencies' ids), and the
+/// members.
 struct Graph {
     name: BTreeMap<String, String>,
     deps: BTreeMap<String, Vec<String>>,
     members: BTreeMap<String, String>,
 }
 
+/// The host's target triple: dependencies of other platforms (e.g. wasm-only ones) do not count.
+fn host() -> String {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
+    let out = std::process::Command::new(rustc)
+        .arg("-vV")
+        .output()
+        .expect("run rustc -vV");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .expect("rustc -vV names the host")
+        .to_owned()
+}
+
 fn metadata() -> Graph {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let out = std::process::Command::new(cargo)
-        .args(["metadata", "--format-version", "1", "--offline"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--offline",
+            "--filter-platform",
+        ])
+        .arg(host())
         .current_dir(root())
         .output()
         .expect("run cargo metadata");

@@ -245,7 +245,8 @@ impl Renderer {
         timings.audio = t.elapsed().saturating_sub(timings.lipsync);
 
         let scene = &job.scene;
-        let settings = req.preset.encoder(scene.width, scene.height, timeline.fps);
+        let settings =
+            EncoderSettings::for_preset(req.preset, scene.width, scene.height, timeline.fps);
         let busy = Pipeline {
             gpu: &self.gpu,
             scene,
