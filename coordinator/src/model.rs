@@ -8,7 +8,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Unix epoch milliseconds.
-pub type Millis = i64;
+pub use sqlstore::row::Millis;
 
 /// Priority lane: real-time work is claimed before bulk work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
