@@ -267,6 +267,15 @@ pub fn default_template() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
 }
 
+/// The kind of store a local farm's `--store` URL names (SQLite when none is given).
+pub(crate) fn store_kind(url: Option<&str>) -> &'static str {
+    if url.is_some_and(|s| s.starts_with("postgres")) {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    }
+}
+
 /// A progress bar of frames.
 pub fn progress_bar(label: &'static str) -> ProgressBar {
     let bar = ProgressBar::new(0);

@@ -291,15 +291,7 @@ fn report(args: &Config, url: &str, samples: &[Sample], wall: Duration) -> Resul
     } else {
         format!(
             "local: {} store, {} no-op workers x {} slots",
-            if args
-                .store
-                .as_deref()
-                .is_some_and(|s| s.starts_with("postgres"))
-            {
-                "PostgreSQL"
-            } else {
-                "SQLite"
-            },
+            crate::store_kind(args.store.as_deref()),
             args.workers,
             args.slots
         )

@@ -26,7 +26,7 @@ pub struct TenantClient {
 const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
 /// Opens a channel to `url` (TLS with `tls_ca` for https://).
-pub async fn channel(url: &str, tls_ca: Option<&Path>) -> Result<Channel> {
+async fn channel(url: &str, tls_ca: Option<&Path>) -> Result<Channel> {
     let mut endpoint = Endpoint::from_shared(url.to_owned())
         .with_context(|| format!("coordinator URL `{url}` is not a valid URL"))?
         .tcp_nodelay(true)

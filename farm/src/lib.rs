@@ -25,10 +25,11 @@ mod runtime;
 pub mod secrets;
 mod trigger;
 
-pub use client::{
-    channel, is_terminal, post_events, state_name, status_error, watch, TenantClient,
+pub use client::{is_terminal, post_events, state_name, status_error, watch, TenantClient};
+pub use local::{
+    default_store_url, default_trigger_store_url, FarmSpec, LocalFarm, TenantSpec, TriggerSpec,
+    Workers,
 };
-pub use local::{FarmSpec, LocalFarm, TenantSpec, TriggerSpec, Workers};
 pub use processes::WorkerProcesses;
 pub use runtime::{run, runtime, shutdown_signal, work};
 pub use trigger::Trigger;

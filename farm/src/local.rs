@@ -6,7 +6,7 @@
 //! workers (each drains: running renders finish or are handed back), then the coordinator.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use tokio::sync::watch;
@@ -135,8 +135,18 @@ impl FarmSpec {
     pub fn store_url(&self) -> String {
         self.store_url
             .clone()
-            .unwrap_or_else(|| format!("sqlite://{}", self.data.join("reelfarm.db").display()))
+            .unwrap_or_else(|| default_store_url(&self.data))
     }
+}
+
+/// The job store of a data folder when none is named: SQLite, `DATA/reelfarm.db`.
+pub fn default_store_url(data: &Path) -> String {
+    format!("sqlite://{}", data.join("reelfarm.db").display())
+}
+
+/// The trigger store of a data folder when none is named: SQLite, `DATA/trigger.db`.
+pub fn default_trigger_store_url(data: &Path) -> String {
+    format!("sqlite://{}", data.join("trigger.db").display())
 }
 
 /// A running local farm. Stop it with [`LocalFarm::stop`]; dropping it stops nothing in order.
@@ -151,8 +161,6 @@ pub struct LocalFarm {
     pub metrics_addr: Option<SocketAddr>,
     /// The tenant created at start, with its API key.
     pub tenant: Option<NewTenant>,
-    /// Whether the trigger layer's background work runs (it needs plain gRPC).
-    pub trigger_running: bool,
     running: coordinator::Running,
     trigger: Option<(watch::Sender<bool>, JoinHandle<()>)>,
     workers: Vec<JoinHandle<()>>,
@@ -243,12 +251,16 @@ impl LocalFarm {
             http_addr: running.http_addr,
             metrics_addr: running.metrics_addr,
             tenant,
-            trigger_running: trigger.is_some(),
             running,
             trigger,
             workers,
             stop_workers,
         })
+    }
+
+    /// Whether the trigger layer's background work runs (it needs plain gRPC).
+    pub fn trigger_running(&self) -> bool {
+        self.trigger.is_some()
     }
 
     /// The API key of the tenant created at start.

@@ -425,10 +425,6 @@ async fn start_local(args: &Config) -> Result<(Target, Local)> {
 }
 
 impl Local {
-    async fn stop(self) -> Result<()> {
-        self.farm.stop().await
-    }
-
     /// The campaign's counters summed over its variants: events (evaluated), renders
     /// (submitted), deliveries (webhooks answered 2xx).
     async fn counts(&mut self) -> Result<Counts> {
@@ -582,7 +578,7 @@ pub fn run(args: &Config) -> Result<()> {
             delivered_to_receiver = Some(l.receiver.accepted());
         }
         if let Some(l) = local {
-            l.stop().await?;
+            l.farm.stop().await?;
         }
         report(
             args,

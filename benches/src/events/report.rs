@@ -13,15 +13,7 @@ pub(super) fn report(
     delivered_to_receiver: Option<u64>,
 ) -> Result<()> {
     let local = args.http.is_none();
-    let store_kind = if args
-        .store
-        .as_deref()
-        .is_some_and(|s| s.starts_with("postgres"))
-    {
-        "PostgreSQL"
-    } else {
-        "SQLite"
-    };
+    let store_kind = crate::store_kind(args.store.as_deref());
     let farm = match &args.http {
         Some(url) => url.clone(),
         None => format!(

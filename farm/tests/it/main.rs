@@ -25,7 +25,7 @@ async fn event_to_verified_webhook_on_a_local_farm() {
     let local = LocalFarm::start(spec, farm::Gpu::new())
         .await
         .expect("farm starts");
-    assert!(local.trigger_running);
+    assert!(local.trigger_running());
     let mut client = local.client().await.expect("client");
     let template = concat!(
         env!("CARGO_MANIFEST_DIR"),

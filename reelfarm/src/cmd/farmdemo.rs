@@ -30,7 +30,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     std::fs::create_dir_all(&data)?;
 
     let spec = FarmSpec::new(&data)
-        .with_local_trigger(format!("sqlite://{}", data.join("trigger.db").display()))
+        .with_local_trigger(farm::default_trigger_store_url(&data))
         .with_tenant("demo", 100);
     farm::runtime()?.block_on(async move {
         let started = Instant::now();

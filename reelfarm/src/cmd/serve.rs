@@ -29,10 +29,7 @@ fn store_url(data: &DataArgs) -> Result<String> {
         None => {
             std::fs::create_dir_all(&data.data)
                 .with_context(|| format!("cannot create data folder {}", data.data.display()))?;
-            Ok(format!(
-                "sqlite://{}",
-                data.data.join("reelfarm.db").display()
-            ))
+            Ok(farm::default_store_url(&data.data))
         }
     }
 }
@@ -61,7 +58,7 @@ fn spec(args: &ServeArgs) -> Result<FarmSpec> {
         let url = match (&args.trigger_store, &args.data.store) {
             (Some(u), _) => u.clone(),
             (None, Some(s)) if s.starts_with("postgres") => s.clone(),
-            _ => format!("sqlite://{}", data.join("trigger.db").display()),
+            _ => farm::default_trigger_store_url(data),
         };
         Some(TriggerSpec {
             store_url: url,
@@ -113,7 +110,7 @@ pub fn serve(args: ServeArgs) -> Result<()> {
         if let Some(h) = local.http_addr {
             say!("HTTP (events, download links) on http://{h}");
         }
-        if wants_trigger && !local.trigger_running {
+        if wants_trigger && !local.trigger_running() {
             say_err!("warning: the in-process trigger layer needs plain gRPC; run it without --tls-cert to dispatch campaigns");
         }
         farm::shutdown_signal().await;
