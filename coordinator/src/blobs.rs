@@ -7,6 +7,12 @@
 //!   attempt; the attempt that completes the render becomes canonical (recorded in the store).
 //!   The files of losing attempts are deleted once the render has finished (`cleanup`), and
 //!   an upload refused as stale is deleted at once.
+//! - `renders/{tenant}/{render}/attempts/{attempt}/stream/{index.m3u8|seg-NNNNN.ts}`: the
+//!   attempt's live HLS stream (`PublishStream`), under the attempt so that the same cleanup
+//!   removes losing attempts' streams; the playlist is replaced at each publish.
+//! - `segments/{key[0..2]}/{key}`: the farm-wide segment cache (`StoreSegment`), keyed by 64
+//!   hex digits the workers compute; written once (create-if-absent), never changed, not yet
+//!   expired.
 
 use std::sync::Arc;
 
@@ -14,7 +20,7 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, PutPayload};
+use object_store::{ObjectStore, PutMode, PutOptions, PutPayload};
 
 use crate::model::ArtifactKind;
 
@@ -89,6 +95,17 @@ impl Blobs {
         format!("renders/{tenant_id}/{render_id}/attempts/{attempt_id}/{file}")
     }
 
+    /// Key of a file of an attempt's live stream (`name` already checked).
+    pub fn stream_key(tenant_id: &str, render_id: &str, attempt_id: &str, name: &str) -> String {
+        format!("renders/{tenant_id}/{render_id}/attempts/{attempt_id}/stream/{name}")
+    }
+
+    /// Key of a segment cache entry (`key`: 64 hex digits, already checked).
+    pub fn segment_key(key: &str) -> String {
+        let shard = key.get(..2).unwrap_or("__");
+        format!("segments/{shard}/{key}")
+    }
+
     /// Stores `data` under `key` (atomically: readers see the whole object or none).
     pub async fn put(&self, key: &str, data: Bytes) -> Result<(), BlobError> {
         self.store
@@ -102,6 +119,44 @@ impl Blobs {
         let payload: PutPayload = parts.into_iter().collect();
         self.store.put(&ObjectPath::from(key), payload).await?;
         Ok(())
+    }
+
+    /// Stores pieces as one object unless `key` is already there, atomically (readers see the
+    /// whole object or none); false when it was there and nothing was written. Where the store
+    /// cannot create conditionally, an existing object is overwritten (callers use this only
+    /// for content that is the same whoever writes it).
+    pub async fn put_parts_if_absent(
+        &self,
+        key: &str,
+        parts: Vec<Bytes>,
+    ) -> Result<bool, BlobError> {
+        let path = ObjectPath::from(key);
+        if self.exists(key).await? {
+            return Ok(false);
+        }
+        let payload: PutPayload = parts.into_iter().collect();
+        let create = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        match self.store.put_opts(&path, payload.clone(), create).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(object_store::Error::NotImplemented) => {
+                self.store.put(&path, payload).await?;
+                Ok(true)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether an object is stored under `key`.
+    pub async fn exists(&self, key: &str) -> Result<bool, BlobError> {
+        match self.store.head(&ObjectPath::from(key)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Deletes `key`; a key that is not there is fine.
@@ -149,20 +204,32 @@ impl Blobs {
         Ok(result.bytes().await?)
     }
 
-    /// The object as a stream of pieces.
-    pub async fn get_stream(
+    /// The object's size and the object as a stream of pieces.
+    pub async fn get_sized_stream(
         &self,
         key: &str,
-    ) -> Result<BoxStream<'static, Result<Bytes, BlobError>>, BlobError> {
+    ) -> Result<(u64, BoxStream<'static, Result<Bytes, BlobError>>), BlobError> {
         let result = self
             .store
             .get(&ObjectPath::from(key))
             .await
             .map_err(|e| not_found(key, e))?;
-        Ok(result
-            .into_stream()
-            .map(|r| r.map_err(BlobError::from))
-            .boxed())
+        let size = result.meta.size;
+        Ok((
+            size,
+            result
+                .into_stream()
+                .map(|r| r.map_err(BlobError::from))
+                .boxed(),
+        ))
+    }
+
+    /// The object as a stream of pieces.
+    pub async fn get_stream(
+        &self,
+        key: &str,
+    ) -> Result<BoxStream<'static, Result<Bytes, BlobError>>, BlobError> {
+        Ok(self.get_sized_stream(key).await?.1)
     }
 }
 
@@ -198,6 +265,21 @@ mod tests {
             blobs.get("renders/none").await,
             Err(BlobError::NotFound { .. })
         ));
+        // Create-if-absent: the first write wins, a second one changes nothing.
+        let seg = Blobs::segment_key(&"ab".repeat(32));
+        assert!(seg.starts_with("segments/ab/abab"));
+        assert!(!blobs.exists(&seg).await?);
+        assert!(
+            blobs
+                .put_parts_if_absent(&seg, vec![Bytes::from_static(b"one")])
+                .await?
+        );
+        assert!(
+            !blobs
+                .put_parts_if_absent(&seg, vec![Bytes::from_static(b"two")])
+                .await?
+        );
+        assert_eq!(blobs.get(&seg).await?, Bytes::from_static(b"one"));
         Ok(())
     }
 }

@@ -18,8 +18,9 @@ pub enum ApiError {
     /// The attempt is not current, or the render is not in a state that allows this.
     #[error("{0}")]
     FailedPrecondition(String),
-    /// A lane is full: retry after `retry_after_ms`.
-    #[error("{message}; retry after {retry_after_ms} ms")]
+    /// A lane is full: retry after `retry_after_ms`; 0 for a limit that waiting does not lift
+    /// (a file too large).
+    #[error("{message}{}", retry_hint(*retry_after_ms))]
     ResourceExhausted {
         message: String,
         retry_after_ms: u64,
@@ -31,6 +32,15 @@ pub enum ApiError {
     Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// `; retry after N ms`, or nothing for 0.
+fn retry_hint(retry_after_ms: u64) -> String {
+    if retry_after_ms > 0 {
+        format!("; retry after {retry_after_ms} ms")
+    } else {
+        String::new()
+    }
 }
 
 impl ApiError {
@@ -83,8 +93,11 @@ impl From<ApiError> for Status {
             }
             ApiError::ResourceExhausted { retry_after_ms, .. } => {
                 let mut status = Status::resource_exhausted(e.to_string());
-                if let Ok(v) = retry_after_ms.to_string().parse() {
-                    status.metadata_mut().insert(proto::auth::RETRY_AFTER_MS, v);
+                // 0: a limit that waiting does not lift (a file too large).
+                if *retry_after_ms > 0 {
+                    if let Ok(v) = retry_after_ms.to_string().parse() {
+                        status.metadata_mut().insert(proto::auth::RETRY_AFTER_MS, v);
+                    }
                 }
                 status
             }

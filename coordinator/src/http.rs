@@ -1,6 +1,9 @@
 //! The coordinator's public HTTP endpoint: signed, expiring download links for finished renders
-//! (`GET /v1/renders/{id}/{video|poster}?expires=…&sig=…`), for senders that fetch media by URL.
-//! Other HTTP routes (event ingestion) are merged in by whoever composes the server.
+//! (`GET /v1/renders/{id}/{video|poster}?expires=…&sig=…`), for senders that fetch media by URL,
+//! and live HLS streams of attempts (`GET /v1/streams/{token}/{index.m3u8|seg-NNNNN.ts}`, the
+//! signature in the path so that a plain HLS player resolves the playlist's relative segment
+//! names; see [`crate::links`]). Other HTTP routes (event ingestion) are merged in by whoever
+//! composes the server.
 
 use std::sync::Arc;
 
@@ -9,8 +12,9 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 
+use crate::blobs::{BlobError, Blobs};
 use crate::model::{ArtifactKind, JobState, Millis};
-use crate::service::Shared;
+use crate::service::{valid_stream_name, Shared};
 
 /// The signer of the links this endpoint checks; it lives in [`crate::links`] so that the
 /// services, which hand links out, do not depend on this module.
@@ -25,6 +29,10 @@ struct LinkQuery {
 pub fn router(shared: Arc<Shared>) -> axum::Router {
     axum::Router::new()
         .route("/v1/renders/{id}/{artifact}", axum::routing::get(download))
+        .route(
+            "/v1/streams/{token}/{name}",
+            axum::routing::get(stream_file),
+        )
         .with_state(shared)
 }
 
@@ -89,6 +97,64 @@ async fn download(
             (header::CONTENT_TYPE, content_type.to_owned()),
             (header::CONTENT_LENGTH, file.bytes.to_string()),
             (header::CACHE_CONTROL, "private, max-age=3600".to_owned()),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// `GET /v1/streams/{token}/{name}`: a file of an attempt's live stream. The playlist is read
+/// afresh each time (`no-cache`: it grows while the attempt runs); a media segment never
+/// changes once published.
+async fn stream_file(
+    State(shared): State<Arc<Shared>>,
+    Path((token, name)): Path<(String, String)>,
+) -> Response {
+    let Some(signer) = shared.downloads.as_ref() else {
+        return plain(StatusCode::NOT_FOUND, "streams are not served here");
+    };
+    let Some(grant) = signer.verify_stream_token(&token) else {
+        return plain(StatusCode::FORBIDDEN, "bad signature");
+    };
+    if shared.now() > grant.expires_ms {
+        return plain(StatusCode::GONE, "this link has expired");
+    }
+    if !valid_stream_name(&name) {
+        return plain(StatusCode::NOT_FOUND, "no such file in a stream");
+    }
+    let job = match shared.store.job(None, &grant.render_id).await {
+        Ok(Some(job)) => job,
+        Ok(None) => return plain(StatusCode::NOT_FOUND, "no such render"),
+        Err(e) => {
+            tracing::warn!(error = %e, "stream: reading the render failed");
+            return plain(StatusCode::SERVICE_UNAVAILABLE, "try again later");
+        }
+    };
+    let key = Blobs::stream_key(&job.tenant_id, &job.id, &grant.attempt_id, &name);
+    let (size, stream) = match shared.blobs.get_sized_stream(&key).await {
+        Ok(found) => found,
+        Err(BlobError::NotFound { .. }) => {
+            return plain(StatusCode::NOT_FOUND, "not published (yet)")
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "stream: reading the blob failed");
+            return plain(StatusCode::SERVICE_UNAVAILABLE, "try again later");
+        }
+    };
+    let (content_type, cache) = if name.ends_with(".m3u8") {
+        ("application/vnd.apple.mpegurl", "no-cache")
+    } else {
+        ("video/mp2t", "private, max-age=3600")
+    };
+    let body = axum::body::Body::from_stream(stream.map(|r| r.map_err(std::io::Error::other)));
+    (
+        [
+            (header::CONTENT_TYPE, content_type.to_owned()),
+            (header::CONTENT_LENGTH, size.to_string()),
+            (header::CACHE_CONTROL, cache.to_owned()),
+            // Browser players (hls.js) fetch from pages of other origins; the link is the
+            // credential.
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*".to_owned()),
         ],
         body,
     )

@@ -149,6 +149,7 @@ mod tests {
             failure: None,
             warnings: vec![],
             output: None,
+            stream_attempt_id: String::new(),
         }
     }
 

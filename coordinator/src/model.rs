@@ -302,6 +302,10 @@ pub struct Job {
     pub warnings: Vec<String>,
     /// Set when succeeded.
     pub output: Option<JobOutput>,
+    /// The attempt that published its live stream's first playlist last (`PublishStream`);
+    /// empty when none did. The render has a stream when this is its current (or winning)
+    /// attempt.
+    pub stream_attempt_id: String,
 }
 
 /// Every worker write names the attempt it belongs to.

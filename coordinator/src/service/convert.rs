@@ -143,6 +143,8 @@ pub fn render_to_proto(job: &Job, with_tokens: bool) -> v1::Render {
         } else {
             Default::default()
         },
+        // Signed per response: see `super::stream::stream_url`.
+        stream_url: String::new(),
     }
 }
 

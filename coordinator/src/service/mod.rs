@@ -2,8 +2,11 @@
 
 mod convert;
 mod render;
+mod segments;
+mod stream;
 mod submit;
 mod templates;
+mod transfer;
 mod worker;
 
 use std::collections::HashMap;
@@ -22,6 +25,7 @@ use crate::model::{Lane, Millis, TemplateRecord};
 use crate::store::DynStore;
 
 pub use render::RenderApi;
+pub use stream::valid_name as valid_stream_name;
 pub use templates::TemplateApi;
 pub use worker::WorkerApi;
 
@@ -209,19 +213,4 @@ impl Shared {
 /// Tenant names follow template names: `[a-z0-9-]{1,64}`.
 pub fn valid_tenant_name(name: &str) -> bool {
     convert::valid_name(name)
-}
-
-/// A streamed file chunk keeps to the contract: at most [`proto::CHUNK_BYTES`].
-fn check_chunk(chunk: &[u8]) -> Result<(), ApiError> {
-    if chunk.len() > proto::CHUNK_BYTES {
-        return Err(ApiError::invalid(
-            "chunk",
-            format!(
-                "a chunk of {} bytes; chunks are at most {} bytes (1 MiB)",
-                chunk.len(),
-                proto::CHUNK_BYTES
-            ),
-        ));
-    }
-    Ok(())
 }

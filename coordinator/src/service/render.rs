@@ -4,13 +4,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use proto::v1;
 use proto::v1::render_service_server::RenderService;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::convert::{artifact_from_proto, page_size, render_to_proto, state_from_proto};
+use super::convert::{artifact_from_proto, page_size, state_from_proto};
 use super::submit::prepare;
+use super::transfer::chunked;
 use super::Shared;
 use crate::error::ApiError;
 use crate::model::{ArtifactKind, Job, JobState, Tenant};
@@ -72,6 +73,14 @@ impl RenderApi {
     }
 }
 
+/// A render as the API shows it, with its live stream's link.
+fn render_proto(shared: &Shared, job: &Job, with_tokens: bool) -> v1::Render {
+    v1::Render {
+        stream_url: super::stream::stream_url(shared, job),
+        ..super::convert::render_to_proto(job, with_tokens)
+    }
+}
+
 /// Ids in messages are the caller's input: keep them short and printable.
 fn short(id: &str) -> String {
     id.chars()
@@ -87,7 +96,7 @@ fn conflict(key: &str, existing: &str) -> ApiError {
     ))
 }
 
-type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+pub(super) type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 #[tonic::async_trait]
 impl RenderService for RenderApi {
@@ -109,7 +118,7 @@ impl RenderService for RenderApi {
             None => return Err(ApiError::Internal("store returned no result".into()).into()),
         };
         Ok(Response::new(v1::SubmitRenderResponse {
-            render: Some(render_to_proto(&render, false)),
+            render: Some(render_proto(&self.shared, &render, false)),
             created,
         }))
     }
@@ -169,7 +178,7 @@ impl RenderService for RenderApi {
     ) -> Result<Response<v1::Render>, Status> {
         let tenant = self.tenant(&request).await?;
         let job = self.job(&tenant, &request.get_ref().id).await?;
-        Ok(Response::new(render_to_proto(&job, true)))
+        Ok(Response::new(render_proto(&self.shared, &job, true)))
     }
 
     type WatchRenderStream = BoxStream<v1::Render>;
@@ -187,7 +196,11 @@ impl RenderService for RenderApi {
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         tokio::spawn(async move {
             let mut last = first;
-            if tx.send(Ok(render_to_proto(&last, true))).await.is_err() {
+            if tx
+                .send(Ok(render_proto(&shared, &last, true)))
+                .await
+                .is_err()
+            {
                 return;
             }
             while !last.state.is_terminal() {
@@ -221,9 +234,14 @@ impl RenderService for RenderApi {
                 let moved = job.state != last.state
                     || job.stage != last.stage
                     || (job.progress - last.progress).abs() >= 0.01
-                    || job.attempts != last.attempts;
+                    || job.attempts != last.attempts
+                    || job.stream_attempt_id != last.stream_attempt_id;
                 if moved {
-                    if tx.send(Ok(render_to_proto(&job, true))).await.is_err() {
+                    if tx
+                        .send(Ok(render_proto(&shared, &job, true)))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                     last = job;
@@ -258,7 +276,7 @@ impl RenderService for RenderApi {
                 .finished("cancelled", (now - job.created_ms) as f64 / 1000.0);
         }
         self.shared.changed(&job.id);
-        Ok(Response::new(render_to_proto(&job, true)))
+        Ok(Response::new(render_proto(&self.shared, &job, true)))
     }
 
     async fn list_renders(
@@ -283,7 +301,10 @@ impl RenderService for RenderApi {
             _ => String::new(),
         };
         Ok(Response::new(v1::ListRendersResponse {
-            renders: jobs.iter().map(|j| render_to_proto(j, false)).collect(),
+            renders: jobs
+                .iter()
+                .map(|j| render_proto(&self.shared, j, false))
+                .collect(),
             next_page_token,
         }))
     }
@@ -402,7 +423,7 @@ impl RenderService for RenderApi {
                     };
                     let event = v1::RenderEvent {
                         seq: e.seq,
-                        render: Some(render_to_proto(&job, false)),
+                        render: Some(render_proto(&shared, &job, false)),
                     };
                     if tx.send(Ok(event)).await.is_err() {
                         return;
@@ -473,21 +494,5 @@ fn parse_cursor(token: &str) -> Result<Option<JobCursor>, ApiError> {
     Ok(Some(JobCursor {
         created_ms: ms.parse().map_err(|_| bad())?,
         id: id.to_owned(),
-    }))
-}
-
-/// Re-chunks a blob stream into messages of at most [`proto::CHUNK_BYTES`].
-pub fn chunked(
-    stream: futures::stream::BoxStream<'static, Result<bytes::Bytes, crate::blobs::BlobError>>,
-) -> BoxStream<v1::Chunk> {
-    Box::pin(stream.flat_map(|piece| {
-        let items: Vec<Result<v1::Chunk, Status>> = match piece {
-            Ok(b) => b
-                .chunks(proto::CHUNK_BYTES)
-                .map(|c| Ok(v1::Chunk { data: c.to_vec() }))
-                .collect(),
-            Err(e) => vec![Err(Status::unavailable(e.to_string()))],
-        };
-        futures::stream::iter(items)
     }))
 }

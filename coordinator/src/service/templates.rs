@@ -2,13 +2,12 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use proto::v1;
 use proto::v1::template_service_server::TemplateService;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::convert::{page_size, parse_template_ref, template_to_proto, valid_alias, valid_name};
-use super::render::chunked;
+use super::transfer::{self, chunked};
 use super::Shared;
 use crate::blobs::Blobs;
 use crate::error::ApiError;
@@ -54,16 +53,11 @@ impl TemplateService for TemplateApi {
         let tenant = self.tenant(&request).await?;
         let limits = template::Limits::default();
         let mut stream = request.into_inner();
-        let header = match stream.message().await?.and_then(|m| m.part) {
-            Some(Part::Header(h)) => h,
-            _ => {
-                return Err(ApiError::invalid(
-                    "header",
-                    "the first message must be the upload header",
-                )
-                .into())
-            }
-        };
+        let header = transfer::header(&mut stream, |m| match m.part {
+            Some(Part::Header(h)) => Some(h),
+            _ => None,
+        })
+        .await?;
         for (i, alias) in header.aliases.iter().enumerate() {
             if !valid_alias(alias) {
                 return Err(ApiError::invalid(
@@ -73,33 +67,23 @@ impl TemplateService for TemplateApi {
                 .into());
             }
         }
-        let mut archive = Vec::new();
-        while let Some(msg) = stream.message().await? {
-            match msg.part {
-                Some(Part::Chunk(chunk)) => {
-                    super::check_chunk(&chunk)?;
-                    if (archive.len() + chunk.len()) as u64 > limits.max_archive_bytes {
-                        return Err(ApiError::invalid(
-                            "chunk",
-                            format!(
-                                "archive larger than the {} MiB limit",
-                                limits.max_archive_bytes >> 20
-                            ),
-                        )
-                        .into());
-                    }
-                    archive.extend_from_slice(&chunk);
-                }
-                _ => {
-                    return Err(ApiError::invalid(
-                        "header",
-                        "only the first message may be a header",
-                    )
-                    .into())
-                }
-            }
-        }
-        let archive = Bytes::from(archive);
+        let limit = limits.max_archive_bytes;
+        let received = transfer::receive(
+            &mut stream,
+            limit,
+            |m| match m.part {
+                Some(Part::Chunk(c)) => Some(c),
+                _ => None,
+            },
+            || {
+                ApiError::invalid(
+                    "chunk",
+                    format!("archive larger than the {} MiB limit", limit >> 20),
+                )
+            },
+        )
+        .await?;
+        let archive = received.joined();
         // Parsing and validating a bundle is CPU work: keep it off the async threads.
         let checked = archive.clone();
         let info = tokio::task::spawn_blocking(move || template::inspect(&checked, &limits))

@@ -3,19 +3,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use proto::v1;
 use proto::v1::worker_service_server::WorkerService;
 use rand::Rng;
-use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::convert::{
     artifact_from_proto, class_from_proto, fence_from_proto, fence_to_proto, lane_to_proto,
     preset_to_proto,
 };
-use super::render::chunked;
-use super::Shared;
+use super::transfer::{self, chunked};
+use super::{segments, stream, Shared};
 use crate::blobs::Blobs;
 use crate::error::ApiError;
 use crate::model::{
@@ -39,12 +37,16 @@ impl WorkerApi {
         WorkerApi { shared }
     }
 
+    pub(super) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
     fn auth<T>(&self, req: &Request<T>) -> Result<(), ApiError> {
         self.shared.auth.worker(req.metadata())
     }
 
     /// The render of a fence, if the fence is its current attempt held by `worker_id`.
-    async fn current(&self, fence: &Fence, worker_id: &str) -> Result<Job, ApiError> {
+    pub(super) async fn current(&self, fence: &Fence, worker_id: &str) -> Result<Job, ApiError> {
         let job = self
             .shared
             .store
@@ -67,7 +69,7 @@ impl WorkerApi {
         Ok(job)
     }
 
-    fn stale(&self, e: StoreError) -> ApiError {
+    pub(super) fn stale(&self, e: StoreError) -> ApiError {
         if matches!(e, StoreError::StaleFence { .. }) {
             self.shared.metrics.stale_write();
         }
@@ -291,16 +293,11 @@ impl WorkerService for WorkerApi {
         use v1::upload_output_request::Part;
         self.auth(&request)?;
         let mut stream = request.into_inner();
-        let header = match stream.message().await?.and_then(|m| m.part) {
-            Some(Part::Header(h)) => h,
-            _ => {
-                return Err(ApiError::invalid(
-                    "header",
-                    "the first message must be the upload header",
-                )
-                .into())
-            }
-        };
+        let header = transfer::header(&mut stream, |m| match m.part {
+            Some(Part::Header(h)) => Some(h),
+            _ => None,
+        })
+        .await?;
         let fence = fence_from_proto(header.attempt.as_ref(), "header.attempt")?;
         let artifact = artifact_from_proto(header.artifact, "header.artifact")?;
         // Refuse a stale attempt before taking its bytes.
@@ -309,37 +306,29 @@ impl WorkerService for WorkerApi {
             ArtifactKind::Video => MAX_VIDEO_BYTES,
             ArtifactKind::Poster => MAX_POSTER_BYTES,
         };
-        let mut parts: Vec<Bytes> = Vec::new();
-        let mut size = 0u64;
-        let mut hasher = Sha256::new();
-        while let Some(msg) = stream.message().await? {
-            match msg.part {
-                Some(Part::Chunk(chunk)) => {
-                    super::check_chunk(&chunk)?;
-                    size += chunk.len() as u64;
-                    if size > limit {
-                        return Err(ApiError::invalid(
-                            "chunk",
-                            format!("{} larger than {} MiB", artifact.as_str(), limit >> 20),
-                        )
-                        .into());
-                    }
-                    hasher.update(&chunk);
-                    parts.push(Bytes::from(chunk));
-                }
-                _ => {
-                    return Err(ApiError::invalid(
-                        "header",
-                        "only the first message may be a header",
-                    )
-                    .into())
-                }
-            }
-        }
-        if size == 0 {
+        let received = transfer::receive(
+            &mut stream,
+            limit,
+            |m| match m.part {
+                Some(Part::Chunk(c)) => Some(c),
+                _ => None,
+            },
+            || {
+                ApiError::invalid(
+                    "chunk",
+                    format!("{} larger than {} MiB", artifact.as_str(), limit >> 20),
+                )
+            },
+        )
+        .await?;
+        if received.size == 0 {
             return Err(ApiError::invalid("chunk", format!("empty {}", artifact.as_str())).into());
         }
-        let sha256 = hex::encode(hasher.finalize());
+        let transfer::Received {
+            parts,
+            size,
+            sha256,
+        } = received;
         let key = Blobs::output_key(&job.tenant_id, &job.id, &fence.attempt_id, artifact);
         self.shared
             .blobs
@@ -481,5 +470,34 @@ impl WorkerService for WorkerApi {
         }
         tracing::info!(worker = %req.worker_id, requeued = requeued.len(), "worker deregistered");
         Ok(Response::new(v1::DeregisterResponse {}))
+    }
+
+    type FetchSegmentStream = super::render::BoxStream<v1::Chunk>;
+
+    async fn fetch_segment(
+        &self,
+        request: Request<v1::FetchSegmentRequest>,
+    ) -> Result<Response<Self::FetchSegmentStream>, Status> {
+        self.auth(&request)?;
+        let stream = segments::fetch(&self.shared, request.into_inner()).await?;
+        Ok(Response::new(stream))
+    }
+
+    async fn store_segment(
+        &self,
+        request: Request<Streaming<v1::StoreSegmentRequest>>,
+    ) -> Result<Response<v1::StoreSegmentResponse>, Status> {
+        self.auth(&request)?;
+        let stored = segments::store(&self.shared, request.into_inner()).await?;
+        Ok(Response::new(stored))
+    }
+
+    async fn publish_stream(
+        &self,
+        request: Request<Streaming<v1::PublishStreamRequest>>,
+    ) -> Result<Response<v1::PublishStreamResponse>, Status> {
+        self.auth(&request)?;
+        let published = stream::publish(self, request.into_inner()).await?;
+        Ok(Response::new(published))
     }
 }

@@ -259,6 +259,10 @@ pub trait Store: Send + Sync + 'static {
         artifact: ArtifactKind,
         file: &OutputFile,
     ) -> StoreResult<()>;
+    /// Records that a current attempt has published its live stream's playlist (the render's
+    /// stream is that attempt's from now on). Idempotent; StaleFence if the attempt is not
+    /// current.
+    async fn set_stream(&self, fence: &Fence) -> StoreResult<()>;
     /// Commits a current attempt: the render succeeds with the attempt's recorded outputs,
     /// the tenant's running count drops, and an outbox event is written, in one transaction.
     /// Completing an attempt that already completed the render is a Duplicate; any other

@@ -31,15 +31,18 @@ pub use sqlite::SqliteStore;
 
 /// Schema version this code writes; stored in `schema_version`. The schema files create
 /// version 1; [`UPGRADES`] take it on from there.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// `UPGRADES[i]` takes the schema from version `i + 1` to `i + 2` (the same SQL on both
 /// backends).
-const UPGRADES: [&str; 1] = [
+const UPGRADES: [&str; 2] = [
     // 2: named positions in the outbox (the output cleanup's). Not `cursors`: with PostgreSQL,
     // `serve` keeps the trigger store's tables in the same schema, and it has a `cursors`.
     "CREATE TABLE IF NOT EXISTS outbox_cursors (name TEXT PRIMARY KEY, seq BIGINT NOT NULL); \
      CREATE INDEX IF NOT EXISTS outputs_job ON outputs (job_id)",
+    // 3: the attempt whose live stream has a playlist (`PublishStream`, `Render.stream_url`).
+    // Not a column of `state`, so the `jobs` triggers ignore it.
+    "ALTER TABLE jobs ADD COLUMN stream_attempt_id TEXT NOT NULL DEFAULT ''",
 ];
 
 /// The job store's migrations with `schema`, one dialect's SQL for version 1.
@@ -68,7 +71,8 @@ macro_rules! job_cols {
          finished_ms, started_ms, not_before_ms, deadline_ms, attempts, app_failures, \
          infra_failures, lease_epoch, attempt_id, worker_id, lease_expires_ms, progress, stage, failure_class, \
          failure_message, failed_attempt_id, warnings_json, video_key, video_bytes, \
-         video_sha256, poster_key, poster_bytes, poster_sha256, stage_seconds_json"
+         video_sha256, poster_key, poster_bytes, poster_sha256, stage_seconds_json, \
+         stream_attempt_id"
     };
 }
 

@@ -15,7 +15,7 @@ use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 use tonic::{Code, Request};
 
-const TOKEN: &str = "test-join-token";
+pub const TOKEN: &str = "test-join-token";
 const SERVICE_TOKEN: &str = "test-service-token";
 
 fn demo_dir() -> std::path::PathBuf {
@@ -56,7 +56,7 @@ pub struct TestFarm {
     pub channel: Channel,
     pub key_a: String,
     pub key_b: String,
-    dir: tempfile::TempDir,
+    pub dir: tempfile::TempDir,
 }
 
 impl TestFarm {
@@ -514,7 +514,7 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     out
 }
 
-async fn http_get_bytes(addr: std::net::SocketAddr, path: &str) -> Vec<u8> {
+pub async fn http_get_bytes(addr: std::net::SocketAddr, path: &str) -> Vec<u8> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
     s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())

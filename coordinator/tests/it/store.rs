@@ -270,7 +270,8 @@ async fn sqlite_version_1_database_is_upgraded() {
         .await
         .expect("connect");
     sqlx::raw_sql(
-        "DROP TABLE outbox_cursors; DROP INDEX outputs_job; UPDATE schema_version SET version = 1",
+        "DROP TABLE outbox_cursors; DROP INDEX outputs_job; \
+         ALTER TABLE jobs DROP COLUMN stream_attempt_id; UPDATE schema_version SET version = 1",
     )
     .execute(&mut c)
     .await

@@ -70,6 +70,24 @@ pub(super) async fn heartbeat(
     Ok(beat)
 }
 
+/// [`Store::set_stream`](crate::store::Store::set_stream).
+pub(super) async fn set_stream(c: &mut Conn, fence: &Fence) -> StoreResult<()> {
+    let done = sqlx::query(
+        "UPDATE jobs SET stream_attempt_id = $2 WHERE id = $1 AND attempt_id = $2 \
+         AND lease_epoch = $3 AND state = 'running'",
+    )
+    .bind(&fence.job_id)
+    .bind(&fence.attempt_id)
+    .bind(to_i64(fence.epoch, "lease epoch")?)
+    .execute(&mut *c)
+    .await
+    .map_err(map_err)?;
+    if done.rows_affected() == 0 {
+        return Err(stale(fence));
+    }
+    Ok(())
+}
+
 /// [`Store::record_output`](crate::store::Store::record_output).
 pub(super) async fn record_output(
     c: &mut Conn,

@@ -44,6 +44,7 @@ fn new_job(j: &NewJob) -> Job {
         failure: None,
         warnings: Vec::new(),
         output: None,
+        stream_attempt_id: String::new(),
     }
 }
 

@@ -93,6 +93,7 @@ fn job_from_row(r: &DbRow) -> StoreResult<Job> {
         failure,
         warnings: from_json(&get::<String, _>(r, "warnings_json")?, "warnings_json")?,
         output,
+        stream_attempt_id: get(r, "stream_attempt_id")?,
     })
 }
 
@@ -323,6 +324,11 @@ impl Store for Backend {
         write_op!(self.db, |c| attempts::record_output(
             c, &fence, artifact, &file
         ))
+    }
+
+    async fn set_stream(&self, fence: &Fence) -> StoreResult<()> {
+        let fence = fence.clone();
+        write_op!(self.db, |c| attempts::set_stream(c, &fence))
     }
 
     async fn complete(
