@@ -11,6 +11,8 @@
 //!   benchmarks, behind the `cpu-reference` feature so it stays out of the product.
 //! - [`atlas`]: the atlas storage ([`atlas::Texels`]) that scenes build and the compositor reads.
 //! - [`scene`]: a resolved timeline turned into atlases and per-frame GPU layers.
+//! - [`segments`]: smart render's segment plan and keys, the segment cache and the encoder
+//!   pool ([`Renderer::render_smart`]).
 //!
 //! Everything here is synchronous; async callers use a blocking thread.
 
@@ -23,7 +25,11 @@ pub mod gpu;
 pub mod media;
 mod render;
 pub mod scene;
+pub mod segments;
 pub mod text;
 
 pub use error::RenderError;
-pub use render::{Preset, RenderReport, RenderRequest, Renderer, StageTimings, ENCODER_THREADS};
+pub use render::{
+    segment_name, Preset, RenderReport, RenderRequest, Renderer, SegmentReport, SmartRender,
+    StageTimings, StreamOutput, ENCODER_THREADS, PLAYLIST, SEGMENT_ENCODER_THREADS,
+};

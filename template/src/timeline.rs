@@ -2,7 +2,7 @@
 //! [`Timeline`], from which the placement and opacity of every layer at any time follow without
 //! touching media. Pure functions of their inputs.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 
 use crate::error::{Problem, TemplateError};
@@ -200,9 +200,10 @@ pub struct ResolvedLayer {
     pub transform: Transform,
     /// Opacity, as in the manifest.
     pub opacity: Animated<f64>,
-    /// True when the layer's pixels depend on the recipient: a text that uses a token, or a
-    /// presenter whose voice script does (a recipient's own voice file is not seen here).
-    pub recipient_dependent: bool,
+    /// The tokens whose values change the layer's pixels: those a text uses, or those the voice
+    /// script uses for a presenter (whose mouth follows the spoken script). Empty when the
+    /// layer is the same for every recipient. A recipient's own voice file is not seen here.
+    pub tokens: BTreeSet<String>,
 }
 
 /// What a [`ResolvedLayer`] draws.
@@ -318,6 +319,11 @@ impl ResolvedContent {
 }
 
 impl ResolvedLayer {
+    /// True when the layer's pixels depend on some token's value.
+    pub fn recipient_dependent(&self) -> bool {
+        !self.tokens.is_empty()
+    }
+
     /// The layer's state at time `t`, for content drawn at `content_size` (width, height) pixels
     /// before scaling. `None` when `t` is outside `[start, end)` or the opacity is 0.
     ///
@@ -384,7 +390,7 @@ impl Timeline {
         let mut ranges: Vec<(f64, f64)> = self
             .layers
             .iter()
-            .filter(|l| l.recipient_dependent && l.start < l.end)
+            .filter(|l| l.recipient_dependent() && l.start < l.end)
             .map(|l| (l.start, l.end))
             .collect();
         ranges.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -416,23 +422,23 @@ pub fn resolve(
         });
     }
     let mut voice_script = None;
-    let mut script_uses_tokens = false;
+    let mut script_tokens = BTreeSet::new();
     if let Some(voice) = &manifest.audio.voice {
         if let Some(script) = voice.script.get(lang).or_else(|| voice.script.get("*")) {
-            let (text, uses_tokens) = fill(
+            let (text, used) = fill(
                 script,
                 tokens,
                 ("audio.voice", "script"),
                 "audio.voice.script",
             )?;
             voice_script = Some(text);
-            script_uses_tokens = uses_tokens;
+            script_tokens = used;
         }
     }
     let mut layers = Vec::with_capacity(manifest.layers.len());
     for (index, layer) in manifest.layers.iter().enumerate() {
         let label = layer_label(index, &layer.id);
-        let mut recipient_dependent = false;
+        let mut layer_tokens = BTreeSet::new();
         let content = match &layer.content {
             LayerContent::Video(v) => ResolvedContent::Video {
                 src: v.src.clone(),
@@ -446,7 +452,7 @@ pub fn resolve(
                 size: i.size,
             },
             LayerContent::Presenter(p) => {
-                recipient_dependent = script_uses_tokens;
+                layer_tokens = script_tokens.clone();
                 let mut cells = [0u32; 9];
                 for (shape, letter) in MOUTH_SHAPES.chars().enumerate() {
                     // Validated: every letter is in the order exactly once.
@@ -495,8 +501,8 @@ pub fn resolve(
                             format!("no string for language `{lang}` and no `\"*\"` string"),
                         )
                     })?;
-                let (out, uses_tokens) = fill(chosen, tokens, (&label, "text"), &label)?;
-                recipient_dependent = uses_tokens;
+                let (out, used) = fill(chosen, tokens, (&label, "text"), &label)?;
+                layer_tokens = used;
                 let shadow = match &text.shadow {
                     Some(s) => Some((rgba(&s.color, &label, "shadow.color")?, s.offset)),
                     None => None,
@@ -522,7 +528,7 @@ pub fn resolve(
             content,
             transform: layer.transform.clone(),
             opacity: layer.opacity.clone(),
-            recipient_dependent,
+            tokens: layer_tokens,
         });
     }
     Ok(Timeline {
@@ -538,22 +544,22 @@ pub fn resolve(
     })
 }
 
-/// `text` with its `{{token}}` placeholders replaced by the values in `tokens`, and whether it
-/// used any; `label` and `field` name the string in errors, `owner` what lacks a token.
+/// `text` with its `{{token}}` placeholders replaced by the values in `tokens`, and the names
+/// of the tokens it used; `label` and `field` name the string in errors, `owner` what lacks a token.
 fn fill(
     text: &str,
     tokens: &BTreeMap<String, String>,
     (label, field): (&str, &str),
     owner: &str,
-) -> Result<(String, bool), TemplateError> {
+) -> Result<(String, BTreeSet<String>), TemplateError> {
     let segments = parse_placeholders(text).map_err(|e| invalid(label, field, e.to_string()))?;
     let mut out = String::with_capacity(text.len());
-    let mut uses_tokens = false;
+    let mut used = BTreeSet::new();
     for segment in segments {
         match segment {
             Segment::Literal(s) => out.push_str(s),
             Segment::Token(name) => {
-                uses_tokens = true;
+                used.insert(name.to_owned());
                 let value = tokens
                     .get(name)
                     .ok_or_else(|| TemplateError::MissingToken {
@@ -564,7 +570,7 @@ fn fill(
             }
         }
     }
-    Ok((out, uses_tokens))
+    Ok((out, used))
 }
 
 fn invalid(label: &str, field: &str, message: String) -> TemplateError {

@@ -102,7 +102,7 @@ impl EncoderSettings {
     }
 
     /// Every problem with these settings, or `None` if they are valid.
-    fn problems(&self) -> Option<String> {
+    pub(super) fn problems(&self) -> Option<String> {
         let mut p = Vec::new();
         for (name, v) in [("width", self.width), ("height", self.height)] {
             if !(2..=8192).contains(&v) || !v.is_multiple_of(2) {
@@ -285,68 +285,10 @@ impl Mp4Writer {
         })?;
         let global_header = octx.format().flags().contains(format::Flags::GLOBAL_HEADER);
 
-        // Video: libx264.
-        let x264 = encoder::find_by_name("libx264").ok_or_else(|| MediaError::EncoderNotFound {
-            path: owned(),
-            name: "libx264",
-        })?;
+        let (x264, video) = open_x264(settings, global_header, path)?;
         let video_tb = Rational::new(1, settings.fps as i32);
-        let mut v = codec::context::Context::new_with_codec(x264)
-            .encoder()
-            .video()
-            .map_err(enc_err("configuring libx264"))?;
-        v.set_width(settings.width);
-        v.set_height(settings.height);
-        v.set_format(format::Pixel::YUV420P);
-        v.set_time_base(video_tb);
-        v.set_frame_rate(Some(Rational::new(settings.fps as i32, 1)));
-        v.set_gop(settings.gop_frames);
-        v.set_threading(codec::threading::Config {
-            kind: codec::threading::Type::Frame,
-            count: settings.threads,
-            ..Default::default()
-        });
-        if global_header {
-            v.set_flags(codec::Flags::GLOBAL_HEADER);
-        }
-        let mut vopts = Dictionary::new();
-        vopts.set("preset", &settings.preset);
-        vopts.set("crf", &format!("{}", settings.crf));
-        vopts.set("profile", settings.profile.as_x264_str());
-        vopts.set("x264-params", &settings.x264_params());
-        vopts.set("flags", "+bitexact");
-        let video = v.open_with(vopts).map_err(enc_err("opening libx264"))?;
-
-        // Audio: FFmpeg's native AAC-LC.
-        let aac = encoder::find_by_name("aac").ok_or_else(|| MediaError::EncoderNotFound {
-            path: owned(),
-            name: "aac",
-        })?;
+        let (aac, audio, aac_frame_len) = open_aac(settings, global_header, path)?;
         let audio_tb = Rational::new(1, AUDIO_SAMPLE_RATE as i32);
-        let mut a = codec::context::Context::new_with_codec(aac)
-            .encoder()
-            .audio()
-            .map_err(enc_err("configuring aac"))?;
-        a.set_rate(AUDIO_SAMPLE_RATE as i32);
-        a.set_channel_layout(ChannelLayout::STEREO);
-        a.set_channels(2);
-        a.set_format(format::Sample::F32(format::sample::Type::Planar));
-        a.set_bit_rate(settings.audio_bitrate as usize);
-        a.set_time_base(audio_tb);
-        if global_header {
-            a.set_flags(codec::Flags::GLOBAL_HEADER);
-        }
-        let mut aopts = Dictionary::new();
-        aopts.set("profile", "aac_low");
-        aopts.set("flags", "+bitexact");
-        let audio = a
-            .open_with(aopts)
-            .map_err(enc_err("opening the aac encoder"))?;
-        let aac_frame_len = match audio.frame_size() {
-            0 => 1024,
-            n => n as usize,
-        };
-
         let video_index = {
             let mut st = octx
                 .add_stream(x264)
@@ -390,36 +332,8 @@ impl Mp4Writer {
             time: Duration::ZERO,
         };
 
-        let mut vframe = frame::Video::new(format::Pixel::YUV420P, settings.width, settings.height);
-        if vframe.planes() != 3 || vframe.width() != settings.width {
-            return Err(MediaError::Encode {
-                path: owned(),
-                stage: "allocating the video frame",
-                source: ffmpeg_next::Error::Other {
-                    errno: ffmpeg_next::error::ENOMEM,
-                },
-            });
-        }
-        vframe.set_kind(picture::Type::None);
-
-        let mut aframe = frame::Audio::new(
-            format::Sample::F32(format::sample::Type::Planar),
-            aac_frame_len,
-            ChannelLayout::STEREO,
-        );
-        aframe.set_rate(AUDIO_SAMPLE_RATE);
-        if aframe.planes() != 2 {
-            aframe.set_channels(2);
-        }
-        if aframe.planes() != 2 || aframe.samples() != aac_frame_len {
-            return Err(MediaError::Encode {
-                path: owned(),
-                stage: "allocating the audio frame",
-                source: ffmpeg_next::Error::Other {
-                    errno: ffmpeg_next::error::ENOMEM,
-                },
-            });
-        }
+        let vframe = new_video_frame(settings, path)?;
+        let aframe = new_audio_frame(aac_frame_len, path)?;
 
         tracing::debug!(
             path = %path.display(),
@@ -450,29 +364,14 @@ impl Mp4Writer {
     /// Encodes one frame of planar I420 (`width * height` bytes of Y, then U and V of
     /// `width/2 * height/2` bytes each, rows without padding). Its timestamp is its index.
     pub fn write_video_frame(&mut self, yuv420p: &[u8]) -> Result<(), MediaError> {
-        let (w, h) = (self.settings.width as usize, self.settings.height as usize);
-        let expected = self.settings.frame_bytes();
-        if yuv420p.len() != expected {
-            return Err(MediaError::FrameSize {
-                path: self.path.clone(),
-                index: self.frames,
-                actual: yuv420p.len(),
-                expected,
-                width: self.settings.width,
-                height: self.settings.height,
-            });
-        }
         let copy_start = Instant::now();
-        sys::make_writable(&mut self.vframe).map_err(|source| MediaError::Encode {
-            path: self.path.clone(),
-            stage: "reusing the video frame",
-            source,
-        })?;
-        let (y, chroma) = yuv420p.split_at(w * h);
-        let (u, v) = chroma.split_at(w / 2 * (h / 2));
-        copy_plane(&mut self.vframe, 0, y, w, h);
-        copy_plane(&mut self.vframe, 1, u, w / 2, h / 2);
-        copy_plane(&mut self.vframe, 2, v, w / 2, h / 2);
+        fill_video_frame(
+            &mut self.vframe,
+            yuv420p,
+            &self.settings,
+            &self.path,
+            self.frames,
+        )?;
         self.vframe.set_pts(Some(self.frames as i64));
         self.wrapper_time += copy_start.elapsed();
 
@@ -712,6 +611,173 @@ fn x264_asm_cap() -> Option<&'static str> {
     {
         None
     }
+}
+
+/// Opens libx264 with `settings` (checked by the caller), its parameters in the codec's
+/// extradata when `global_header` is set (MP4 and the segment path) rather than before every
+/// keyframe. `path` names the output in errors.
+pub(super) fn open_x264(
+    settings: &EncoderSettings,
+    global_header: bool,
+    path: &Path,
+) -> Result<(ffmpeg_next::Codec, encoder::video::Encoder), MediaError> {
+    let enc_err = |stage: &'static str| {
+        move |source| MediaError::Encode {
+            path: path.to_path_buf(),
+            stage,
+            source,
+        }
+    };
+    let x264 = encoder::find_by_name("libx264").ok_or_else(|| MediaError::EncoderNotFound {
+        path: path.to_path_buf(),
+        name: "libx264",
+    })?;
+    let mut v = codec::context::Context::new_with_codec(x264)
+        .encoder()
+        .video()
+        .map_err(enc_err("configuring libx264"))?;
+    v.set_width(settings.width);
+    v.set_height(settings.height);
+    v.set_format(format::Pixel::YUV420P);
+    v.set_time_base(Rational::new(1, settings.fps as i32));
+    v.set_frame_rate(Some(Rational::new(settings.fps as i32, 1)));
+    v.set_gop(settings.gop_frames);
+    v.set_threading(codec::threading::Config {
+        kind: codec::threading::Type::Frame,
+        count: settings.threads,
+        ..Default::default()
+    });
+    if global_header {
+        v.set_flags(codec::Flags::GLOBAL_HEADER);
+    }
+    let mut vopts = Dictionary::new();
+    vopts.set("preset", &settings.preset);
+    vopts.set("crf", &format!("{}", settings.crf));
+    vopts.set("profile", settings.profile.as_x264_str());
+    vopts.set("x264-params", &settings.x264_params());
+    vopts.set("flags", "+bitexact");
+    let video = v.open_with(vopts).map_err(enc_err("opening libx264"))?;
+    Ok((x264, video))
+}
+
+/// Opens FFmpeg's native AAC-LC encoder for stereo at 48 kHz; returns it with its frame length
+/// in samples.
+pub(super) fn open_aac(
+    settings: &EncoderSettings,
+    global_header: bool,
+    path: &Path,
+) -> Result<(ffmpeg_next::Codec, encoder::audio::Encoder, usize), MediaError> {
+    let enc_err = |stage: &'static str| {
+        move |source| MediaError::Encode {
+            path: path.to_path_buf(),
+            stage,
+            source,
+        }
+    };
+    let aac = encoder::find_by_name("aac").ok_or_else(|| MediaError::EncoderNotFound {
+        path: path.to_path_buf(),
+        name: "aac",
+    })?;
+    let mut a = codec::context::Context::new_with_codec(aac)
+        .encoder()
+        .audio()
+        .map_err(enc_err("configuring aac"))?;
+    a.set_rate(AUDIO_SAMPLE_RATE as i32);
+    a.set_channel_layout(ChannelLayout::STEREO);
+    a.set_channels(2);
+    a.set_format(format::Sample::F32(format::sample::Type::Planar));
+    a.set_bit_rate(settings.audio_bitrate as usize);
+    a.set_time_base(Rational::new(1, AUDIO_SAMPLE_RATE as i32));
+    if global_header {
+        a.set_flags(codec::Flags::GLOBAL_HEADER);
+    }
+    let mut aopts = Dictionary::new();
+    aopts.set("profile", "aac_low");
+    aopts.set("flags", "+bitexact");
+    let audio = a
+        .open_with(aopts)
+        .map_err(enc_err("opening the aac encoder"))?;
+    let frame_len = match audio.frame_size() {
+        0 => 1024,
+        n => n as usize,
+    };
+    Ok((aac, audio, frame_len))
+}
+
+/// A reusable I420 frame of the settings' size.
+pub(super) fn new_video_frame(
+    settings: &EncoderSettings,
+    path: &Path,
+) -> Result<frame::Video, MediaError> {
+    let mut vframe = frame::Video::new(format::Pixel::YUV420P, settings.width, settings.height);
+    if vframe.planes() != 3 || vframe.width() != settings.width {
+        return Err(MediaError::Encode {
+            path: path.to_path_buf(),
+            stage: "allocating the video frame",
+            source: ffmpeg_next::Error::Other {
+                errno: ffmpeg_next::error::ENOMEM,
+            },
+        });
+    }
+    vframe.set_kind(picture::Type::None);
+    Ok(vframe)
+}
+
+/// A reusable planar stereo frame of `len` samples at 48 kHz.
+pub(super) fn new_audio_frame(len: usize, path: &Path) -> Result<frame::Audio, MediaError> {
+    let mut aframe = frame::Audio::new(
+        format::Sample::F32(format::sample::Type::Planar),
+        len,
+        ChannelLayout::STEREO,
+    );
+    aframe.set_rate(AUDIO_SAMPLE_RATE);
+    if aframe.planes() != 2 {
+        aframe.set_channels(2);
+    }
+    if aframe.planes() != 2 || aframe.samples() != len {
+        return Err(MediaError::Encode {
+            path: path.to_path_buf(),
+            stage: "allocating the audio frame",
+            source: ffmpeg_next::Error::Other {
+                errno: ffmpeg_next::error::ENOMEM,
+            },
+        });
+    }
+    Ok(aframe)
+}
+
+/// Copies one planar I420 frame (`width * height` bytes of Y, then U and V of `width/2 *
+/// height/2` bytes each, rows without padding) into `vframe`; `index` names it in errors.
+pub(super) fn fill_video_frame(
+    vframe: &mut frame::Video,
+    yuv420p: &[u8],
+    settings: &EncoderSettings,
+    path: &Path,
+    index: u64,
+) -> Result<(), MediaError> {
+    let (w, h) = (settings.width as usize, settings.height as usize);
+    let expected = settings.frame_bytes();
+    if yuv420p.len() != expected {
+        return Err(MediaError::FrameSize {
+            path: path.to_path_buf(),
+            index,
+            actual: yuv420p.len(),
+            expected,
+            width: settings.width,
+            height: settings.height,
+        });
+    }
+    sys::make_writable(vframe).map_err(|source| MediaError::Encode {
+        path: path.to_path_buf(),
+        stage: "reusing the video frame",
+        source,
+    })?;
+    let (y, chroma) = yuv420p.split_at(w * h);
+    let (u, v) = chroma.split_at(w / 2 * (h / 2));
+    copy_plane(vframe, 0, y, w, h);
+    copy_plane(vframe, 1, u, w / 2, h / 2);
+    copy_plane(vframe, 2, v, w / 2, h / 2);
+    Ok(())
 }
 
 /// Copies a tightly packed `w` × `h` plane into plane `index` of `frame`, whose rows may be

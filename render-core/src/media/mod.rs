@@ -5,6 +5,9 @@
 //!   trimming and looping; forward requests decode without seeking.
 //! - [`Mp4Writer`]: I420 frames and f32 stereo audio into a fast-start MP4 (libx264 +
 //!   FFmpeg's AAC-LC), byte-identical for identical input and [`EncoderSettings`].
+//! - [`SegmentEncoder`] / [`EncodedSegment`]: runs of frames encoded independently (closed
+//!   GOPs, parameter sets out of band), joined by stream copy into an MP4 ([`mux_mp4`]) with
+//!   the audio encoded once ([`AacTrack`]), or remuxed one by one into MPEG-TS ([`write_ts`]).
 //!
 //! Every entry point calls [`init`] itself; calling it earlier only moves the one-time cost.
 
@@ -12,6 +15,7 @@ mod codec_step;
 mod decode;
 mod encode;
 mod error;
+mod segment;
 mod still;
 mod sys;
 #[cfg(test)]
@@ -25,6 +29,9 @@ pub use encode::{
     EncodeStats, EncoderSettings, H264Profile, Mp4Writer, AUDIO_SAMPLE_RATE, X264_PRESETS,
 };
 pub use error::MediaError;
+pub use segment::{
+    mux_mp4, write_ts, AacTrack, EncodedPacket, EncodedSegment, SegmentEncoder, TsContinuity,
+};
 pub use still::{load_image, save_png, RgbaImage, MAX_IMAGE_BYTES, MAX_IMAGE_SIDE};
 
 /// Initialises FFmpeg once per process and sets its log level to errors only. Idempotent and

@@ -109,3 +109,20 @@ unsafe extern "C" fn log_line(
         tracing::debug!(target: "ffmpeg", level, "{text}");
     }
 }
+
+/// The codec context's extradata (for H.264 with a global header: the SPS and PPS).
+#[allow(unsafe_code)]
+pub(crate) fn extradata(ctx: &ffmpeg_next::codec::Context) -> Vec<u8> {
+    // SAFETY: `ctx` owns a valid AVCodecContext; extradata, when not null, points to
+    // `extradata_size` bytes the context owns for as long as it lives.
+    unsafe {
+        let raw = ctx.as_ptr();
+        let data = (*raw).extradata;
+        let size = (*raw).extradata_size;
+        if data.is_null() || size <= 0 {
+            Vec::new()
+        } else {
+            std::slice::from_raw_parts(data, size as usize).to_vec()
+        }
+    }
+}

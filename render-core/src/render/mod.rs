@@ -4,17 +4,20 @@
 //! - `request`: what a render is asked for and what it reports;
 //! - `voice`: the voice, the presenters' mouth track and the audio mix;
 //! - `pipeline`: the frame loop, three stages on three threads (decode, GPU, encode);
+//! - `smart`: the smart render, in cached and separately encoded segments, with a live stream;
 //! - `preset`: the output presets.
 
 mod pipeline;
 mod preset;
 mod request;
+mod smart;
 mod voice;
 
+use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use lipsync::{Engine, Track};
 use template::{Bundle, Timeline};
@@ -29,6 +32,9 @@ use crate::RenderError;
 use pipeline::{encode_frames, Pipeline};
 pub use preset::{Preset, ENCODER_THREADS};
 pub use request::{RenderReport, RenderRequest, StageTimings};
+pub use smart::{
+    segment_name, SegmentReport, SmartRender, StreamOutput, PLAYLIST, SEGMENT_ENCODER_THREADS,
+};
 use voice::{first_presenter, mix_audio, prepare_voice, track_warnings};
 
 /// A job prepared up to the frame loop: its timeline and its scene (atlases, video slots and the
@@ -56,12 +62,23 @@ fn prepare(
     Ok((bundle, Prepared { timeline, scene }))
 }
 
+/// A job prepared up to the frame loop ([`Renderer::begin`]): the bundle, the timeline and
+/// scene with the mouth track, the frames to render and the audio of those frames.
+struct Begun {
+    bundle: Bundle,
+    job: Prepared,
+    frames: std::ops::Range<u64>,
+    audio: Pcm,
+}
+
 /// A reusable renderer: the GPU device, the font system and the lip-sync engine are set up
 /// once.
 pub struct Renderer {
     gpu: GpuContext,
     text: TextEngine,
     lipsync: Engine,
+    /// Media files' content digests by path, size and modification time (segment keys).
+    digests: HashMap<(PathBuf, u64, Option<SystemTime>), String>,
 }
 
 impl std::fmt::Debug for Renderer {
@@ -82,6 +99,7 @@ impl Renderer {
             gpu: GpuContext::new()?,
             text: TextEngine::new(),
             lipsync: Engine::with_default_voice(),
+            digests: HashMap::new(),
         })
     }
 
@@ -202,48 +220,11 @@ impl Renderer {
     {
         let start = Instant::now();
         let mut timings = StageTimings::default();
-        let (bundle, mut job) = prepare(req, &mut self.text, &mut timings)?;
+        let Begun {
+            job, frames, audio, ..
+        } = self.begin(req, &mut timings)?;
         let timeline = &job.timeline;
-        let (t0, t1) = req.range.unwrap_or((0.0, timeline.duration));
-        if !(t0.is_finite()
-            && t1.is_finite()
-            && 0.0 <= t0
-            && t0 < t1
-            && t1 <= timeline.duration + 1e-9)
-        {
-            return Err(RenderError::Range {
-                t0,
-                t1,
-                duration: timeline.duration,
-            });
-        }
-        let frames = timeline.frame_range(t0, t1);
         let total = frames.end - frames.start;
-
-        let t = Instant::now();
-        let voice = prepare_voice(
-            &self.lipsync,
-            &bundle,
-            req,
-            timeline,
-            &mut job.scene.warnings,
-            &mut timings,
-        )?;
-        track_warnings(voice.mouth.as_ref(), timeline, &mut job.scene.warnings);
-        job.scene.mouth_track = voice.mouth;
-        let program = mix_audio(
-            &bundle,
-            voice.track,
-            timeline.duration,
-            &mut job.scene.warnings,
-        )?;
-        let audio = audio::slice(
-            &program,
-            timeline.frame_time(frames.start),
-            timeline.frame_time(frames.end),
-        );
-        timings.audio = t.elapsed().saturating_sub(timings.lipsync);
-
         let scene = &job.scene;
         let settings =
             EncoderSettings::for_preset(req.preset, scene.width, scene.height, timeline.fps);
@@ -251,7 +232,7 @@ impl Renderer {
             gpu: &self.gpu,
             scene,
             timeline,
-            frames,
+            frames: vec![frames],
         }
         .run(progress, move |rx, recycle| {
             consume(settings, audio, rx, recycle)
@@ -268,6 +249,62 @@ impl Renderer {
             timings,
             adapter: self.adapter(),
             warnings: job.scene.warnings,
+            segments: None,
+        })
+    }
+
+    /// Prepares `req` up to its frames: checks its range, finds the voice and the mouth track,
+    /// mixes the audio and cuts it to the range.
+    fn begin(
+        &mut self,
+        req: &RenderRequest,
+        timings: &mut StageTimings,
+    ) -> Result<Begun, RenderError> {
+        let (bundle, mut job) = prepare(req, &mut self.text, timings)?;
+        let timeline = &job.timeline;
+        let (t0, t1) = req.range.unwrap_or((0.0, timeline.duration));
+        if !(t0.is_finite()
+            && t1.is_finite()
+            && 0.0 <= t0
+            && t0 < t1
+            && t1 <= timeline.duration + 1e-9)
+        {
+            return Err(RenderError::Range {
+                t0,
+                t1,
+                duration: timeline.duration,
+            });
+        }
+        let frames = timeline.frame_range(t0, t1);
+
+        let t = Instant::now();
+        let voice = prepare_voice(
+            &self.lipsync,
+            &bundle,
+            req,
+            timeline,
+            &mut job.scene.warnings,
+            timings,
+        )?;
+        track_warnings(voice.mouth.as_ref(), timeline, &mut job.scene.warnings);
+        job.scene.mouth_track = voice.mouth;
+        let program = mix_audio(
+            &bundle,
+            voice.track,
+            timeline.duration,
+            &mut job.scene.warnings,
+        )?;
+        let audio = audio::slice(
+            &program,
+            timeline.frame_time(frames.start),
+            timeline.frame_time(frames.end),
+        );
+        timings.audio = t.elapsed().saturating_sub(timings.lipsync);
+        Ok(Begun {
+            bundle,
+            job,
+            frames,
+            audio,
         })
     }
 

@@ -18,15 +18,17 @@ use crate::media::{EncoderSettings, Mp4Writer, VideoReader};
 use crate::scene::Scene;
 use crate::RenderError;
 
-/// One job's frames `frames` of `timeline`, composited from `scene` on `gpu`.
+/// One job's frames of `timeline` (the ranges `frames`, in order), composited from `scene` on
+/// `gpu`.
 pub(super) struct Pipeline<'a> {
     pub gpu: &'a GpuContext,
     pub scene: &'a Scene,
     pub timeline: &'a Timeline,
-    pub frames: Range<u64>,
+    pub frames: Vec<Range<u64>>,
 }
 
 /// The time each stage was busy, and the byte count the consumer reported.
+#[derive(Debug, Default)]
 pub(super) struct StageBusy {
     pub decode: Duration,
     pub gpu: Duration,
@@ -54,7 +56,7 @@ impl Pipeline<'_> {
             timeline,
             frames,
         } = self;
-        let total = frames.end - frames.start;
+        let total = frames.iter().map(|r| r.end - r.start).sum();
         let (dec_tx, dec_rx) = mpsc::sync_channel(4);
         let (dec_recycle_tx, dec_recycle_rx) = mpsc::sync_channel(16);
         let (enc_tx, enc_rx) = mpsc::sync_channel::<Vec<u8>>(4);
@@ -62,7 +64,7 @@ impl Pipeline<'_> {
         // Scoped threads borrow the scene and timeline instead of copying them per job.
         let (loop_result, decode_busy, consumed) = thread::scope(|s| {
             let decoder =
-                s.spawn(|| decode_frames(scene, timeline, frames.clone(), dec_tx, dec_recycle_rx));
+                s.spawn(|| decode_frames(scene, timeline, &frames, dec_tx, dec_recycle_rx));
             let consumer = s.spawn(move || consume(enc_rx, enc_recycle_tx));
             let loop_result = frame_loop(
                 gpu,
@@ -108,14 +110,14 @@ type DecodedFrame = (u64, Vec<(usize, Vec<u8>)>);
 fn decode_frames(
     scene: &Scene,
     timeline: &Timeline,
-    frames: Range<u64>,
+    frames: &[Range<u64>],
     tx: SyncSender<Result<DecodedFrame, RenderError>>,
     recycle: Receiver<Vec<u8>>,
 ) -> Duration {
     let slots = &scene.videos;
     let mut busy = Duration::ZERO;
     let mut readers: Vec<Option<VideoReader>> = slots.iter().map(|_| None).collect();
-    for frame in frames {
+    for frame in frames.iter().flat_map(|r| r.clone()) {
         let t0 = Instant::now();
         let t = timeline.frame_time(frame);
         let mut out = Vec::new();

@@ -23,7 +23,8 @@ impl EncoderSettings {
                 Preset::Whatsapp => Some(3000),
                 Preset::P1080 | Preset::P720 => None,
             },
-            gop_frames: fps * 2,
+            // A GOP is a segment: the one-encoder render and the smart render cut alike.
+            gop_frames: fps * crate::segments::SEGMENT_SECONDS,
             threads: ENCODER_THREADS,
             audio_bitrate: 128_000,
         }

@@ -71,6 +71,8 @@ pub struct RenderReport {
     pub adapter: String,
     /// Partial degradations: text shrunk below its minimum, a voice cut at the end...
     pub warnings: Vec<String>,
+    /// For a smart render: its segments, what came from the cache, the first playable time.
+    pub segments: Option<super::SegmentReport>,
 }
 
 impl RenderRequest {

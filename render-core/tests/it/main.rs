@@ -1,4 +1,5 @@
 mod compositor;
 mod presenter;
 mod render;
+mod smart;
 mod support;

@@ -118,7 +118,7 @@ fn presenter_resolves_cells_and_the_voice_script() {
     assert_eq!(tl.voice_script.as_deref(), Some("Hi Priya!"));
     let layer = &tl.layers[0];
     assert!(
-        layer.recipient_dependent,
+        layer.recipient_dependent(),
         "the script uses a token, so the mouth depends on the recipient"
     );
     match &layer.content {

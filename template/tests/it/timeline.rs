@@ -91,7 +91,7 @@ fn resolves_text_colours_and_defaults() {
             ..
         }
     ));
-    let dependent: Vec<bool> = tl.layers.iter().map(|l| l.recipient_dependent).collect();
+    let dependent: Vec<bool> = tl.layers.iter().map(|l| l.recipient_dependent()).collect();
     assert_eq!(dependent, [false, false, true, false, true, false]);
 }
 
