@@ -16,6 +16,7 @@ use crate::error::AttemptError;
 use crate::metrics::seconds;
 use crate::render::{self, Job};
 use crate::running::{Running, Stage};
+use crate::segments::StreamPublisher;
 use crate::upload::upload;
 use crate::Shared;
 
@@ -157,6 +158,13 @@ async fn execute(
         tokens: assignment.tokens.clone(),
         preset: render::preset(assignment.preset),
         work_dir: work_dir.to_owned(),
+        stream: Some(StreamPublisher {
+            client: shared.client.clone(),
+            worker_id: running.worker_id.clone(),
+            attempt: attempt.clone(),
+            handle: tokio::runtime::Handle::current(),
+        }),
+        acquired: running.acquired_at,
     };
     // Awaited to its end even when stopped: the render loop sees the stop at its next frame, and
     // the renderer goes back to the pool before the slot is freed.
@@ -165,7 +173,11 @@ async fn execute(
         let running = Arc::clone(running);
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
-            span.in_scope(|| render::render_job(&shared.gpu, job, &running))
+            let smart = render::Smart {
+                cache: shared.segments.as_deref(),
+                encoders: &shared.encoders,
+            };
+            span.in_scope(|| render::render_job(&shared.gpu, smart, job, &running))
         })
     };
     let rendered = blocking.await.map_err(|e| {
@@ -177,6 +189,9 @@ async fn execute(
     let timings = &rendered.report.timings;
     stage_seconds.insert("render".to_owned(), seconds(rendered.render_time));
     stage_seconds.insert("poster".to_owned(), seconds(rendered.poster_time));
+    if let Some(d) = rendered.first_playable {
+        stage_seconds.insert("first_playable".to_owned(), seconds(d));
+    }
     for (name, d) in [
         ("prepare", timings.prepare),
         ("rasterize", timings.rasterize),

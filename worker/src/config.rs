@@ -43,7 +43,18 @@ pub struct WorkerConfig {
     pub tls_ca: Option<PathBuf>,
     /// Address to serve Prometheus metrics on, at `/metrics`. `None` serves none.
     pub metrics_addr: Option<SocketAddr>,
+    /// Size limit in bytes of the segment cache under `<cache_dir>/segments` (least recently
+    /// used segments go first); 0 turns the cache off (and with it the farm-wide sharing).
+    /// Default [`DEFAULT_SEGMENT_CACHE_BYTES`].
+    pub segment_cache_bytes: u64,
+    /// Segment encoders running at once, shared by all slots; 0: one per CPU core (the
+    /// default).
+    pub encoders: usize,
 }
+
+/// The default size limit of a worker's segment cache: 4 GiB (a W1 segment at 1080p is about
+/// 0.3 MB, so some 13,000 segments).
+pub const DEFAULT_SEGMENT_CACHE_BYTES: u64 = 4 << 30;
 
 impl WorkerConfig {
     /// A configuration with the defaults: [`default_name`], one slot, rendering for real, no
@@ -63,6 +74,8 @@ impl WorkerConfig {
             cache_dir: cache_dir.into(),
             tls_ca: None,
             metrics_addr: None,
+            segment_cache_bytes: DEFAULT_SEGMENT_CACHE_BYTES,
+            encoders: 0,
         }
     }
 
@@ -95,6 +108,9 @@ impl WorkerConfig {
         if !(1..=MAX_SLOTS).contains(&self.slots) {
             problems.push(format!("slots {} out of range 1..={MAX_SLOTS}", self.slots));
         }
+        if self.encoders > 1024 {
+            problems.push(format!("encoders {} out of range 0..=1024", self.encoders));
+        }
         if self.cache_dir.as_os_str().is_empty() {
             problems.push("cache folder is empty".to_owned());
         }
@@ -123,6 +139,8 @@ impl fmt::Debug for WorkerConfig {
             .field("cache_dir", &self.cache_dir)
             .field("tls_ca", &self.tls_ca)
             .field("metrics_addr", &self.metrics_addr)
+            .field("segment_cache_bytes", &self.segment_cache_bytes)
+            .field("encoders", &self.encoders)
             .finish()
     }
 }

@@ -7,8 +7,11 @@
 //!    retrying with backoff until the coordinator answers.
 //! 2. **Acquire** up to one assignment per free slot with 20 s long-polls, while not draining.
 //! 3. Per assignment, in its own task (`attempt`): fetch the template bundle unless cached
-//!    by digest (`cache`), render the MP4 on a blocking thread with a pooled
-//!    `render_core::Renderer`, render a JPEG poster (`render`), upload both in 1 MiB chunks
+//!    by digest (`cache`), smart-render the MP4 on a blocking thread with a pooled
+//!    `render_core::Renderer` — segments from the worker's segment cache, else from the farm's
+//!    (FetchSegment), else rendered by the process-wide encoder pool and shared (StoreSegment);
+//!    the finished prefix published as a live HLS stream (PublishStream, `segments`) — render a
+//!    JPEG poster (`render`), upload both in 1 MiB chunks
 //!    (`upload`), then **Complete** — or **Fail** with a failure class. Every write carries
 //!    the attempt's fence (render id, attempt id, lease epoch).
 //! 4. **Heartbeat** (`session`) renews the leases of running attempts, stops the ones the
@@ -27,8 +30,11 @@
 //! - Recipient token values never appear in logs, spans or failure messages.
 //!
 //! Metrics ([`WorkerConfig::metrics_addr`]): `reelfarm_worker_attempts_total{outcome}`,
-//! `reelfarm_worker_stage_seconds{stage}`, `reelfarm_worker_slots_busy`,
-//! `reelfarm_worker_slots`.
+//! `reelfarm_worker_stage_seconds{stage}` (with `first_playable`: acquire to the first
+//! published stream segment), `reelfarm_worker_slots_busy`, `reelfarm_worker_slots`,
+//! `reelfarm_worker_segment_cache_{hits_total{source},misses_total,corrupt_total,
+//! evictions_total,read_bytes_total,written_bytes_total,bytes,entries}`,
+//! `reelfarm_worker_encoders`.
 //!
 //! # Example
 //!
@@ -60,10 +66,13 @@ mod metrics;
 mod render;
 mod running;
 mod runtime;
+mod segments;
 mod session;
 mod upload;
 
-pub use config::{default_name, ConfigError, WorkerConfig, MAX_NAME_CHARS, MAX_SLOTS};
+pub use config::{
+    default_name, ConfigError, WorkerConfig, DEFAULT_SEGMENT_CACHE_BYTES, MAX_NAME_CHARS, MAX_SLOTS,
+};
 pub use render::Gpu;
 pub use runtime::{run, ACQUIRE_WAIT_MS};
 

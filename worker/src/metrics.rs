@@ -1,6 +1,6 @@
 //! Prometheus metrics of the worker, served as OpenMetrics text at `/metrics`.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -15,6 +15,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use render_core::segments::{CacheStats, SegmentCache};
 use tokio::net::TcpListener;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -25,6 +26,107 @@ struct OutcomeLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StageLabels {
     stage: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabels {
+    source: &'static str,
+}
+
+/// The segment cache's figures, copied from its own counters at each scrape.
+struct SegmentMetrics {
+    hits: Family<SourceLabels, Counter>,
+    misses: Counter,
+    corrupt: Counter,
+    evictions: Counter,
+    read_bytes: Counter,
+    written_bytes: Counter,
+    bytes: Gauge,
+    entries: Gauge,
+    /// The cache, once the worker has opened it, and its counters as last copied.
+    cache: OnceLock<Arc<SegmentCache>>,
+    synced: Mutex<CacheStats>,
+}
+
+impl SegmentMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        let m = SegmentMetrics {
+            hits: Family::default(),
+            misses: Counter::default(),
+            corrupt: Counter::default(),
+            evictions: Counter::default(),
+            read_bytes: Counter::default(),
+            written_bytes: Counter::default(),
+            bytes: Gauge::default(),
+            entries: Gauge::default(),
+            cache: OnceLock::new(),
+            synced: Mutex::new(CacheStats::default()),
+        };
+        let r = registry.sub_registry_with_prefix("reelfarm_worker_segment_cache");
+        r.register(
+            "hits",
+            "Segments found in the cache, by source: local (this worker's disk) or shared (the              farm's store)",
+            m.hits.clone(),
+        );
+        r.register(
+            "misses",
+            "Segments found nowhere, so rendered",
+            m.misses.clone(),
+        );
+        r.register(
+            "corrupt",
+            "Cache entries that could not be read back and were rendered again",
+            m.corrupt.clone(),
+        );
+        r.register(
+            "evictions",
+            "Entries removed to stay under the size limit",
+            m.evictions.clone(),
+        );
+        r.register(
+            "read_bytes",
+            "Bytes of segments read from the cache",
+            m.read_bytes.clone(),
+        );
+        r.register(
+            "written_bytes",
+            "Bytes of segments written to local disk",
+            m.written_bytes.clone(),
+        );
+        r.register("bytes", "Bytes on local disk", m.bytes.clone());
+        r.register("entries", "Segments on local disk", m.entries.clone());
+        m
+    }
+
+    /// Copies the cache's counters into the metrics.
+    fn sync(&self) {
+        let Some(cache) = self.cache.get() else {
+            return;
+        };
+        let now = cache.stats();
+        let mut last = self.synced.lock().unwrap_or_else(PoisonError::into_inner);
+        let up = |c: &Counter, new: u64, old: u64| {
+            c.inc_by(new.saturating_sub(old));
+        };
+        up(
+            &self.hits.get_or_create(&SourceLabels { source: "local" }),
+            now.local_hits,
+            last.local_hits,
+        );
+        up(
+            &self.hits.get_or_create(&SourceLabels { source: "shared" }),
+            now.shared_hits,
+            last.shared_hits,
+        );
+        up(&self.misses, now.misses, last.misses);
+        up(&self.corrupt, now.corrupt, last.corrupt);
+        up(&self.evictions, now.evictions, last.evictions);
+        up(&self.read_bytes, now.bytes_read, last.bytes_read);
+        up(&self.written_bytes, now.bytes_written, last.bytes_written);
+        self.bytes.set(now.bytes_stored as i64);
+        self.entries.set(now.entries as i64);
+        *last = now;
+    }
 }
 
 fn stage_histogram() -> Histogram {
@@ -38,6 +140,8 @@ pub(crate) struct Metrics {
     attempts: Family<OutcomeLabels, Counter>,
     stage_seconds: Family<StageLabels, Histogram, fn() -> Histogram>,
     slots_busy: Gauge,
+    encoders: Gauge,
+    segments: SegmentMetrics,
 }
 
 impl Metrics {
@@ -71,11 +175,20 @@ impl Metrics {
             "Attempts this worker runs at once",
             slots_gauge,
         );
+        let encoders = Gauge::default();
+        registry.register(
+            "reelfarm_worker_encoders",
+            "Segment encoders that run at once, shared by the slots",
+            encoders.clone(),
+        );
+        let segments = SegmentMetrics::register(&mut registry);
         Metrics {
             registry,
             attempts,
             stage_seconds,
             slots_busy,
+            encoders,
+            segments,
         }
     }
 
@@ -100,8 +213,19 @@ impl Metrics {
         BusySlot(Arc::clone(self))
     }
 
+    /// Reports the encoder pool's size.
+    pub(crate) fn set_encoders(&self, n: usize) {
+        self.encoders.set(n as i64);
+    }
+
+    /// Reports `cache`'s figures from now on.
+    pub(crate) fn watch_segment_cache(&self, cache: Arc<SegmentCache>) {
+        let _ = self.segments.cache.set(cache);
+    }
+
     /// The OpenMetrics text exposition.
     pub(crate) fn render(&self) -> String {
+        self.segments.sync();
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
@@ -168,6 +292,10 @@ mod tests {
         );
         assert!(text.contains("reelfarm_worker_slots_busy 1"), "{text}");
         assert!(text.contains("reelfarm_worker_slots 4"), "{text}");
+        assert!(
+            text.contains("reelfarm_worker_segment_cache_misses_total 0"),
+            "{text}"
+        );
         drop(busy);
         assert!(m.render().contains("reelfarm_worker_slots_busy 0"));
     }

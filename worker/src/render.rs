@@ -12,11 +12,15 @@ use image::codecs::jpeg::JpegEncoder;
 use image::ExtendedColorType;
 use proto::v1::FailureClass;
 use render_core::media::RgbaImage;
-use render_core::{Preset, RenderError, RenderReport, RenderRequest, Renderer};
+use render_core::segments::{EncoderPool, SegmentCache};
+use render_core::{
+    Preset, RenderError, RenderReport, RenderRequest, Renderer, SmartRender, StreamOutput,
+};
 use tracing::{info, info_span};
 
 use crate::error::AttemptError;
 use crate::running::{Running, Stage};
+use crate::segments::StreamPublisher;
 
 /// JPEG quality of posters.
 const POSTER_QUALITY: u8 = 85;
@@ -90,6 +94,17 @@ pub(crate) struct Job {
     pub(crate) preset: Preset,
     /// Folder for this attempt's files.
     pub(crate) work_dir: PathBuf,
+    /// Where the live stream goes; `None`: not published.
+    pub(crate) stream: Option<StreamPublisher>,
+    /// When the attempt was acquired (the live stream's first segment is timed from it).
+    pub(crate) acquired: Instant,
+}
+
+/// What every render of the worker shares: the segment cache and the encoders.
+#[derive(Clone, Copy)]
+pub(crate) struct Smart<'a> {
+    pub(crate) cache: Option<&'a SegmentCache>,
+    pub(crate) encoders: &'a EncoderPool,
 }
 
 /// A rendered attempt, ready to upload.
@@ -99,6 +114,9 @@ pub(crate) struct Rendered {
     pub(crate) report: RenderReport,
     pub(crate) render_time: Duration,
     pub(crate) poster_time: Duration,
+    /// From acquisition to the first playable segment of the live stream, when one was
+    /// published.
+    pub(crate) first_playable: Option<Duration>,
 }
 
 /// The preset an assignment asks for; unset (or unknown) means 720p, as the protocol says.
@@ -110,6 +128,7 @@ pub(crate) fn preset(wire: i32) -> Preset {
 /// the next frame once `running` is stopped.
 pub(crate) fn render_job(
     pool: &Gpu,
+    smart: Smart<'_>,
     job: Job,
     running: &Running,
 ) -> Result<Rendered, AttemptError> {
@@ -120,7 +139,7 @@ pub(crate) fn render_job(
             format!("cannot open the GPU renderer: {e}"),
         )
     })?;
-    let result = render_with(&mut renderer, job, running);
+    let result = render_with(&mut renderer, smart, job, running);
     match &result {
         // A GPU error may have left the device unusable: start afresh next time.
         Err(RenderFailure::Render(RenderError::Gpu(_))) => drop(renderer),
@@ -150,6 +169,7 @@ impl From<RenderError> for RenderFailure {
 
 fn render_with(
     renderer: &mut Renderer,
+    smart: Smart<'_>,
     job: Job,
     running: &Running,
 ) -> Result<Rendered, RenderFailure> {
@@ -174,22 +194,63 @@ fn render_with(
 
     running.set_stage(Stage::Render);
     let video = job.work_dir.join("video.mp4");
+    let stream_dir = job.work_dir.join("stream");
+    let first_playable: Mutex<Option<Duration>> = Mutex::new(None);
+    let acquired = job.acquired;
+    let publisher = job.stream;
+    let publish = |name: &str, path: &Path| {
+        let Some(p) = &publisher else { return };
+        if p.publish(name, path) && name == render_core::PLAYLIST {
+            first_playable
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get_or_insert_with(|| acquired.elapsed());
+        }
+    };
+    let stream = match &publisher {
+        Some(_) => match std::fs::create_dir_all(&stream_dir) {
+            Ok(()) => Some(StreamOutput {
+                dir: &stream_dir,
+                published: &publish,
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot create the live stream folder");
+                None
+            }
+        },
+        None => None,
+    };
     let t = Instant::now();
     let report = info_span!("stage", stage = "render").in_scope(|| {
-        renderer.render_cancellable(&req, &video, &mut |done, total| {
-            running.set_render_progress(done, total);
-            if running.is_cancelled() {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
-        })
+        renderer.render_smart(
+            &req,
+            &video,
+            SmartRender {
+                cache: smart.cache,
+                pool: smart.encoders,
+                stream,
+            },
+            &mut |done, total| {
+                running.set_render_progress(done, total);
+                if running.is_cancelled() {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            },
+        )
     })?;
     let render_time = t.elapsed();
+    let (segments, cached) = report
+        .segments
+        .as_ref()
+        .map_or((0, 0), |s| (s.total, s.cached));
     info!(
         frames = report.frames,
         bytes = report.bytes,
         seconds = render_time.as_secs_f64(),
+        segments,
+        cached,
         "video rendered"
     );
     if running.is_cancelled() {
@@ -215,6 +276,9 @@ fn render_with(
         report,
         render_time,
         poster_time: t.elapsed(),
+        first_playable: first_playable
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner),
     })
 }
 

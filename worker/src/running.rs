@@ -86,6 +86,8 @@ pub(crate) struct Running {
     /// The registration it was acquired under.
     pub(crate) worker_id: String,
     pub(crate) generation: u64,
+    /// Send time of the Acquire that handed it out.
+    pub(crate) acquired_at: Instant,
     stage: AtomicU8,
     /// f32 bits of the overall progress, 0..=1.
     progress: AtomicU32,
@@ -107,6 +109,7 @@ impl Running {
             attempt,
             worker_id,
             generation,
+            acquired_at,
             stage: AtomicU8::new(Stage::FetchTemplate as u8),
             progress: AtomicU32::new(0f32.to_bits()),
             renewed_at: Mutex::new(acquired_at),

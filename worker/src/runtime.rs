@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use proto::v1::{AcquireRequest, Capabilities, DeregisterRequest, RegisterRequest};
+use render_core::segments::{EncoderPool, SegmentCache};
 use render_core::Renderer;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
@@ -20,6 +21,7 @@ use crate::client::{self, Client};
 use crate::metrics::{self, Metrics};
 use crate::render::Gpu;
 use crate::running::RunningSet;
+use crate::segments::CoordinatorSegments;
 use crate::session::{self, Session};
 use crate::{attempt, WorkerConfig};
 
@@ -52,6 +54,10 @@ pub(crate) struct Shared {
     pub(crate) templates: TemplateCache,
     /// `<cache>/work`: one folder per attempt.
     pub(crate) work_dir: PathBuf,
+    /// Encoded segments, backed by the farm's store; `None` when turned off.
+    pub(crate) segments: Option<Arc<SegmentCache>>,
+    /// The segment encoders every slot shares.
+    pub(crate) encoders: EncoderPool,
 }
 
 impl Shared {
@@ -184,7 +190,29 @@ pub async fn run(
         "registered"
     );
 
-    let shared = Arc::new(Shared {
+    let local_segments = if config.segment_cache_bytes > 0 && !config.noop {
+        let dir = config.cache_dir.join("segments");
+        Some(
+            SegmentCache::open(&dir, config.segment_cache_bytes)
+                .with_context(|| format!("cannot open the segment cache {}", dir.display()))?,
+        )
+    } else {
+        None
+    };
+    let encoders = EncoderPool::new(match config.encoders {
+        0 => EncoderPool::default_size(),
+        n => n,
+    });
+    metrics.set_encoders(encoders.size());
+    let handle = tokio::runtime::Handle::current();
+    let shared = Arc::new_cyclic(|weak| Shared {
+        segments: local_segments.map(|cache| {
+            Arc::new(cache.with_shared(Arc::new(CoordinatorSegments {
+                shared: weak.clone(),
+                handle,
+            })))
+        }),
+        encoders,
         templates: TemplateCache::new(templates_dir),
         work_dir,
         client,
@@ -197,6 +225,9 @@ pub async fn run(
         gpu,
         config,
     });
+    if let Some(cache) = &shared.segments {
+        shared.metrics.watch_segment_cache(Arc::clone(cache));
+    }
     let heartbeat = tokio::spawn(session::heartbeat_loop(Arc::clone(&shared)));
     let fence = tokio::spawn(session::fence_loop(Arc::clone(&shared)));
 

@@ -12,11 +12,12 @@ use std::time::Duration;
 use futures::Stream;
 use proto::v1::worker_service_server::{WorkerService, WorkerServiceServer};
 use proto::v1::{
-    upload_output_request, AcquireRequest, AcquireResponse, Assignment, AttemptRef, Chunk,
-    CompleteRequest, CompleteResponse, DeregisterRequest, DeregisterResponse, FailRequest,
-    FailResponse, FetchTemplateRequest, HeartbeatRequest, HeartbeatResponse, Lane, Preset,
-    RegisterRequest, RegisterResponse, UploadOutputHeader, UploadOutputRequest,
-    UploadOutputResponse,
+    publish_stream_request, store_segment_request, upload_output_request, AcquireRequest,
+    AcquireResponse, Assignment, AttemptRef, Chunk, CompleteRequest, CompleteResponse,
+    DeregisterRequest, DeregisterResponse, FailRequest, FailResponse, FetchSegmentRequest,
+    FetchTemplateRequest, HeartbeatRequest, HeartbeatResponse, Lane, Preset, PublishStreamRequest,
+    PublishStreamResponse, RegisterRequest, RegisterResponse, StoreSegmentRequest,
+    StoreSegmentResponse, UploadOutputHeader, UploadOutputRequest, UploadOutputResponse,
 };
 use sha2::{Digest as _, Sha256};
 use tokio::sync::{oneshot, Notify};
@@ -104,6 +105,12 @@ pub struct Log {
     pub deregisters: Vec<String>,
     /// Calls without the right bearer token.
     pub unauthenticated: usize,
+    /// FetchSegment keys asked for.
+    pub segment_fetches: Vec<String>,
+    /// The segment store: StoreSegment bodies by key.
+    pub segments: HashMap<String, Vec<u8>>,
+    /// PublishStream calls: file name and body, in order.
+    pub publishes: Vec<(String, Vec<u8>)>,
     /// Ordered notable events: `complete-start:<id>`, `complete:<id>`, `fetch-dropped`,
     /// `deregister`.
     pub events: Vec<String>,
@@ -448,6 +455,67 @@ impl WorkerService for Service {
             .map(|c| Ok(Chunk { data: c.to_vec() }))
             .collect();
         Ok(Response::new(Box::pin(futures::stream::iter(chunks))))
+    }
+
+    type FetchSegmentStream = ChunkStream;
+
+    async fn fetch_segment(
+        &self,
+        request: Request<FetchSegmentRequest>,
+    ) -> Result<Response<Self::FetchSegmentStream>, Status> {
+        self.check(&request)?;
+        let key = request.into_inner().key;
+        let found = {
+            let mut log = self.log();
+            log.segment_fetches.push(key.clone());
+            log.segments.get(&key).cloned()
+        };
+        let data = found.ok_or_else(|| Status::not_found("no such segment"))?;
+        let chunks: Vec<Result<Chunk, Status>> = data
+            .chunks(proto::CHUNK_BYTES)
+            .map(|c| Ok(Chunk { data: c.to_vec() }))
+            .collect();
+        Ok(Response::new(Box::pin(futures::stream::iter(chunks))))
+    }
+
+    async fn store_segment(
+        &self,
+        request: Request<Streaming<StoreSegmentRequest>>,
+    ) -> Result<Response<StoreSegmentResponse>, Status> {
+        self.check(&request)?;
+        let mut stream = request.into_inner();
+        let key = match stream.message().await?.and_then(|m| m.part) {
+            Some(store_segment_request::Part::Header(h)) => h.key,
+            _ => return Err(Status::invalid_argument("the header comes first")),
+        };
+        let mut data = Vec::new();
+        while let Some(message) = stream.message().await? {
+            if let Some(store_segment_request::Part::Chunk(c)) = message.part {
+                data.extend_from_slice(&c);
+            }
+        }
+        let stored = self.log().segments.insert(key, data).is_none();
+        Ok(Response::new(StoreSegmentResponse { stored }))
+    }
+
+    async fn publish_stream(
+        &self,
+        request: Request<Streaming<PublishStreamRequest>>,
+    ) -> Result<Response<PublishStreamResponse>, Status> {
+        self.check(&request)?;
+        let mut stream = request.into_inner();
+        let name = match stream.message().await?.and_then(|m| m.part) {
+            Some(publish_stream_request::Part::Header(h)) => h.name,
+            _ => return Err(Status::invalid_argument("the header comes first")),
+        };
+        let mut data = Vec::new();
+        while let Some(message) = stream.message().await? {
+            if let Some(publish_stream_request::Part::Chunk(c)) = message.part {
+                data.extend_from_slice(&c);
+            }
+        }
+        self.record(|l| l.publishes.push((name, data)));
+        Ok(Response::new(PublishStreamResponse {}))
     }
 
     async fn upload_output(

@@ -80,6 +80,7 @@ async fn renders_uploads_and_completes() {
             "upload",
             "gpu",
             "encode",
+            "first_playable",
         ] {
             let secs = complete.stage_seconds.get(stage).copied();
             assert!(
@@ -89,6 +90,23 @@ async fn renders_uploads_and_completes() {
             );
         }
         assert!(complete.stage_seconds["render"] > 0.0);
+        assert!(complete.stage_seconds["first_playable"] < complete.stage_seconds["render"] + 60.0);
+
+        // Smart render: 30 one-second segments, each looked up in the farm's store (a miss)
+        // and then shared through it; the live stream was published as it grew, each
+        // segment before the playlist naming it, and closed at the end.
+        assert_eq!(log.segment_fetches.len(), 30, "one lookup per segment");
+        assert_eq!(log.segments.len(), 30, "every segment shared");
+        let names: Vec<&str> = log.publishes.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names.iter().filter(|n| n.ends_with(".ts")).count(), 30);
+        assert_eq!(names.first(), Some(&"seg-00000.ts"));
+        assert_eq!(names.last(), Some(&"index.m3u8"));
+        let (_, last_playlist) = log.publishes.last().expect("a playlist");
+        let text = String::from_utf8_lossy(last_playlist);
+        assert!(
+            text.contains("seg-00029.ts") && text.ends_with("#EXT-X-ENDLIST\n"),
+            "{text}"
+        );
 
         // Heartbeats reported the render's progress.
         let rendering: Vec<f32> = log
@@ -107,9 +125,19 @@ async fn renders_uploads_and_completes() {
         .join(&digest)
         .join("template.json")
         .is_file());
-    assert!(
-        !cache.join("work").join(&id).exists(),
-        "work folder removed"
+    // The folder goes after the Complete is answered.
+    let work = cache.join("work").join(&id);
+    let deadline = std::time::Instant::now() + WAIT;
+    while work.exists() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!work.exists(), "work folder removed");
+    assert_eq!(
+        std::fs::read_dir(cache.join("segments"))
+            .expect("segment cache")
+            .count(),
+        30,
+        "the worker keeps every segment locally"
     );
     worker.stop(WAIT).await.expect("clean exit");
 }
