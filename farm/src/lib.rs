@@ -33,4 +33,6 @@ pub use local::{
 pub use processes::WorkerProcesses;
 pub use runtime::{run, runtime, shutdown_signal, work};
 pub use trigger::Trigger;
-pub use worker::{default_name as default_worker_name, Gpu, WorkerConfig};
+pub use worker::{
+    default_name as default_worker_name, Gpu, WorkerConfig, DEFAULT_SEGMENT_CACHE_BYTES,
+};
