@@ -5,6 +5,10 @@
 //! the next, until N renders have run. Without `--coordinator`, a local farm is started in this
 //! process (coordinator on SQLite in a temporary folder, or `--store`, plus no-op workers), which
 //! measures the coordinator alone.
+//!
+//! With `--recipients N`, render i gets the tokens of recipient i mod N of a fixed, seeded draw
+//! (first names from a list, a product from 5, an offer code from 3), so that the workers'
+//! segment caches show in the throughput; without it every render is the same recipient.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -59,6 +63,64 @@ pub struct Config {
     pub slots: u32,
     /// Where to write the figures as JSON.
     pub json: Option<PathBuf>,
+    /// `Some(n)`: render i gets the tokens of recipient i mod n of [`draw_recipients`];
+    /// `None`: every render gets the first demo recipient's.
+    pub recipients: Option<u32>,
+}
+
+/// First names the recipients of `--recipients` are given.
+pub const FIRST_NAMES: [&str; 24] = [
+    "Priya", "Rahul", "Ananya", "Arjun", "Sayali", "Dhruv", "Fatima", "Harpreet", "Lakshmi",
+    "Srinivas", "Priyanka", "Vikram", "Meera", "Kabir", "Aisha", "Rohan", "Neha", "Aditya",
+    "Kavya", "Imran", "Divya", "Karan", "Sneha", "Omar",
+];
+
+/// Products of `--recipients`: five, so many recipients share each product's segments.
+pub const PRODUCTS: [&str; 5] = [
+    "Bluetooth Speaker",
+    "Smart Watch",
+    "Running Shoes",
+    "Coffee Maker",
+    "Headphones",
+];
+
+/// Offer codes of `--recipients`: three.
+pub const OFFER_CODES: [&str; 3] = ["THANKS10", "WELCOME15", "VIP20"];
+
+/// Seed of the draw: the same recipients on every run.
+pub const RECIPIENT_SEED: u64 = 0x5EED_2024_0001;
+
+/// SplitMix64: a small, fixed pseudo-random sequence (the draw must not change with a
+/// library's version).
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+        from[(self.next() % from.len() as u64) as usize]
+    }
+}
+
+/// `n` recipients' tokens (`first_name`, `product`, `offer_code`), drawn with
+/// [`RECIPIENT_SEED`]: the same list on every run.
+pub fn draw_recipients(n: u32) -> Vec<BTreeMap<String, String>> {
+    let mut rng = SplitMix(RECIPIENT_SEED);
+    (0..n)
+        .map(|_| {
+            BTreeMap::from([
+                ("first_name".to_owned(), rng.pick(&FIRST_NAMES).to_owned()),
+                ("product".to_owned(), rng.pick(&PRODUCTS).to_owned()),
+                ("offer_code".to_owned(), rng.pick(&OFFER_CODES).to_owned()),
+            ])
+        })
+        .collect()
 }
 
 /// A local farm of no-op workers in a temporary folder: the coordinator alone is measured.
@@ -153,6 +215,7 @@ fn summary(values: &mut [f64]) -> (f64, f64, f64, f64) {
 async fn drive(
     farm: &TenantClient,
     spec: &v1::RenderSpec,
+    people: &Arc<Vec<BTreeMap<String, String>>>,
     count: u64,
     concurrency: u32,
     run_id: &str,
@@ -167,6 +230,7 @@ async fn drive(
         let spec = spec.clone();
         let next = next.clone();
         let samples = samples.clone();
+        let people = people.clone();
         let run_id = run_id.to_owned();
         let bar = bar.clone();
         tasks.push(tokio::spawn(async move {
@@ -175,7 +239,11 @@ async fn drive(
                 if i >= count {
                     return Ok::<(), anyhow::Error>(());
                 }
-                let sample = one(&mut farm, spec.clone(), format!("{run_id}-{i}")).await?;
+                let mut spec = spec.clone();
+                if !people.is_empty() {
+                    spec.tokens = people[(i % people.len() as u64) as usize].clone();
+                }
+                let sample = one(&mut farm, spec, format!("{run_id}-{i}")).await?;
                 if let Ok(mut s) = samples.lock() {
                     s.push(sample);
                 }
@@ -197,6 +265,9 @@ async fn drive(
 pub fn run(args: &Config) -> Result<()> {
     if args.jobs == 0 {
         bail!("--jobs must be at least 1");
+    }
+    if args.recipients == Some(0) {
+        bail!("--recipients must be at least 1");
     }
     farm::runtime()?.block_on(async move {
         let (url, key, local) = match &args.coordinator {
@@ -225,12 +296,16 @@ pub fn run(args: &Config) -> Result<()> {
             lane: v1::Lane::Realtime as i32,
             deadline_s: 0,
         };
+        let people = Arc::new(args.recipients.map(draw_recipients).unwrap_or_default());
         let run_id = format!("bench-{}", random_hex(6));
-        // Warm-up: connections, prepared statements, caches.
+        // Warm-up: connections, prepared statements, caches. With --recipients, the warm-up
+        // renders the first demo recipient only, so the drawn recipients' segments are not
+        // cached before the measured run (token-free segments are, as on a farm in service).
         let warm = (args.jobs / 10).clamp(1, 500);
         drive(
             &farm,
             &spec,
+            &Arc::new(Vec::new()),
             warm,
             args.concurrency,
             &format!("{run_id}-warm"),
@@ -247,6 +322,7 @@ pub fn run(args: &Config) -> Result<()> {
         let (samples, wall) = drive(
             &farm,
             &spec,
+            &people,
             args.jobs,
             args.concurrency,
             &run_id,
@@ -296,7 +372,17 @@ fn report(args: &Config, url: &str, samples: &[Sample], wall: Duration) -> Resul
             args.slots
         )
     };
+    let recipients = match args.recipients {
+        Some(n) => format!(
+            "{n} drawn (seed {RECIPIENT_SEED:#x}): first names from {}, products from {}, offer codes from {}",
+            FIRST_NAMES.len(),
+            PRODUCTS.len(),
+            OFFER_CODES.len()
+        ),
+        None => "1 (the first demo recipient of the language)".to_owned(),
+    };
     println!("farm:        {farm}");
+    println!("recipients:  {recipients}");
     println!(
         "renders:     {} ({} succeeded), concurrency {}, template {} ({}, {})",
         samples.len(),
@@ -339,6 +425,8 @@ fn report(args: &Config, url: &str, samples: &[Sample], wall: Duration) -> Resul
             "renders": samples.len(),
             "succeeded": ok,
             "concurrency": args.concurrency,
+            "recipients": args.recipients,
+            "recipients_drawn": recipients,
             "wall_s": wall.as_secs_f64(),
             "renders_per_s": per_s,
             "videos_per_min": per_s * 60.0,
@@ -361,4 +449,28 @@ fn report(args: &Config, url: &str, samples: &[Sample], wall: Duration) -> Resul
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_draw_is_fixed_and_uses_every_list() {
+        let a = draw_recipients(200);
+        assert_eq!(a, draw_recipients(200), "same seed, same recipients");
+        assert_eq!(
+            a[..10],
+            draw_recipients(10)[..],
+            "a prefix of a longer draw"
+        );
+        let values = |k: &str| {
+            a.iter()
+                .map(|r| r[k].clone())
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        assert_eq!(values("product").len(), PRODUCTS.len());
+        assert_eq!(values("offer_code").len(), OFFER_CODES.len());
+        assert!(values("first_name").len() > FIRST_NAMES.len() / 2);
+    }
 }

@@ -309,6 +309,25 @@ pub struct RenderArgs {
     /// Render only up to this time (exclusive), in seconds.
     #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub to: Option<f64>,
+    /// Segment cache folder: segments found there are not rendered again, and the segments
+    /// rendered are kept there for the next render. Default: no cache.
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+    /// Most the segment cache keeps on disk, least recently used out first: bytes, or a number
+    /// with KB, MB, GB, KiB, MiB or GiB.
+    #[arg(long, value_name = "SIZE", default_value = "2GiB", requires = "cache")]
+    pub cache_limit: String,
+    /// Segments encoded at once; default: one per CPU core.
+    #[arg(long, value_name = "N")]
+    pub encoders: Option<usize>,
+    /// Write the video as a live HLS stream into this folder too (`index.m3u8` and one `.ts`
+    /// per segment, each added as soon as every segment before it is done).
+    #[arg(long, value_name = "DIR")]
+    pub stream: Option<PathBuf>,
+    /// Render with one encoder for the whole video, without segments (the reference render,
+    /// for comparisons).
+    #[arg(long, conflicts_with_all = ["cache", "encoders", "stream"])]
+    pub one_encoder: bool,
 }
 
 #[derive(Debug, Args)]
@@ -418,6 +437,12 @@ pub struct FarmBenchArgs {
     /// Write the results as JSON here.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Give the renders N recipients' tokens instead of one's: first names from a list of
+    /// names, a product from 5 and an offer code from 3, drawn with a fixed seed; render i is
+    /// recipient i mod N (with --jobs N, one render each). Workers' segment caches then show
+    /// in the throughput.
+    #[arg(long, value_name = "N")]
+    pub recipients: Option<u32>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -497,4 +522,7 @@ pub struct W1Args {
     /// Skip the FFmpeg CLI filtergraph run.
     #[arg(long)]
     pub skip_ffmpeg: bool,
+    /// Skip the smart render rows (cold, warm-template and warm-shared segment cache).
+    #[arg(long)]
+    pub skip_smart: bool,
 }

@@ -9,6 +9,12 @@
 //!    timeline by [`ffmpeg_command`], with text and other static layers pre-rendered to PNG
 //!    (FFmpeg 5.1's `drawtext` cannot shape Indic scripts).
 //!
+//! Then, unless skipped, the **smart render** ([`Renderer::render_smart`]: segments, a cache,
+//! a pool of encoders) of the same recipient three times, each with a fresh cache folder:
+//! cold (empty), warm-template (filled by a recipient with another name, product and offer
+//! code) and warm-shared (filled by one with the same product and offer code), each timed
+//! against (1) in the same run (see `smart`).
+//!
 //! The run prints a table of wall time, frames per second, ratio to x264 alone and output size,
 //! reelfarm's per-stage breakdown, what the filtergraph could not express, and how close each
 //! output's video is to reelfarm's (PSNR, untimed); it writes the same figures to
@@ -33,6 +39,9 @@ use crate::{default_template, progress_bar};
 
 mod ffmpeg;
 mod report;
+mod smart;
+
+pub use smart::other_recipient;
 
 use ffmpeg::{run_ffmpeg, FfmpegRun};
 use report::{psnr, Check, Summary};
@@ -52,6 +61,8 @@ pub struct Config {
     pub out: PathBuf,
     /// Leave out (c), the FFmpeg CLI filtergraph.
     pub skip_ffmpeg: bool,
+    /// Leave out the smart render rows.
+    pub skip_smart: bool,
 }
 
 /// The first entry of the template's `recipients.json`; without that file, the template's
@@ -132,6 +143,16 @@ pub fn run(args: &Config) -> Result<()> {
         path: Some(reel_path),
     };
 
+    // The smart render of the same recipient: cold, warm-template, warm-shared.
+    let smart = if args.skip_smart {
+        None
+    } else {
+        Some(
+            smart::run(&mut renderer, &dir, &bundle, &recipient, &req, &args.out)
+                .context("smart render rows")?,
+        )
+    };
+
     // (b) the same frames, collected, then x264 alone on them.
     let settings = EncoderSettings::for_preset(req.preset, report.size.0, report.size.1, m.fps);
     let (frames, frames_only) = collect_frames(&mut renderer, &req, &report, &settings, &args.out)
@@ -163,6 +184,9 @@ pub fn run(args: &Config) -> Result<()> {
         rows.push(&f.measured);
     }
     rows.push(&frames_only_row);
+    if let Some(s) = &smart {
+        rows.extend(s.rows.iter().map(|r| &r.measured));
+    }
 
     // Untimed: are the outputs the same video?
     let mut checks = Vec::new();
@@ -189,6 +213,7 @@ pub fn run(args: &Config) -> Result<()> {
         storage,
         ffmpeg: ffmpeg.as_ref(),
         checks,
+        smart: smart.as_ref(),
     };
     summary.print();
     let path = args.out.join("results.json");

@@ -49,6 +49,8 @@ pub(super) struct Summary<'a> {
     pub(super) storage: String,
     pub(super) ffmpeg: Option<&'a FfmpegRun>,
     pub(super) checks: Vec<Check>,
+    /// The smart render rows (their ratios are to `rows[0]`, today's render).
+    pub(super) smart: Option<&'a super::smart::SmartRun>,
 }
 
 pub(super) fn secs(d: Duration) -> f64 {
@@ -132,6 +134,9 @@ impl Summary<'_> {
                 );
             }
         }
+        if let (Some(smart), Some(today)) = (self.smart, self.rows.first()) {
+            smart.print(today);
+        }
         println!();
         println!(
             "reelfarm / x264 alone = {:.2}× (target ≤ {TARGET_RATIO:.2}×)",
@@ -194,6 +199,7 @@ impl Summary<'_> {
                 "notes": f.notes,
             })),
             "video_psnr_db_vs_reelfarm": checks,
+            "smart": self.smart.zip(self.rows.first()).map(|(s, today)| s.to_json(today)),
             "ratio_reelfarm_to_x264_alone": self.headline(),
             "target_ratio": TARGET_RATIO,
         })

@@ -13,6 +13,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             template: a.template,
             out: a.out,
             skip_ffmpeg: a.skip_ffmpeg,
+            skip_smart: a.skip_smart,
         }),
         Some(BenchCommand::Events(a)) => benches::events::run(&benches::events::Config {
             rate: a.rate,
@@ -39,6 +40,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 workers: a.workers,
                 slots: a.slots,
                 json: a.json,
+                recipients: a.recipients,
             })
         }
     }
