@@ -187,6 +187,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
             started.elapsed().as_secs_f64(),
             args.workers.max(1)
         );
+        super::demo::segment_cache(&dir, super::parse_preset(&args.preset)?, &args.out)?;
         Ok(())
     })
 }
