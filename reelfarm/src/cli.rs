@@ -217,6 +217,13 @@ pub struct WorkArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics.
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Size limit of the segment cache under the cache folder, in MiB; 0 turns it off (and
+    /// with it the reuse of segments other workers rendered).
+    #[arg(long, value_name = "MIB", default_value_t = farm::DEFAULT_SEGMENT_CACHE_BYTES >> 20)]
+    pub segment_cache_mib: u64,
+    /// Segment encoders running at once, shared by all slots; 0: one per CPU core.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub encoders: usize,
 }
 
 #[derive(Debug, Subcommand)]

@@ -140,6 +140,8 @@ pub fn work(args: WorkArgs) -> Result<()> {
     config.noop_time = std::time::Duration::from_millis(args.noop_ms);
     config.tls_ca = args.tls_ca.clone();
     config.metrics_addr = args.metrics_listen;
+    config.segment_cache_bytes = args.segment_cache_mib << 20;
+    config.encoders = args.encoders;
     farm::work(config)
 }
 
