@@ -34,15 +34,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let mut rows: Vec<(String, String, RenderReport)> = Vec::new();
     for person in &people {
         let out = args.out.join(format!("{}.mp4", person.id));
-        let req = RenderRequest {
-            template_dir: dir.clone(),
-            lang: person.lang.clone(),
-            tokens: person.tokens.clone(),
-            voice: None,
-            preset,
-            range: None,
-            mouth_track: None,
-        };
+        let req = request(&dir, person, preset);
         let bar = progress_bar("rendering");
         bar.set_message(format!("{} ({})", person.id, person.lang));
         let report = renderer
@@ -62,15 +54,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     // A still of the greeting in every demo language, for checking the shaping by eye.
     let all = recipients(&dir)?;
     for person in &all {
-        let req = RenderRequest {
-            template_dir: dir.clone(),
-            lang: person.lang.clone(),
-            tokens: person.tokens.clone(),
-            voice: None,
-            preset,
-            range: None,
-            mouth_track: None,
-        };
+        let req = request(&dir, person, preset);
         let (image, _) = renderer.still(&req, 2.0)?;
         let path = stills.join(format!("{}-greeting.png", person.id));
         media::save_png(&path, &image)?;
@@ -198,6 +182,19 @@ pub fn segment_cache(dir: &Path, preset: Preset, out: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The render of `person` from the template in `dir`.
+fn request(dir: &Path, person: &Recipient, preset: Preset) -> RenderRequest {
+    RenderRequest {
+        template_dir: dir.to_owned(),
+        lang: person.lang.clone(),
+        tokens: person.tokens.clone(),
+        voice: None,
+        preset,
+        range: None,
+        mouth_track: None,
+    }
+}
+
 /// One smart render of `person` into `root`/`id`.mp4, streamed into `root`/`id`/.
 fn smart_render(
     renderer: &mut Renderer,
@@ -208,15 +205,7 @@ fn smart_render(
     cache: &SegmentCache,
     pool: &EncoderPool,
 ) -> Result<RenderReport> {
-    let req = RenderRequest {
-        template_dir: dir.to_owned(),
-        lang: person.lang.clone(),
-        tokens: person.tokens.clone(),
-        voice: None,
-        preset,
-        range: None,
-        mouth_track: None,
-    };
+    let req = request(dir, person, preset);
     let stream = root.join(&person.id);
     std::fs::create_dir_all(&stream)
         .with_context(|| format!("cannot create {}", stream.display()))?;

@@ -270,42 +270,15 @@ impl Mp4Writer {
             }
         };
 
-        let mut octx = format::output_as(path, "mp4").map_err(|source| match source {
-            ffmpeg_next::Error::Other { errno } if errno == ffmpeg_next::error::ENOENT => {
-                MediaError::Io {
-                    path: owned(),
-                    source: std::io::Error::from_raw_os_error(errno),
-                }
-            }
-            source => MediaError::Encode {
-                path: owned(),
-                stage: "creating the output file",
-                source,
-            },
-        })?;
+        let mut octx = create_output(path, "mp4")?;
         let global_header = octx.format().flags().contains(format::Flags::GLOBAL_HEADER);
 
         let (x264, video) = open_x264(settings, global_header, path)?;
         let video_tb = Rational::new(1, settings.fps as i32);
         let (aac, audio, aac_frame_len) = open_aac(settings, global_header, path)?;
         let audio_tb = Rational::new(1, AUDIO_SAMPLE_RATE as i32);
-        let video_index = {
-            let mut st = octx
-                .add_stream(x264)
-                .map_err(enc_err("adding the video stream"))?;
-            st.set_parameters(&video);
-            st.set_time_base(video_tb);
-            st.set_avg_frame_rate(Rational::new(settings.fps as i32, 1));
-            st.index()
-        };
-        let audio_index = {
-            let mut st = octx
-                .add_stream(aac)
-                .map_err(enc_err("adding the audio stream"))?;
-            st.set_parameters(&audio);
-            st.set_time_base(audio_tb);
-            st.index()
-        };
+        let (video_index, audio_index) =
+            add_streams(&mut octx, settings, (x264, &video), (aac, &audio), path)?;
 
         let mut hopts = Dictionary::new();
         hopts.set("movflags", "+faststart");
@@ -611,6 +584,62 @@ fn x264_asm_cap() -> Option<&'static str> {
     {
         None
     }
+}
+
+/// Creates the output file `path` in `container` (FFmpeg's name), overwriting it.
+pub(super) fn create_output(
+    path: &Path,
+    container: &str,
+) -> Result<format::context::Output, MediaError> {
+    format::output_as(path, container).map_err(|source| match source {
+        ffmpeg_next::Error::Other { errno } if errno == ffmpeg_next::error::ENOENT => {
+            MediaError::Io {
+                path: path.to_path_buf(),
+                source: std::io::Error::from_raw_os_error(errno),
+            }
+        }
+        source => MediaError::Encode {
+            path: path.to_path_buf(),
+            stage: "creating the output file",
+            source,
+        },
+    })
+}
+
+/// Adds the H.264 stream of `video` and the AAC stream of `audio` (each codec with the opened
+/// encoder whose parameters the stream takes) to `octx`; returns their indexes.
+pub(super) fn add_streams(
+    octx: &mut format::context::Output,
+    settings: &EncoderSettings,
+    video: (ffmpeg_next::Codec, &encoder::video::Encoder),
+    audio: (ffmpeg_next::Codec, &encoder::audio::Encoder),
+    path: &Path,
+) -> Result<(usize, usize), MediaError> {
+    let enc_err = |stage: &'static str| {
+        move |source| MediaError::Encode {
+            path: path.to_path_buf(),
+            stage,
+            source,
+        }
+    };
+    let video_index = {
+        let mut st = octx
+            .add_stream(video.0)
+            .map_err(enc_err("adding the video stream"))?;
+        st.set_parameters(video.1);
+        st.set_time_base(Rational::new(1, settings.fps as i32));
+        st.set_avg_frame_rate(Rational::new(settings.fps as i32, 1));
+        st.index()
+    };
+    let audio_index = {
+        let mut st = octx
+            .add_stream(audio.0)
+            .map_err(enc_err("adding the audio stream"))?;
+        st.set_parameters(audio.1);
+        st.set_time_base(Rational::new(1, AUDIO_SAMPLE_RATE as i32));
+        st.index()
+    };
+    Ok((video_index, audio_index))
 }
 
 /// Opens libx264 with `settings` (checked by the caller), its parameters in the codec's

@@ -14,7 +14,10 @@ use std::path::Path;
 use ffmpeg_next::{format, packet, Dictionary, Packet, Rational};
 use sha2::{Digest, Sha256};
 
-use super::encode::{fill_video_frame, new_audio_frame, new_video_frame, open_aac, open_x264};
+use super::encode::{
+    add_streams, create_output, fill_video_frame, new_audio_frame, new_video_frame, open_aac,
+    open_x264,
+};
 use super::{sys, CodecStep, EncoderSettings, MediaError, AUDIO_SAMPLE_RATE};
 
 /// One encoded packet: timestamps in frames (video, from the segment's first frame) or in
@@ -386,15 +389,7 @@ impl Muxer {
                 message,
             });
         }
-        let mut octx = format::output_as(path, container).map_err(|source| match source {
-            ffmpeg_next::Error::Other { errno } if errno == ffmpeg_next::error::ENOENT => {
-                MediaError::Io {
-                    path: label.clone(),
-                    source: std::io::Error::from_raw_os_error(errno),
-                }
-            }
-            source => enc_err("creating the output file")(source),
-        })?;
+        let mut octx = create_output(path, container)?;
         // An encoder opened with the same settings supplies the stream parameters; its
         // parameter sets must be the segments', or the joined stream would not decode.
         let (x264, venc) = open_x264(settings, true, path)?;
@@ -409,23 +404,8 @@ impl Muxer {
         let (aac, aenc, _) = open_aac(settings, true, path)?;
         let video_tb = Rational::new(1, settings.fps as i32);
         let audio_tb = Rational::new(1, AUDIO_SAMPLE_RATE as i32);
-        let video_index = {
-            let mut st = octx
-                .add_stream(x264)
-                .map_err(enc_err("adding the video stream"))?;
-            st.set_parameters(&venc);
-            st.set_time_base(video_tb);
-            st.set_avg_frame_rate(Rational::new(settings.fps as i32, 1));
-            st.index()
-        };
-        let audio_index = {
-            let mut st = octx
-                .add_stream(aac)
-                .map_err(enc_err("adding the audio stream"))?;
-            st.set_parameters(&aenc);
-            st.set_time_base(audio_tb);
-            st.index()
-        };
+        let (video_index, audio_index) =
+            add_streams(&mut octx, settings, (x264, &venc), (aac, &aenc), path)?;
         octx.write_header_with(header_opts)
             .map_err(enc_err("writing the header"))?;
         let tb = |i: usize, dflt: Rational| octx.stream(i).map(|s| s.time_base()).unwrap_or(dflt);

@@ -146,35 +146,11 @@ impl Renderer {
         out: &Path,
         progress: &mut dyn FnMut(u64, u64) -> ControlFlow<()>,
     ) -> Result<RenderReport, RenderError> {
-        // Written beside the target and renamed on success, so a failed render never leaves a
-        // truncated file where a good one was.
-        let partial = partial_path(out);
-        let result = self
-            .run(req, progress, |settings, audio, rx, recycle| {
-                encode_frames(&partial, settings, &audio, rx, recycle)
+        via_partial(req, out, |partial| {
+            self.run(req, progress, |settings, audio, rx, recycle| {
+                encode_frames(partial, settings, &audio, rx, recycle)
             })
-            .map_err(|e| {
-                e.renamed(|p| {
-                    if p == partial {
-                        Some(out.to_owned())
-                    } else {
-                        in_template(&req.template_dir, p)
-                    }
-                })
-            });
-        match result {
-            Ok(report) => {
-                std::fs::rename(&partial, out).map_err(|error| RenderError::Io {
-                    path: out.to_owned(),
-                    error,
-                })?;
-                Ok(report)
-            }
-            Err(e) => {
-                let _ = std::fs::remove_file(&partial);
-                Err(e)
-            }
-        }
+        })
     }
 
     /// Composites `req` and hands each YUV 4:2:0 frame, in order, to `sink` instead of the
@@ -435,6 +411,40 @@ impl Renderer {
 /// files as its author wrote them (`media/background.mp4`), not where a worker unpacked them.
 fn in_template(dir: &Path, path: &Path) -> Option<PathBuf> {
     path.strip_prefix(dir).ok().map(Path::to_path_buf)
+}
+
+/// Runs `write`, which writes the output of `req` to the path it is given: a partial file
+/// beside `out`, renamed to `out` on success and removed on failure, so a failed render never
+/// leaves a truncated file where a good one was. Errors name `out` for the partial file and the
+/// template's files relative to its folder.
+fn via_partial<T>(
+    req: &RenderRequest,
+    out: &Path,
+    write: impl FnOnce(&Path) -> Result<T, RenderError>,
+) -> Result<T, RenderError> {
+    let partial = partial_path(out);
+    let result = write(&partial).map_err(|e| {
+        e.renamed(|p| {
+            if p == partial {
+                Some(out.to_owned())
+            } else {
+                in_template(&req.template_dir, p)
+            }
+        })
+    });
+    match result {
+        Ok(done) => {
+            std::fs::rename(&partial, out).map_err(|error| RenderError::Io {
+                path: out.to_owned(),
+                error,
+            })?;
+            Ok(done)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            Err(e)
+        }
+    }
 }
 
 fn partial_path(out: &Path) -> PathBuf {

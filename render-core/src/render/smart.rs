@@ -10,7 +10,7 @@ use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use template::{Bundle, ResolvedContent, Timeline};
+use template::{Bundle, Timeline};
 
 use crate::media::{self, AacTrack, EncodedSegment, EncoderSettings, SegmentEncoder, TsContinuity};
 use crate::segments::{self, EncoderPool, KeyInputs, PlannedSegment, SegmentCache};
@@ -93,29 +93,9 @@ impl Renderer {
         smart: SmartRender<'_>,
         progress: &mut dyn FnMut(u64, u64) -> ControlFlow<()>,
     ) -> Result<RenderReport, RenderError> {
-        let partial = super::partial_path(out);
-        let result = self.run_smart(req, &partial, smart, progress).map_err(|e| {
-            e.renamed(|p| {
-                if p == partial {
-                    Some(out.to_owned())
-                } else {
-                    super::in_template(&req.template_dir, p)
-                }
-            })
-        });
-        match result {
-            Ok(report) => {
-                std::fs::rename(&partial, out).map_err(|error| RenderError::Io {
-                    path: out.to_owned(),
-                    error,
-                })?;
-                Ok(report)
-            }
-            Err(e) => {
-                let _ = std::fs::remove_file(&partial);
-                Err(e)
-            }
-        }
+        super::via_partial(req, out, |partial| {
+            self.run_smart(req, partial, smart, progress)
+        })
     }
 
     /// The renderer's part of every segment key: what, besides a segment's own inputs, its
@@ -144,13 +124,7 @@ impl Renderer {
     ) -> Result<BTreeMap<String, String>, RenderError> {
         let mut out = BTreeMap::new();
         for layer in &timeline.layers {
-            let srcs: Vec<&String> = match &layer.content {
-                ResolvedContent::Video { src, .. } | ResolvedContent::Image { src, .. } => {
-                    vec![src]
-                }
-                ResolvedContent::Presenter { src, mouths, .. } => vec![src, mouths],
-                _ => Vec::new(),
-            };
+            let srcs = segments::media_of(&layer.content);
             for src in srcs {
                 if out.contains_key(src) {
                     continue;
@@ -170,7 +144,7 @@ impl Renderer {
                         d
                     }
                 };
-                out.insert(src.clone(), digest);
+                out.insert(src.to_owned(), digest);
             }
         }
         Ok(out)

@@ -145,7 +145,7 @@ fn segment_key(
 }
 
 /// The media files `content` draws, by path inside the bundle.
-fn media_of(content: &ResolvedContent) -> Vec<&str> {
+pub(crate) fn media_of(content: &ResolvedContent) -> Vec<&str> {
     match content {
         ResolvedContent::Video { src, .. } | ResolvedContent::Image { src, .. } => vec![src],
         ResolvedContent::Presenter { src, mouths, .. } => vec![src, mouths],
