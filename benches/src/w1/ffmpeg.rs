@@ -880,7 +880,7 @@ mod tests {
         for (flag, value) in [
             ("-crf", "23"),
             ("-preset", "veryfast"),
-            ("-g", "60"),
+            ("-g", "30"),
             ("-b:a", "128k"),
         ] {
             let i = plan.args.iter().position(|a| a == flag).expect(flag);
