@@ -4,7 +4,7 @@ CARGO ?= cargo
 # machines; wgpu chooses the adapter itself.
 export NODEVICE_SELECT ?= 1
 
-.PHONY: setup build demo test bench bless
+.PHONY: setup build demo test lint bench bless
 
 setup:
 	bash scripts/setup
@@ -25,6 +25,10 @@ test: setup
 	bash scripts/postgres-up
 	$(CARGO) test --release --locked --workspace
 	bash scripts/python-client-test
+
+# Clippy over every target, warnings as errors (CI lints the same crates while testing).
+lint: setup
+	$(CARGO) clippy --release --locked --workspace --all-targets -- -D warnings
 
 bench: build
 	./target/release/reelfarm bench w1
