@@ -372,7 +372,7 @@ async fn on_render_event(
     render: &v1::Render,
 ) -> Result<(), String> {
     let Some(d) = store
-        .dispatch_by_render(&render.id)
+        .dispatch_of_render(tenant, &render.id, &render.idempotency_key)
         .await
         .map_err(|e| e.to_string())?
     else {

@@ -199,7 +199,7 @@ pub struct DueDispatch {
     pub attempts: u32,
 }
 
-/// A dispatch found by its render id ([`TriggerStore::dispatch_by_render`]).
+/// A dispatch found by the render it became ([`TriggerStore::dispatch_of_render`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DispatchRecord {
     /// The idempotency key.
@@ -389,8 +389,15 @@ pub trait TriggerStore: Send + Sync + 'static {
     async fn dispatch_retry(&self, key: &str, next_ms: Millis, error: &str) -> StoreResult<bool>;
     /// A dispatch failed for good (counter `failures`). False if it is not pending.
     async fn dispatch_failed(&self, key: &str, error: &str, now: Millis) -> StoreResult<bool>;
-    /// The dispatch submitted as render `render_id`.
-    async fn dispatch_by_render(&self, render_id: &str) -> StoreResult<Option<DispatchRecord>>;
+    /// The dispatch of `tenant` that became render `render_id`, submitted with idempotency key
+    /// `key`: matched by the render id once it is stored, and by the key while it is not (a
+    /// render can end before the answer to its submission is recorded).
+    async fn dispatch_of_render(
+        &self,
+        tenant: &str,
+        render_id: &str,
+        key: &str,
+    ) -> StoreResult<Option<DispatchRecord>>;
 
     // ---- render-event cursors ----
 

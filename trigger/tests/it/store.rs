@@ -871,6 +871,25 @@ async fn dispatch_lifecycle(h: Harness) {
     let due = s.claim_due_dispatches(NOW, 10, LEASE).await.expect("claim");
     assert_eq!(due.len(), 2);
 
+    // A render that ends before its submission's answer is recorded is found by its key.
+    let early = s
+        .dispatch_of_render("acme", "render-1", "k1")
+        .await
+        .expect("by key")
+        .expect("found before the render id is stored");
+    assert_eq!(
+        (early.key.as_str(), early.render_id.as_str()),
+        ("k1", "render-1")
+    );
+    assert_eq!(early.state, "pending");
+    assert_eq!(
+        s.dispatch_of_render("other", "render-1", "k1")
+            .await
+            .expect("read"),
+        None,
+        "another tenant's render with the same key is not ours"
+    );
+
     // Submitted.
     assert!(s
         .dispatch_submitted("k1", "render-1", NOW + 1)
@@ -881,7 +900,7 @@ async fn dispatch_lifecycle(h: Harness) {
         .await
         .expect("submitted twice"));
     let rec = s
-        .dispatch_by_render("render-1")
+        .dispatch_of_render("acme", "render-1", "unrelated-key")
         .await
         .expect("by render")
         .expect("found");
@@ -896,7 +915,13 @@ async fn dispatch_lifecycle(h: Harness) {
     assert_eq!(rec.state, "submitted");
     assert_eq!(rec.destination.url, "https://v1.example.com/h");
     assert_eq!(rec.destination.secret_ref, "hook");
-    assert_eq!(s.dispatch_by_render("render-9").await.expect("read"), None);
+    assert_eq!(
+        s.dispatch_of_render("acme", "render-9", "k1")
+            .await
+            .expect("read"),
+        None,
+        "a key whose dispatch became another render does not match"
+    );
 
     // Retried, then failed.
     assert!(s
@@ -978,7 +1003,7 @@ async fn pending_dispatches_survive_reopen(h: Harness) {
     assert_eq!(store.cursor("acme").await.expect("cursor"), 17);
     assert_eq!(
         store
-            .dispatch_by_render("r-2")
+            .dispatch_of_render("acme", "r-2", "k2")
             .await
             .expect("read")
             .map(|r| (r.key, r.state, r.destination.url)),

@@ -55,19 +55,26 @@ struct DestinationOnly {
     destination: Destination,
 }
 
-/// The dispatch submitted as render `render_id`.
-pub(super) async fn by_render(
+/// The dispatch that became render `render_id` of `tenant`: found by the render id once
+/// [`dispatch_submitted`](crate::store::TriggerStore::dispatch_submitted) stored it, and before
+/// that by the idempotency key the dispatch was submitted with (`key`), since a render can end
+/// before the answer to its submission is recorded.
+pub(super) async fn of_render(
     c: &mut Conn,
+    tenant: &str,
     render_id: &str,
+    key: &str,
 ) -> StoreResult<Option<DispatchRecord>> {
     let row = sqlx::query(
         "SELECT d.key, d.tenant, d.campaign, d.version, d.variant, d.customer_id, \
-         d.event_id, d.render_id, d.state, v.campaign_json FROM dispatches d \
+         d.event_id, d.state, v.campaign_json FROM dispatches d \
          LEFT JOIN campaign_versions v \
          ON v.tenant = d.tenant AND v.name = d.campaign AND v.version = d.version \
-         WHERE d.render_id = $1",
+         WHERE d.tenant = $1 AND (d.render_id = $2 OR (d.key = $3 AND d.render_id IS NULL))",
     )
+    .bind(tenant)
     .bind(render_id)
+    .bind(key)
     .fetch_optional(&mut *c)
     .await
     .map_err(map_err)?;
@@ -90,7 +97,7 @@ pub(super) async fn by_render(
         variant: get(&r, "variant")?,
         customer_id: get(&r, "customer_id")?,
         event_id: get(&r, "event_id")?,
-        render_id: get(&r, "render_id")?,
+        render_id: render_id.to_owned(),
         state: get(&r, "state")?,
         destination: campaign.destination,
     }))

@@ -196,8 +196,13 @@ impl TriggerStore for Backend {
         DISPATCHES.give_up(self, key, error, now).await
     }
 
-    async fn dispatch_by_render(&self, render_id: &str) -> StoreResult<Option<DispatchRecord>> {
-        dispatches::by_render(&mut *self.read_conn().await?, render_id).await
+    async fn dispatch_of_render(
+        &self,
+        tenant: &str,
+        render_id: &str,
+        key: &str,
+    ) -> StoreResult<Option<DispatchRecord>> {
+        dispatches::of_render(&mut *self.read_conn().await?, tenant, render_id, key).await
     }
 
     async fn cursor(&self, tenant: &str) -> StoreResult<i64> {
