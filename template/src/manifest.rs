@@ -16,30 +16,44 @@ pub const SCHEMA_VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
+    /// The JSON Schema this file follows (for editors); ignored by the loader.
+    #[serde(rename = "$schema", default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String")]
+    pub json_schema: Option<String>,
     /// Manifest format version; must be 1.
+    #[schemars(extend("const" = SCHEMA_VERSION))]
     pub schema_version: u32,
     /// Machine name of the template, `[a-z0-9-]{1,64}`.
+    #[schemars(regex(pattern = crate::schema::NAME_PATTERN))]
     pub name: String,
     /// Free text for people.
     #[serde(default)]
     pub description: String,
     /// Canvas width in pixels, a multiple of 8 in 64..=3840.
+    #[schemars(range(min = 64, max = 3840), extend("multipleOf" = 8))]
     pub width: u32,
     /// Canvas height in pixels, a multiple of 2 in 64..=3840.
+    #[schemars(range(min = 64, max = 3840), extend("multipleOf" = 2))]
     pub height: u32,
     /// Frames per second, 1..=60.
+    #[schemars(range(min = 1, max = 60))]
     pub fps: u32,
     /// Length of the video in seconds, (0, 600].
+    #[schemars(range(max = crate::MAX_DURATION), extend("exclusiveMinimum" = 0))]
     pub duration: f64,
     /// Canvas colour under all layers; default opaque black.
     #[serde(default = "default_background")]
     pub background: Color,
     /// Language codes (BCP 47 primary subtags such as `en`, `hi`, `ta`) this template speaks.
+    #[schemars(length(min = 1), inner(regex(pattern = crate::schema::LANGUAGE_PATTERN)))]
+    #[schemars(extend("uniqueItems" = true))]
     pub languages: Vec<String>,
     /// Language used for a request that names none; must be in `languages`.
+    #[schemars(regex(pattern = crate::schema::LANGUAGE_PATTERN))]
     pub default_language: String,
     /// Personalization tokens, by name (`[a-z_][a-z0-9_]{0,31}`), used as `{{name}}` in text.
     #[serde(default)]
+    #[schemars(extend("propertyNames" = {"pattern": crate::schema::TOKEN_NAME_PATTERN}))]
     pub tokens: BTreeMap<String, TokenSpec>,
     /// Visual layers, bottom first.
     pub layers: Vec<Layer>,
@@ -55,6 +69,7 @@ fn default_background() -> Color {
 /// A colour as `#RRGGBB` or `#RRGGBBAA`, straight (not premultiplied) alpha.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(transparent)]
+#[schemars(extend("pattern" = crate::schema::COLOR_PATTERN))]
 pub struct Color(pub String);
 
 /// What a token accepts and what stands in when it is missing.
@@ -65,12 +80,14 @@ pub struct TokenSpec {
     #[serde(default, rename = "type")]
     pub kind: TokenKind,
     /// Longest accepted value in characters (Unicode scalar values, after normalization), 1..=200.
+    #[schemars(range(min = 1, max = 200))]
     pub max_length: usize,
     /// When true, a request without this token is rejected unless a fallback exists for its language.
     #[serde(default)]
     pub required: bool,
     /// Value used when the token is missing or empty, by language code (`"*"` for any language).
     #[serde(default)]
+    #[schemars(extend("propertyNames" = {"pattern": crate::schema::LANGUAGE_KEY_PATTERN}))]
     pub fallback: BTreeMap<String, String>,
 }
 
@@ -91,20 +108,25 @@ pub enum TokenKind {
 // No `deny_unknown_fields` here: serde would then reject the flattened content's `type` tag.
 // Unknown fields are still rejected, by the content types.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(transform = crate::schema::close_layer_kinds)]
 pub struct Layer {
     /// Unique id within the template, used in error messages.
+    #[schemars(length(min = 1))]
     pub id: String,
     /// Seconds at which the layer appears; default 0.
     #[serde(default)]
+    #[schemars(range(min = 0), extend("exclusiveMaximum" = crate::MAX_DURATION))]
     pub start: f64,
     /// Seconds at which the layer disappears (exclusive); default: the end of the video.
     #[serde(default)]
+    #[schemars(range(max = crate::MAX_DURATION), extend("exclusiveMinimum" = 0))]
     pub end: Option<f64>,
     /// Placement and animation.
     #[serde(default)]
     pub transform: Transform,
     /// Opacity 0..=1, constant or keyframed; default 1.
     #[serde(default = "Animated::one")]
+    #[schemars(transform = crate::schema::animated_unit)]
     pub opacity: Animated<f64>,
     /// What the layer draws.
     #[serde(flatten)]
@@ -133,12 +155,15 @@ pub enum LayerContent {
 #[serde(deny_unknown_fields)]
 pub struct VideoLayer {
     /// Path of the file inside the bundle, relative, no `..`.
+    #[schemars(regex(pattern = crate::schema::MEDIA_PATTERN))]
     pub src: String,
     /// Seconds skipped at the start of the file; default 0.
     #[serde(default)]
+    #[schemars(range(min = 0))]
     pub trim_start: f64,
     /// Seconds of the file used after `trim_start`; default: to its end.
     #[serde(default)]
+    #[schemars(extend("exclusiveMinimum" = 0))]
     pub trim_duration: Option<f64>,
     /// Start again from `trim_start` when the used part ends; default false (hold the last frame).
     #[serde(default, rename = "loop")]
@@ -153,6 +178,7 @@ pub struct VideoLayer {
 #[serde(deny_unknown_fields)]
 pub struct ImageLayer {
     /// Path of the file inside the bundle, relative, no `..`.
+    #[schemars(regex(pattern = crate::schema::MEDIA_PATTERN))]
     pub src: String,
     /// Size the image is drawn at, in pixels, before the transform's scale; default: its own size.
     #[serde(default)]
@@ -164,13 +190,19 @@ pub struct ImageLayer {
 #[serde(deny_unknown_fields)]
 pub struct TextLayer {
     /// The text per language code; `"*"` applies to languages not listed. May contain `{{token}}`.
+    #[schemars(extend(
+        "propertyNames" = {"pattern": crate::schema::LANGUAGE_KEY_PATTERN},
+        "additionalProperties" = {"type": "string", "pattern": crate::schema::TEXT_PATTERN}
+    ))]
     pub text: BTreeMap<String, String>,
     /// The box the text must fit in, in pixels; the text shrinks until it fits.
     pub size: Size,
     /// Largest font size in pixels, 4..=512.
+    #[schemars(range(min = 4, max = 512))]
     pub font_size: f64,
     /// Smallest font size in pixels the text may shrink to before it is reported as not fitting; default 40% of `font_size`.
     #[serde(default)]
+    #[schemars(range(max = 512), extend("exclusiveMinimum" = 0))]
     pub min_font_size: Option<f64>,
     /// Bold face; default false.
     #[serde(default)]
@@ -183,6 +215,7 @@ pub struct TextLayer {
     pub align: Align,
     /// Line height as a multiple of the font size; default 1.3.
     #[serde(default = "default_line_height")]
+    #[schemars(range(min = 0.5, max = 3))]
     pub line_height: f64,
     /// Optional drop shadow.
     #[serde(default)]
@@ -230,6 +263,7 @@ pub struct SolidLayer {
     pub size: Size,
     /// Corner radius in pixels; default 0.
     #[serde(default)]
+    #[schemars(range(min = 0))]
     pub corner_radius: f64,
 }
 
@@ -241,8 +275,10 @@ pub struct SolidLayer {
 /// is drawn into the `mouth` box, cross-faded from the previous shape and feathered at its edge.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = crate::schema::still_base_rule)]
 pub struct PresenterLayer {
     /// Base footage inside the bundle: a still (`.png`, `.jpg`, `.jpeg`, `.webp`) or a video.
+    #[schemars(regex(pattern = crate::schema::MEDIA_PATTERN))]
     pub src: String,
     /// Size the base is drawn at, in pixels, before the transform's scale; default: the base
     /// file's own size. The mouth box scales with it.
@@ -250,9 +286,11 @@ pub struct PresenterLayer {
     pub size: Option<Size>,
     /// Video base only: seconds skipped at the start of the file; default 0.
     #[serde(default)]
+    #[schemars(range(min = 0))]
     pub trim_start: f64,
     /// Video base only: seconds of the file used after `trim_start`; default: to its end.
     #[serde(default)]
+    #[schemars(extend("exclusiveMinimum" = 0))]
     pub trim_duration: Option<f64>,
     /// Video base only: start again from `trim_start` when the used part ends; default false.
     #[serde(default, rename = "loop")]
@@ -268,17 +306,21 @@ pub struct PresenterLayer {
 #[serde(deny_unknown_fields)]
 pub struct MouthAtlas {
     /// Path of the image (PNG, JPEG or WebP; alpha honoured) inside the bundle.
+    #[schemars(regex(pattern = crate::schema::MEDIA_PATTERN))]
     pub src: String,
     /// Cells per row, >= 1; the image width must be a multiple of it; default 9.
     #[serde(default = "default_mouth_columns")]
+    #[schemars(range(min = 1))]
     pub columns: u32,
     /// Rows of cells, >= 1; the image height must be a multiple of it; default 1.
     #[serde(default = "default_mouth_rows")]
+    #[schemars(range(min = 1))]
     pub rows: u32,
     /// The shape in each cell, in reading order (left to right, then top to bottom): each of
     /// the letters `A`–`H` and `X` exactly once; cells past the ninth are unused; default
     /// `"ABCDEFGHX"`.
     #[serde(default = "default_mouth_order")]
+    #[schemars(regex(pattern = crate::schema::MOUTH_ORDER_PATTERN))]
     pub order: String,
 }
 
@@ -309,6 +351,7 @@ pub struct MouthBox {
     pub size: Size,
     /// Uniform scale of the box about its centre, > 0; default 1.
     #[serde(default = "Animated::one")]
+    #[schemars(transform = crate::schema::animated_positive)]
     pub scale: Animated<f64>,
     /// Clockwise rotation of the box about its centre in degrees; default 0.
     #[serde(default = "Animated::zero")]
@@ -317,9 +360,11 @@ pub struct MouthBox {
     /// radius of the ellipse inscribed in the box (0.5 fades all the way from the centre); 0
     /// draws the whole rectangular cell without a mask; default 0.2.
     #[serde(default = "default_feather")]
+    #[schemars(range(min = 0, max = 0.5))]
     pub feather: f64,
     /// Cross-fade between consecutive mouth shapes in seconds, 0..=0.2; default 0.06.
     #[serde(default = "default_crossfade")]
+    #[schemars(range(min = 0, max = 0.2))]
     pub crossfade: f64,
 }
 
@@ -336,8 +381,10 @@ fn default_crossfade() -> f64 {
 #[serde(deny_unknown_fields)]
 pub struct Size {
     /// Width in pixels, > 0.
+    #[schemars(extend("exclusiveMinimum" = 0))]
     pub width: f64,
     /// Height in pixels, > 0.
+    #[schemars(extend("exclusiveMinimum" = 0))]
     pub height: f64,
 }
 
@@ -353,6 +400,7 @@ pub struct Transform {
     pub anchor: [f64; 2],
     /// Uniform scale factor, > 0; default 1.
     #[serde(default = "Animated::one")]
+    #[schemars(transform = crate::schema::animated_positive)]
     pub scale: Animated<f64>,
     /// Clockwise rotation in degrees; default 0.
     #[serde(default = "Animated::zero")]
@@ -380,6 +428,7 @@ pub enum Animated<T> {
     /// The same value for the whole life of the layer.
     Constant(T),
     /// Keyframes in increasing time; before the first and after the last the value holds.
+    #[schemars(extend("minItems" = 1))]
     Keyframes(Vec<Keyframe<T>>),
 }
 
@@ -467,6 +516,7 @@ pub struct AudioSpec {
     pub voice: Option<VoiceSpec>,
     /// Integrated loudness of the final mix in LUFS, -40..=-5; default -16.
     #[serde(default = "default_loudness")]
+    #[schemars(range(min = -40, max = -5))]
     pub loudness_lufs: f64,
 }
 
@@ -490,15 +540,18 @@ fn default_loudness() -> f64 {
 #[serde(deny_unknown_fields)]
 pub struct MusicSpec {
     /// Path of the audio file inside the bundle.
+    #[schemars(regex(pattern = crate::schema::MEDIA_PATTERN))]
     pub src: String,
     /// Gain applied to the music in dB before mixing; default 0.
     #[serde(default)]
     pub gain_db: f64,
     /// How far the music drops while the voice speaks, in dB (positive); default 12.
     #[serde(default = "default_duck")]
+    #[schemars(range(min = 0))]
     pub duck_db: f64,
     /// Fade-out at the end of the video in seconds; default 1.
     #[serde(default = "default_fade")]
+    #[schemars(range(min = 0, max = crate::MAX_DURATION))]
     pub fade_out: f64,
 }
 
@@ -513,20 +566,31 @@ fn default_fade() -> f64 {
 /// The voice slot.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(transform = crate::schema::tts_needs_script)]
 pub struct VoiceSpec {
     /// Seconds at which the voice starts.
+    #[schemars(range(min = 0), extend("exclusiveMaximum" = crate::MAX_DURATION))]
     pub start: f64,
     /// Longest voice accepted, in seconds; longer voices are rejected.
+    #[schemars(extend("exclusiveMinimum" = 0))]
     pub max_duration: f64,
     /// Gain applied to the voice in dB before mixing; default 0.
     #[serde(default)]
     pub gain_db: f64,
     /// Voice file used when a request brings none, by language code (`"*"` for any), inside the bundle.
     #[serde(default)]
+    #[schemars(extend(
+        "propertyNames" = {"pattern": crate::schema::LANGUAGE_KEY_PATTERN},
+        "additionalProperties" = {"type": "string", "pattern": crate::schema::MEDIA_PATTERN}
+    ))]
     pub default: BTreeMap<String, String>,
     /// The words the voice says, by language code (`"*"` for any); may contain `{{token}}`.
     /// Presenter layers align their mouths to it, and `tts` speaks it.
     #[serde(default)]
+    #[schemars(extend(
+        "propertyNames" = {"pattern": crate::schema::LANGUAGE_KEY_PATTERN},
+        "additionalProperties" = {"type": "string", "pattern": crate::schema::SCRIPT_PATTERN}
+    ))]
     pub script: BTreeMap<String, String>,
     /// Speak `script` with the built-in voice when neither the request nor `default` gives a
     /// voice file for the language.
@@ -543,12 +607,15 @@ pub struct TtsSpec {
     /// Voice variant of the provider (eSpeak NG: `f3`, `m3`, `klatt4`...), 1 to 32 characters
     /// of letters, digits, `-`, `_` and `+`; default: the provider's own.
     #[serde(default)]
+    #[schemars(regex(pattern = crate::schema::TTS_VARIANT_PATTERN))]
     pub variant: Option<String>,
     /// Speaking rate in words per minute, 80..=450; default: the provider's (eSpeak NG: 175).
     #[serde(default)]
+    #[schemars(range(min = 80, max = 450))]
     pub rate: Option<u32>,
     /// Pitch, 0..=99; default: the provider's (eSpeak NG: 50).
     #[serde(default)]
+    #[schemars(range(min = 0, max = 99))]
     pub pitch: Option<u32>,
 }
 

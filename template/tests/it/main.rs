@@ -1,5 +1,6 @@
 mod archive;
 mod broken;
+mod corpus;
 mod load;
 mod presenter;
 mod sanitize;

@@ -42,3 +42,30 @@ fn schema_describes_the_manifest() {
         .as_array()
         .is_some_and(|v| v.len() == 5));
 }
+
+#[test]
+fn schema_is_strict_where_json_schema_can_be() {
+    let schema = json_schema();
+    let props = &schema["properties"];
+    assert_eq!(props["$schema"]["type"], "string");
+    assert!(!schema["required"]
+        .as_array()
+        .expect("required list")
+        .iter()
+        .any(|r| r == "$schema"));
+    assert_eq!(props["width"]["multipleOf"], 8);
+    assert_eq!(props["height"]["multipleOf"], 2);
+    assert_eq!(props["languages"]["uniqueItems"], true);
+    let defs = &schema["$defs"];
+    assert!(defs["Color"]["pattern"].is_string());
+    // Every kind of layer is closed to unknown fields but knows the common ones.
+    for kind in defs["Layer"]["oneOf"].as_array().expect("layer kinds") {
+        assert_eq!(kind["additionalProperties"], false, "{kind:#}");
+        for common in ["id", "start", "end", "transform", "opacity"] {
+            assert!(
+                kind["properties"].get(common).is_some(),
+                "{common} in {kind:#}"
+            );
+        }
+    }
+}
