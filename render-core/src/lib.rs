@@ -9,6 +9,8 @@
 //! - [`audio`]: decoding, resampling with rubato, mixing with ducking, loudness.
 //! - [`gpu`]: the wgpu compute compositor; `cpu`: its reference implementation for tests and
 //!   benchmarks, behind the `cpu-reference` feature so it stays out of the product.
+//! - [`check`]: deep checks of a bundle (media decode, text fit and spoken length with
+//!   generated worst-case token values) run before a template is pushed.
 //! - [`atlas`]: the atlas storage ([`atlas::Texels`]) that scenes build and the compositor reads.
 //! - [`scene`]: a resolved timeline turned into atlases and per-frame GPU layers.
 //! - [`segments`]: smart render's segment plan and keys, the segment cache and the encoder
@@ -18,6 +20,7 @@
 
 pub mod atlas;
 pub mod audio;
+pub mod check;
 #[cfg(feature = "cpu-reference")]
 pub mod cpu;
 mod error;
