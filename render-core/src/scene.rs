@@ -7,15 +7,18 @@
 //! atlas cell at the layer's opacity and the current shape's cell faded in over it, both
 //! feathered by the compositor's elliptical mask. The shapes come from [`Scene::mouth_track`].
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use lipsync::{Shape, Track};
 use shaders::GpuLayer;
-use template::{Affine, Bundle, MouthBox, Problem, ResolvedContent, TemplateError, Timeline};
+use template::{
+    Affine, Bundle, MouthBox, Problem, ResolvedContent, ResolvedLayer, TemplateError, Timeline,
+};
 
 use crate::atlas::Texels;
 use crate::media::{self, VideoReaderOptions};
-use crate::text::{TextEngine, TextStyle};
+use crate::text::{TextEngine, TextError, TextStyle};
 use crate::RenderError;
 
 /// Where one timeline layer's pixels live.
@@ -29,6 +32,9 @@ pub struct SceneLayer {
     pub content_size: (f64, f64),
     /// For a presenter layer: its entry in [`Scene::mouths`].
     pub mouth: Option<usize>,
+    /// How far a text layer stacked `below` another moves down on the canvas, in template
+    /// pixels, so that its ink clears the upper layer's; 0 for every other layer.
+    pub shift: f64,
 }
 
 /// A presenter layer's mouth: its atlas cells and its box on the base.
@@ -158,6 +164,74 @@ fn push_video(
     rect
 }
 
+/// Reads the brand font at `src` in the bundle and registers it with the engine, returning its
+/// family; a file that cannot be read or parsed is an error naming the layer.
+fn load_brand_font(
+    bundle: &Bundle,
+    text: &mut TextEngine,
+    src: &str,
+    layer: &ResolvedLayer,
+) -> Result<String, RenderError> {
+    let bytes = std::fs::read(bundle.media_path(src)).map_err(|e| RenderError::Text {
+        layer: layer.id.clone(),
+        error: TextError::Font(format!("cannot read `{src}`: {e}")),
+    })?;
+    text.load_font(&bytes).map_err(|error| RenderError::Text {
+        layer: layer.id.clone(),
+        error: match error {
+            TextError::Font(why) => TextError::Font(format!("`{src}`: {why}")),
+            other => other,
+        },
+    })
+}
+
+/// How far a text layer stacked below `upper` (a timeline index, always an earlier text layer
+/// already in `layers`) with `gap` pixels must move down so that the top of its ink is at least
+/// `gap` below the bottom of the upper layer's ink (shift included). Both layers are placed
+/// where their transforms put them at the middle of the time both are on screen, so that
+/// entrance and exit animations do not count. 0 when the ink already clears or the upper layer
+/// has none.
+fn stack_shift(
+    timeline: &Timeline,
+    layers: &[SceneLayer],
+    inks: &[Option<(f64, f64)>],
+    (upper, gap): (usize, f64),
+    (lower, lower_size, ink_top): (&ResolvedLayer, (f64, f64), f64),
+) -> f64 {
+    let (Some(upper_layer), Some(upper_scene), Some(Some((_, ink_bottom)))) = (
+        timeline.layers.get(upper),
+        layers.get(upper),
+        inks.get(upper),
+    ) else {
+        return 0.0;
+    };
+    let both_from = upper_layer.start.max(lower.start);
+    let both_to = upper_layer.end.min(lower.end);
+    let t = if both_to > both_from {
+        (both_from + both_to) / 2.0
+    } else {
+        lower.start
+    };
+    let upper_matrix = Affine::translate(0.0, upper_scene.shift)
+        .mul(&upper_layer.matrix_at(t, upper_scene.content_size));
+    let lower_matrix = lower.matrix_at(t, lower_size);
+    let width_ends = |w: f64| [0.0, w];
+    let upper_bottom = width_ends(upper_scene.content_size.0)
+        .map(|x| upper_matrix.apply([x, *ink_bottom])[1])
+        .into_iter()
+        .fold(f64::NEG_INFINITY, f64::max);
+    let lower_top = width_ends(lower_size.0)
+        .map(|x| lower_matrix.apply([x, ink_top])[1])
+        .into_iter()
+        .fold(f64::INFINITY, f64::min);
+    let shift = upper_bottom + gap - lower_top;
+    if shift.is_finite() && shift > 0.0 {
+        shift
+    } else {
+        0.0
+    }
+}
+
 /// A presenter problem found only once its media are read, as a template error at
 /// ``layers[i] (`id`).field``.
 fn presenter_problem(index: usize, id: &str, field: &str, message: String) -> RenderError {
@@ -184,6 +258,10 @@ impl Scene {
         let mut videos = Vec::new();
         let mut mouths = Vec::new();
         let mut warnings = Vec::new();
+        // Brand font families by path inside the bundle, loaded once per scene.
+        let mut families: HashMap<&str, String> = HashMap::new();
+        // Each text layer's ink rows in its box, in template pixels (top, bottom).
+        let mut inks: Vec<Option<(f64, f64)>> = vec![None; timeline.layers.len()];
         for (i, layer) in timeline.layers.iter().enumerate() {
             let declared = layer
                 .content
@@ -197,6 +275,7 @@ impl Scene {
                         rect: atlas.push(img.width, img.height, &img.pixels),
                         content_size: content,
                         mouth: None,
+                        shift: 0.0,
                     });
                 }
                 ResolvedContent::Text {
@@ -209,7 +288,22 @@ impl Scene {
                     align,
                     line_height,
                     shadow,
+                    font,
+                    vertical_align,
+                    outline,
+                    below,
                 } => {
+                    let font_family = match font {
+                        Some(src) => Some(match families.get(src.as_str()) {
+                            Some(family) => family.clone(),
+                            None => {
+                                let family = load_brand_font(bundle, text, src, layer)?;
+                                families.insert(src, family.clone());
+                                family
+                            }
+                        }),
+                        None => None,
+                    };
                     // Rasterize at output resolution so scaled presets stay sharp.
                     let (bw, bh) = (size_px(size.width * scale), size_px(size.height * scale));
                     let style = TextStyle {
@@ -222,6 +316,9 @@ impl Scene {
                         shadow: shadow
                             .map(|(c, o)| (c, [(o[0] * scale) as f32, (o[1] * scale) as f32])),
                         lang: timeline.lang.clone(),
+                        font_family,
+                        vertical_align: *vertical_align,
+                        outline: outline.map(|(c, w)| (c, (w * scale) as f32)),
                     };
                     let raster = text.rasterize(string, bw, bh, &style).map_err(|error| {
                         RenderError::Text {
@@ -235,11 +332,27 @@ impl Scene {
                             .iter()
                             .map(|w| format!("layer `{}`: {w}", layer.id)),
                     );
+                    // Box rows to template pixels.
+                    let per_row = size.height / f64::from(raster.height.max(1));
+                    inks[i] = raster.ink_rows.map(|(top, bottom)| {
+                        (f64::from(top) * per_row, f64::from(bottom) * per_row)
+                    });
+                    let shift = match (below, inks[i]) {
+                        (Some((upper, gap)), Some((ink_top, _))) => stack_shift(
+                            timeline,
+                            &layers,
+                            &inks,
+                            (*upper, *gap),
+                            (layer, (size.width, size.height), ink_top),
+                        ),
+                        _ => 0.0,
+                    };
                     layers.push(SceneLayer {
                         source: shaders::source::ATLAS,
                         rect: atlas.push(raster.width, raster.height, &raster.pixels),
                         content_size: (size.width, size.height),
                         mouth: None,
+                        shift,
                     });
                 }
                 ResolvedContent::Solid {
@@ -254,6 +367,7 @@ impl Scene {
                         rect: atlas.push(w, h, &pixels),
                         content_size: (size.width, size.height),
                         mouth: None,
+                        shift: 0.0,
                     });
                 }
                 ResolvedContent::Video {
@@ -282,6 +396,7 @@ impl Scene {
                         rect,
                         content_size: content,
                         mouth: None,
+                        shift: 0.0,
                     });
                 }
                 ResolvedContent::Presenter {
@@ -370,6 +485,7 @@ impl Scene {
                         rect,
                         content_size: content,
                         mouth: Some(mouths.len() - 1),
+                        shift: 0.0,
                     });
                 }
             }
@@ -413,7 +529,9 @@ impl Scene {
             let Some(state) = layer.state_at(t, scene.content_size) else {
                 continue;
             };
-            let to_canvas = canvas.mul(&state.matrix);
+            let to_canvas = canvas
+                .mul(&Affine::translate(0.0, scene.shift))
+                .mul(&state.matrix);
             self.push_layer(
                 out,
                 &to_canvas,

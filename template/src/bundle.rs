@@ -75,7 +75,7 @@ impl Manifest {
     }
 
     /// Every media path the manifest names (video, image and presenter `src`, mouth atlases,
-    /// music, default voices).
+    /// brand fonts, music, default voices).
     pub fn media_files(&self) -> BTreeSet<&str> {
         let mut files = BTreeSet::new();
         for layer in &self.layers {
@@ -93,6 +93,7 @@ impl Manifest {
                 LayerContent::Text(_) | LayerContent::Solid(_) => {}
             }
         }
+        files.extend(self.fonts.iter().map(|f| f.src.as_str()));
         if let Some(music) = &self.audio.music {
             files.insert(music.src.as_str());
         }
@@ -104,7 +105,15 @@ impl Manifest {
 }
 
 /// Fields of [`crate::Layer`] itself; the rest of a layer object belongs to its content.
-const LAYER_FIELDS: [&str; 5] = ["id", "start", "end", "transform", "opacity"];
+const LAYER_FIELDS: [&str; 7] = [
+    "id",
+    "start",
+    "end",
+    "transform",
+    "opacity",
+    "enter",
+    "exit",
+];
 
 /// Builds a [`TemplateError::Json`], naming layers by id and, for errors inside a layer's
 /// content (which serde reports at the layer), finding the field within it.

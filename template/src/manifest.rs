@@ -55,6 +55,13 @@ pub struct Manifest {
     #[serde(default)]
     #[schemars(extend("propertyNames" = {"pattern": crate::schema::TOKEN_NAME_PATTERN}))]
     pub tokens: BTreeMap<String, TokenSpec>,
+    /// Brand fonts shipped in the bundle, in order of preference. A text layer uses its own
+    /// `font`, else the first font whose `languages` holds the layer's language (or is empty),
+    /// else the bundled Noto family of the language's script; characters a brand font lacks
+    /// fall back to the bundled Noto families.
+    #[serde(default)]
+    #[schemars(length(max = 16))]
+    pub fonts: Vec<FontSpec>,
     /// Visual layers, bottom first.
     pub layers: Vec<Layer>,
     /// Music bed and voice slot.
@@ -109,6 +116,7 @@ pub enum TokenKind {
 // Unknown fields are still rejected, by the content types.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[schemars(transform = crate::schema::close_layer_kinds)]
+#[schemars(transform = crate::schema::motion_needs_constants)]
 pub struct Layer {
     /// Unique id within the template, used in error messages.
     #[schemars(length(min = 1))]
@@ -128,6 +136,12 @@ pub struct Layer {
     #[serde(default = "Animated::one")]
     #[schemars(transform = crate::schema::animated_unit)]
     pub opacity: Animated<f64>,
+    /// Entrance animation, expanded into keyframes starting at `start`; default none.
+    #[serde(default)]
+    pub enter: Option<Motion>,
+    /// Exit animation, expanded into keyframes ending at `end`; default none.
+    #[serde(default)]
+    pub exit: Option<Motion>,
     /// What the layer draws.
     #[serde(flatten)]
     pub content: LayerContent,
@@ -220,6 +234,99 @@ pub struct TextLayer {
     /// Optional drop shadow.
     #[serde(default)]
     pub shadow: Option<Shadow>,
+    /// Id of a brand font in the top-level `fonts` to use for every language; default: the
+    /// font the language picks (see `fonts`).
+    #[serde(default)]
+    #[schemars(regex(pattern = r"^[a-z0-9-]{1,32}$"))]
+    pub font: Option<String>,
+    /// Vertical alignment of the lines in the box; default middle.
+    #[serde(default)]
+    pub vertical_align: VerticalAlign,
+    /// Optional outline drawn around the glyphs, under them.
+    #[serde(default)]
+    pub outline: Option<Outline>,
+    /// Id of an earlier text layer this one sits below: when that layer's ink reaches lower
+    /// than `gap` pixels above this one's ink (more lines for a longer name or language), this
+    /// layer moves down by the difference. Default: placed where its transform says.
+    #[serde(default)]
+    pub below: Option<String>,
+    /// Smallest distance in pixels between the ink of the `below` layer and this one's, 0..=1000;
+    /// default 0.
+    #[serde(default)]
+    #[schemars(range(min = 0.0, max = 1000.0))]
+    pub gap: f64,
+}
+
+/// A brand font file shipped in the bundle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FontSpec {
+    /// Id that text layers' `font` names, `[a-z0-9-]{1,32}`, unique among the fonts.
+    #[schemars(regex(pattern = r"^[a-z0-9-]{1,32}$"))]
+    pub id: String,
+    /// Path of a TrueType (`.ttf`) or OpenType (`.otf`) file inside the bundle, at most 16 MiB.
+    #[schemars(regex(pattern = r"^[^/\\].*\.([tT][tT][fF]|[oO][tT][fF])$"))]
+    pub src: String,
+    /// Languages (codes from the template's `languages`) whose text layers use this font when
+    /// they name none; empty: every language.
+    #[serde(default)]
+    pub languages: Vec<String>,
+}
+
+/// Vertical alignment of text in its box.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum VerticalAlign {
+    /// Lines start at the top of the box.
+    Top,
+    /// Lines are centred vertically.
+    #[default]
+    Middle,
+    /// Lines end at the bottom of the box.
+    Bottom,
+}
+
+/// An outline (stroke) around text glyphs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Outline {
+    /// Outline colour.
+    pub color: Color,
+    /// Width in pixels outside the glyph edge, (0, 32].
+    #[schemars(range(min = 0.0, max = 32.0))]
+    pub width: f64,
+}
+
+/// A named entrance or exit animation, expanded into the layer's keyframes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Motion {
+    /// The animation.
+    pub preset: MotionPreset,
+    /// Length in seconds, (0, 10]; default 0.5. Entrance and exit together must fit in the
+    /// layer's life.
+    #[serde(default = "default_motion_duration")]
+    #[schemars(range(min = 0.0, max = 10.0))]
+    pub duration: f64,
+}
+
+fn default_motion_duration() -> f64 {
+    0.5
+}
+
+/// Entrance and exit presets. Each needs the property it animates to be constant in the
+/// manifest (it becomes the keyframes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum MotionPreset {
+    /// Opacity from 0 to the layer's opacity on entrance, back to 0 on exit (ease in-out).
+    Fade,
+    /// Fade plus a rise of 5% of the canvas height: from below into place on entrance
+    /// (ease-out), from place upwards on exit (ease-in).
+    SlideUp,
+    /// Fade plus scale about the anchor: from 1% past 110% to the layer's scale on entrance,
+    /// back through 110% to 1% on exit.
+    Pop,
 }
 
 fn default_text_color() -> Color {

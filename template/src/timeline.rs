@@ -7,7 +7,8 @@ use std::ops::Range;
 
 use crate::error::{Problem, TemplateError};
 use crate::manifest::{
-    Align, Animated, Color, Easing, LayerContent, Manifest, MouthBox, Size, Transform, MOUTH_SHAPES,
+    Align, Animated, Color, Easing, Keyframe, Layer, LayerContent, Manifest, Motion, MotionPreset,
+    MouthBox, Size, Transform, VerticalAlign, MOUTH_SHAPES,
 };
 use crate::tokens::{parse_placeholders, Segment};
 use crate::validate::{is_still_path, layer_label};
@@ -249,6 +250,16 @@ pub enum ResolvedContent {
         line_height: f64,
         /// Drop shadow colour (straight-alpha RGBA) and offset `[x, y]` in pixels.
         shadow: Option<([u8; 4], [f64; 2])>,
+        /// The brand font file for this layer and language, path inside the bundle; `None`: the
+        /// bundled Noto family of the language's script.
+        font: Option<String>,
+        /// Vertical alignment of the lines in the box.
+        vertical_align: VerticalAlign,
+        /// Outline colour (straight-alpha RGBA) and width in pixels.
+        outline: Option<([u8; 4], f64)>,
+        /// The layer this one sits below, as an index into the timeline's layers (always an
+        /// earlier text layer), and the smallest gap in pixels between their ink.
+        below: Option<(usize, f64)>,
     },
     /// A solid rectangle.
     Solid {
@@ -334,6 +345,7 @@ impl ResolvedLayer {
         if !(t >= self.start && t < self.end) {
             return None;
         }
+        let matrix = self.matrix_at(t, content_size);
         let opacity = self.opacity.value_at(t).unwrap_or(0.0);
         let opacity = if opacity.is_nan() {
             0.0
@@ -343,16 +355,21 @@ impl ResolvedLayer {
         if opacity <= 0.0 {
             return None;
         }
+        Some(LayerState { matrix, opacity })
+    }
+
+    /// The layer's matrix at time `t` for content drawn at `content_size`, as in
+    /// [`ResolvedLayer::state_at`] but whether or not the layer is shown then.
+    pub fn matrix_at(&self, t: f64, content_size: (f64, f64)) -> Affine {
         let tr = &self.transform;
         let [x, y] = tr.position.value_at(t).unwrap_or([0.0, 0.0]);
         let scale = tr.scale.value_at(t).unwrap_or(1.0);
         let rotation = tr.rotation.value_at(t).unwrap_or(0.0);
         let (w, h) = content_size;
-        let matrix = Affine::translate(x, y)
+        Affine::translate(x, y)
             .mul(&Affine::rotate_degrees(rotation))
             .mul(&Affine::scale(scale, scale))
-            .mul(&Affine::translate(-tr.anchor[0] * w, -tr.anchor[1] * h));
-        Some(LayerState { matrix, opacity })
+            .mul(&Affine::translate(-tr.anchor[0] * w, -tr.anchor[1] * h))
     }
 }
 
@@ -435,7 +452,7 @@ pub fn resolve(
             script_tokens = used;
         }
     }
-    let mut layers = Vec::with_capacity(manifest.layers.len());
+    let mut layers: Vec<ResolvedLayer> = Vec::with_capacity(manifest.layers.len());
     for (index, layer) in manifest.layers.iter().enumerate() {
         let label = layer_label(index, &layer.id);
         let mut layer_tokens = BTreeSet::new();
@@ -501,13 +518,37 @@ pub fn resolve(
                             format!("no string for language `{lang}` and no `\"*\"` string"),
                         )
                     })?;
-                let (out, used) = fill(chosen, tokens, (&label, "text"), &label)?;
-                layer_tokens = used;
+                let (out, mut used) = fill(chosen, tokens, (&label, "text"), &label)?;
                 let shadow = match &text.shadow {
                     Some(s) => Some((rgba(&s.color, &label, "shadow.color")?, s.offset)),
                     None => None,
                 };
-                ResolvedContent::Text {
+                let outline = match &text.outline {
+                    Some(o) => Some((rgba(&o.color, &label, "outline.color")?, o.width)),
+                    None => None,
+                };
+                // Validated: `below` names an earlier text layer, whose tokens then move this
+                // layer too.
+                let below = match &text.below {
+                    Some(upper) => {
+                        let i = manifest
+                            .layers
+                            .iter()
+                            .position(|l| &l.id == upper)
+                            .filter(|&i| i < index)
+                            .ok_or_else(|| {
+                                invalid(
+                                    &label,
+                                    "below",
+                                    format!("`{upper}` is not an earlier layer"),
+                                )
+                            })?;
+                        used.extend(layers[i].tokens.iter().cloned());
+                        Some((i, text.gap))
+                    }
+                    None => None,
+                };
+                let content = ResolvedContent::Text {
                     text: out,
                     size: text.size,
                     font_size: text.font_size,
@@ -517,17 +558,25 @@ pub fn resolve(
                     align: text.align,
                     line_height: text.line_height,
                     shadow,
-                }
+                    font: font_for(manifest, text.font.as_deref(), lang),
+                    vertical_align: text.vertical_align,
+                    outline,
+                    below,
+                };
+                layer_tokens = used;
+                content
             }
         };
+        let end = layer.end.unwrap_or(manifest.duration);
+        let (transform, opacity) = expand_motions(layer, end, f64::from(manifest.height));
         layers.push(ResolvedLayer {
             index,
             id: layer.id.clone(),
             start: layer.start,
-            end: layer.end.unwrap_or(manifest.duration),
+            end,
             content,
-            transform: layer.transform.clone(),
-            opacity: layer.opacity.clone(),
+            transform,
+            opacity,
             tokens: layer_tokens,
         });
     }
@@ -542,6 +591,119 @@ pub fn resolve(
         layers,
         voice_script,
     })
+}
+
+/// The brand font file a text layer uses in language `lang`: the font its `font` names, else
+/// the first font whose languages hold `lang` or are empty; `None` for the bundled fonts.
+fn font_for(manifest: &Manifest, id: Option<&str>, lang: &str) -> Option<String> {
+    let font = match id {
+        Some(id) => manifest.fonts.iter().find(|f| f.id == id),
+        None => manifest
+            .fonts
+            .iter()
+            .find(|f| f.languages.is_empty() || f.languages.iter().any(|l| l == lang)),
+    };
+    font.map(|f| f.src.clone())
+}
+
+/// How far `slide-up` moves a layer, as a fraction of the canvas height.
+pub const SLIDE_FRACTION: f64 = 0.05;
+/// The scale `pop` overshoots to, as a multiple of the layer's scale.
+pub const POP_OVERSHOOT: f64 = 1.1;
+/// The scale `pop` starts from and ends at, as a multiple of the layer's scale (not 0, so the
+/// layer's matrix stays invertible).
+pub const POP_FROM: f64 = 0.01;
+
+/// Keyframes being appended in time order; a keyframe at or before the last one is dropped
+/// (an exit that starts right where the entrance ends).
+struct Track<T>(Vec<Keyframe<T>>);
+
+impl<T> Track<T> {
+    fn push(&mut self, t: f64, value: T, easing: Easing) {
+        if self.0.last().is_none_or(|k| k.t < t) {
+            self.0.push(Keyframe { t, value, easing });
+        }
+    }
+}
+
+/// The layer's transform and opacity with its `enter` and `exit` presets expanded into
+/// keyframes, for a layer shown until `end` on a canvas `canvas_height` pixels high. A preset
+/// animates a property only when the manifest gives it as a constant (validation reports the
+/// other case); without presets both come back as they are.
+///
+/// - `fade`: opacity from 0 to the layer's opacity over the entrance (ease in-out), and back
+///   to 0 over the exit;
+/// - `slide-up`: the fade (ease-out in, ease-in out) plus the position rising by
+///   [`SLIDE_FRACTION`] of the canvas height: from below into place, then from place upwards;
+/// - `pop`: the fade plus the scale from [`POP_FROM`] through [`POP_OVERSHOOT`] (at 70% of the
+///   entrance) to the layer's scale, and the reverse on exit.
+pub fn expand_motions(layer: &Layer, end: f64, canvas_height: f64) -> (Transform, Animated<f64>) {
+    let mut transform = layer.transform.clone();
+    let mut opacity = layer.opacity.clone();
+    let start = layer.start;
+    let enter = layer
+        .enter
+        .as_ref()
+        .map(|m: &Motion| (m.preset, m.duration));
+    let exit = layer.exit.as_ref().map(|m: &Motion| (m.preset, m.duration));
+    if enter.is_none() && exit.is_none() {
+        return (transform, opacity);
+    }
+    let uses = |p: MotionPreset| (enter.map(|m| m.0) == Some(p), exit.map(|m| m.0) == Some(p));
+
+    if let Animated::Constant(o) = layer.opacity {
+        // Every preset fades.
+        let mut track = Track(Vec::new());
+        if let Some((preset, d)) = enter {
+            let easing = match preset {
+                MotionPreset::Fade => Easing::EaseInOut,
+                MotionPreset::SlideUp | MotionPreset::Pop => Easing::EaseOut,
+            };
+            track.push(start, 0.0, easing);
+            track.push(start + d, o, Easing::Linear);
+        }
+        if let Some((preset, d)) = exit {
+            let easing = match preset {
+                MotionPreset::Fade => Easing::EaseInOut,
+                MotionPreset::SlideUp | MotionPreset::Pop => Easing::EaseIn,
+            };
+            track.push(end - d, o, easing);
+            track.push(end, 0.0, Easing::Linear);
+        }
+        opacity = Animated::Keyframes(track.0);
+    }
+
+    let (slide_in, slide_out) = uses(MotionPreset::SlideUp);
+    if let (true, Animated::Constant([x, y])) = (slide_in || slide_out, &layer.transform.position) {
+        let rise = SLIDE_FRACTION * canvas_height;
+        let mut track = Track(Vec::new());
+        if let (true, Some((_, d))) = (slide_in, enter) {
+            track.push(start, [*x, y + rise], Easing::EaseOut);
+            track.push(start + d, [*x, *y], Easing::Linear);
+        }
+        if let (true, Some((_, d))) = (slide_out, exit) {
+            track.push(end - d, [*x, *y], Easing::EaseIn);
+            track.push(end, [*x, y - rise], Easing::Linear);
+        }
+        transform.position = Animated::Keyframes(track.0);
+    }
+
+    let (pop_in, pop_out) = uses(MotionPreset::Pop);
+    if let (true, Animated::Constant(k)) = (pop_in || pop_out, &layer.transform.scale) {
+        let mut track = Track(Vec::new());
+        if let (true, Some((_, d))) = (pop_in, enter) {
+            track.push(start, POP_FROM * k, Easing::EaseOut);
+            track.push(start + 0.7 * d, POP_OVERSHOOT * k, Easing::EaseInOut);
+            track.push(start + d, *k, Easing::Linear);
+        }
+        if let (true, Some((_, d))) = (pop_out, exit) {
+            track.push(end - d, *k, Easing::EaseInOut);
+            track.push(end - 0.7 * d, POP_OVERSHOOT * k, Easing::EaseIn);
+            track.push(end, POP_FROM * k, Easing::Linear);
+        }
+        transform.scale = Animated::Keyframes(track.0);
+    }
+    (transform, opacity)
 }
 
 /// `text` with its `{{token}}` placeholders replaced by the values in `tokens`, and the names

@@ -122,12 +122,16 @@ fn segment_key(
     let first = timeline.frame_time(frames.start);
     let last = timeline.frame_time(frames.end.saturating_sub(1).max(frames.start));
     let mut tokens = BTreeSet::new();
-    for layer in &timeline.layers {
+    for (i, layer) in timeline.layers.iter().enumerate() {
         if !(layer.start <= last && layer.end > first) {
             continue;
         }
         tokens.extend(layer.tokens.iter().cloned());
         let _ = writeln!(text, "layer {:?}", layer);
+        // A stacked text layer's place depends on the layer above it, which may not be shown.
+        if let Some(shift) = scene.layers.get(i).map(|l| l.shift).filter(|s| *s != 0.0) {
+            let _ = writeln!(text, "shift {shift:?}");
+        }
         for src in media_of(&layer.content) {
             let digest = inputs.media.get(src).map(String::as_str).unwrap_or("?");
             let _ = writeln!(text, "media {src} {digest}");
@@ -144,12 +148,13 @@ fn segment_key(
     (hex::encode(Sha256::digest(text.as_bytes())), tokens)
 }
 
-/// The media files `content` draws, by path inside the bundle.
+/// The media files `content` draws, by path inside the bundle (a text's brand font included).
 pub(crate) fn media_of(content: &ResolvedContent) -> Vec<&str> {
     match content {
         ResolvedContent::Video { src, .. } | ResolvedContent::Image { src, .. } => vec![src],
         ResolvedContent::Presenter { src, mouths, .. } => vec![src, mouths],
-        ResolvedContent::Text { .. } | ResolvedContent::Solid { .. } => Vec::new(),
+        ResolvedContent::Text { font, .. } => font.iter().map(String::as_str).collect(),
+        ResolvedContent::Solid { .. } => Vec::new(),
     }
 }
 

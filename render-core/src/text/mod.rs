@@ -6,9 +6,10 @@
 //! box size.
 //!
 //! Fonts are compiled into the binary (Noto Sans plus the nine Noto Sans families for Arabic and
-//! the Indic scripts, Regular and Bold) and the font database holds nothing else, so the same
-//! inputs give the same bytes on every machine. Characters outside the primary family fall back
-//! to the bundled family of their script.
+//! the Indic scripts, Regular and Bold) and the font database holds nothing else besides the
+//! brand fonts a template ships ([`TextEngine::load_font`]), so the same inputs give the same
+//! bytes on every machine. Characters outside the primary family (a brand font or the Noto
+//! family of the language) fall back to the bundled family of their script.
 //!
 //! Recipient text never appears in warnings or errors: they name lengths, sizes and code points.
 
@@ -19,6 +20,7 @@ mod tests;
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use cosmic_text::skrifa::{self, instance::LocationRef, instance::Size, MetadataProvider as _};
 use cosmic_text::{
@@ -26,7 +28,9 @@ use cosmic_text::{
     SwashCache, Weight, Wrap,
 };
 
-pub use template::Align;
+use sha2::{Digest as _, Sha256};
+
+pub use template::{Align, VerticalAlign};
 
 use self::fonts::BundledFont;
 use self::raster::Canvas;
@@ -43,6 +47,12 @@ pub const MAX_TEXT_BYTES: usize = 16 * 1024;
 pub const LINE_HEIGHT_RANGE: std::ops::RangeInclusive<f32> = 0.5..=5.0;
 /// Largest accepted shadow offset along either axis, in pixels.
 pub const MAX_SHADOW_OFFSET: f32 = 512.0;
+/// Largest accepted outline width, in pixels.
+pub const MAX_OUTLINE_WIDTH: f32 = 128.0;
+/// Brand fonts an engine keeps loaded; loading one more starts again from the bundled fonts.
+pub const MAX_LOADED_FONTS: usize = 32;
+/// Prefix of the family names brand fonts are registered under.
+const BRAND_FAMILY_PREFIX: &str = "reelfarm-brand-";
 
 /// Transparent margin kept between the ink and each edge of the box, in pixels.
 const PADDING: f32 = 2.0;
@@ -74,6 +84,14 @@ pub struct TextStyle {
     /// family, which supplies spaces, digits and punctuation; an unknown or empty tag picks the
     /// family of the text's first letter.
     pub lang: String,
+    /// A brand font's family as returned by [`TextEngine::load_font`], used instead of the
+    /// language's family; characters it lacks fall back to the bundled families.
+    pub font_family: Option<String>,
+    /// Where the lines sit vertically in the box.
+    pub vertical_align: VerticalAlign,
+    /// Outline around the glyphs: straight RGBA colour and width in pixels, `(0, 128]`, drawn
+    /// under the text and over its shadow.
+    pub outline: Option<([u8; 4], f32)>,
 }
 
 impl Default for TextStyle {
@@ -87,6 +105,9 @@ impl Default for TextStyle {
             line_height: 1.2,
             shadow: None,
             lang: String::new(),
+            font_family: None,
+            vertical_align: VerticalAlign::Middle,
+            outline: None,
         }
     }
 }
@@ -108,6 +129,9 @@ pub struct RasterText {
     /// Degradations to report on the job result: shrinking below `min_font_size`, characters
     /// no bundled font has. They never contain the text itself.
     pub warnings: Vec<String>,
+    /// The rows holding ink (any pixel with alpha), first and one past the last; `None` for a
+    /// transparent box.
+    pub ink_rows: Option<(u32, u32)>,
 }
 
 /// One shaped glyph, as returned by [`TextEngine::shape_line`].
@@ -119,6 +143,20 @@ pub struct ShapedGlyph {
     pub cluster: usize,
     /// File name under `assets/fonts/` of the font the glyph comes from.
     pub font_file: &'static str,
+}
+
+/// One shaped glyph with its advance, as returned by [`TextEngine::shape_styled`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct PositionedGlyph {
+    /// Glyph id in its font.
+    pub glyph_id: u16,
+    /// Byte offset in the text of the first character of the glyph's cluster.
+    pub cluster: usize,
+    /// Horizontal advance in pixels at the requested font size.
+    pub advance: f32,
+    /// Family the glyph's font is registered under: a bundled Noto family (`"Noto Sans
+    /// Tamil"`), or the name [`TextEngine::load_font`] returned for a brand font.
+    pub family: String,
 }
 
 /// Why a text could not be rasterized.
@@ -168,6 +206,9 @@ pub enum TextError {
     /// The font database is empty, so nothing can be shaped.
     #[error("no bundled font loaded: the font set is empty")]
     NoFonts,
+    /// A brand font could not be loaded, or a style names a family that is not loaded.
+    #[error("brand font: {0}")]
+    Font(String),
 }
 
 /// Shapes and rasterizes text with the bundled fonts.
@@ -179,6 +220,8 @@ pub struct TextEngine {
     font_system: FontSystem,
     swash_cache: SwashCache,
     faces: Vec<(fontdb::ID, &'static BundledFont)>,
+    /// Loaded brand fonts: SHA-256 of the file and the family it is registered under.
+    brands: Vec<([u8; 32], String)>,
     /// Ink bounds per glyph in em units `[x_min, y_min, x_max, y_max]` (y up); `None` for
     /// glyphs without outline.
     bounds: HashMap<(fontdb::ID, u16), Option<[f32; 4]>>,
@@ -237,8 +280,57 @@ impl TextEngine {
             font_system,
             swash_cache: SwashCache::new(),
             faces,
+            brands: Vec::new(),
             bounds: HashMap::new(),
         }
+    }
+
+    /// Registers a brand font (a TrueType or OpenType file holding one face) and returns the
+    /// family name to put in [`TextStyle::font_family`]. The family is named after the file's
+    /// SHA-256, so a file loaded again returns the same name without parsing it twice, and a
+    /// brand font can never stand in for a bundled family of the same name. Past
+    /// [`MAX_LOADED_FONTS`] brand fonts the engine drops them all and starts again.
+    ///
+    /// # Errors
+    /// [`TextError::Font`] when the bytes are not a single font face with outlines.
+    pub fn load_font(&mut self, bytes: &[u8]) -> Result<String, TextError> {
+        let digest: [u8; 32] = Sha256::digest(bytes).into();
+        if let Some((_, family)) = self.brands.iter().find(|(d, _)| *d == digest) {
+            return Ok(family.clone());
+        }
+        let font = skrifa::FontRef::new(bytes)
+            .map_err(|e| TextError::Font(format!("not a TrueType or OpenType font: {e}")))?;
+        if font.charmap().mappings().next().is_none() {
+            return Err(TextError::Font("the font maps no character".to_owned()));
+        }
+        if self.brands.len() >= MAX_LOADED_FONTS {
+            *self = Self::new();
+        }
+        let family = format!(
+            "{BRAND_FAMILY_PREFIX}{}",
+            digest[..8]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
+        );
+        let db = self.font_system.db_mut();
+        let ids = db.load_font_source(fontdb::Source::Binary(Arc::new(bytes.to_vec())));
+        let [id] = ids.as_slice() else {
+            for id in ids {
+                db.remove_face(id);
+            }
+            return Err(TextError::Font(
+                "the file must hold exactly one font face".to_owned(),
+            ));
+        };
+        let Some(mut info) = db.face(*id).cloned() else {
+            return Err(TextError::Font("the font could not be parsed".to_owned()));
+        };
+        db.remove_face(*id);
+        info.families = vec![(family.clone(), fontdb::Language::English_UnitedStates)];
+        db.push_face_info(info);
+        self.brands.push((digest, family.clone()));
+        Ok(family)
     }
 
     /// Shapes, fits and rasterizes `text` into a `width` x `height` box.
@@ -268,6 +360,7 @@ impl TextEngine {
         if self.faces.is_empty() {
             return Err(TextError::NoFonts);
         }
+        self.check_family(style)?;
         let mut out = RasterText {
             width,
             height,
@@ -275,6 +368,7 @@ impl TextEngine {
             font_size: style.font_size,
             lines: 0,
             warnings: Vec::new(),
+            ink_rows: None,
         };
         if text.chars().all(char::is_whitespace) {
             out.pixels = Canvas::new(width, height).pixels;
@@ -303,15 +397,83 @@ impl TextEngine {
             let origin = (placement.origin.0 + dx, placement.origin.1 + dy);
             self.draw(&buffer, &mut canvas, origin, color);
         }
+        if let Some((color, width)) = style.outline {
+            // The glyphs' coverage, grown by the outline width, filled with the outline colour.
+            let mut mask = Canvas::new(canvas.width, canvas.height);
+            self.draw(&buffer, &mut mask, placement.origin, [255, 255, 255, 255]);
+            let grown = raster::dilate_alpha(&mask, width);
+            canvas.fill_coverage(&grown, color);
+        }
         self.draw(&buffer, &mut canvas, placement.origin, style.color);
         if self.swash_cache.image_cache.len() > MAX_CACHED_IMAGES {
             self.swash_cache.image_cache.clear();
         }
 
+        out.ink_rows = canvas.ink_rows();
         out.pixels = canvas.pixels;
         out.font_size = placement.size;
         out.lines = placement.lines;
         Ok(out)
+    }
+
+    /// Fails when the style names a brand family this engine has not loaded (cosmic-text would
+    /// silently draw a bundled family instead).
+    fn check_family(&self, style: &TextStyle) -> Result<(), TextError> {
+        match &style.font_family {
+            Some(family) if !self.brands.iter().any(|(_, f)| f == family) => Err(TextError::Font(
+                format!("family `{family}` is not loaded; load the font file first"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Shapes `text` in `style` (font size, weight, language, brand family) as one unwrapped
+    /// line per paragraph and returns its glyphs in visual order (left to right) with their
+    /// advances and families. Meant for checking shaping against a reference shaper.
+    ///
+    /// # Errors
+    /// As [`TextEngine::rasterize`] for the style, [`TextError::TextTooLong`],
+    /// [`TextError::NoFonts`].
+    pub fn shape_styled(
+        &mut self,
+        text: &str,
+        style: &TextStyle,
+    ) -> Result<Vec<PositionedGlyph>, TextError> {
+        validate_style(style)?;
+        if text.len() > MAX_TEXT_BYTES {
+            return Err(TextError::TextTooLong { bytes: text.len() });
+        }
+        if self.faces.is_empty() {
+            return Err(TextError::NoFonts);
+        }
+        self.check_family(style)?;
+        let mut buffer = self.buffer(text, style.font_size, style, None);
+        buffer.set_wrap(Wrap::None);
+        buffer.shape_until_scroll(&mut self.font_system, false);
+        let mut glyphs = Vec::new();
+        for run in buffer.layout_runs() {
+            let start = glyphs.len();
+            for glyph in run.glyphs {
+                let family = self
+                    .font_system
+                    .db()
+                    .face(glyph.font_id)
+                    .and_then(|face| face.families.first())
+                    .map(|(name, _)| name.clone())
+                    .unwrap_or_default();
+                glyphs.push(PositionedGlyph {
+                    glyph_id: glyph.glyph_id,
+                    cluster: glyph.start,
+                    advance: glyph.w,
+                    family,
+                });
+            }
+            // Right-to-left lines are laid out from the right edge; flip them to visual order.
+            if run.rtl {
+                glyphs[start..].reverse();
+            }
+        }
+        Ok(glyphs)
     }
 
     /// Shapes `text` as one unwrapped line per paragraph and returns its glyphs in visual order
@@ -377,7 +539,10 @@ impl TextEngine {
         style: &TextStyle,
         width: Option<f32>,
     ) -> Buffer {
-        let family = fonts::primary_family(&style.lang, text);
+        let family = match &style.font_family {
+            Some(brand) => brand.as_str(),
+            None => fonts::primary_family(&style.lang, text),
+        };
         let attrs = Attrs::new()
             .family(Family::Name(family))
             .weight(if style.bold {
@@ -495,13 +660,19 @@ impl TextEngine {
             block_h += run.line_height;
         }
         // Integer so that later integer nudges keep every glyph's sub-pixel phase.
-        let top = ((box_h - block_h) / 2.0).floor();
+        let top = match style.vertical_align {
+            VerticalAlign::Top => PADDING,
+            VerticalAlign::Middle => ((box_h - block_h) / 2.0).floor(),
+            VerticalAlign::Bottom => (box_h - PADDING - block_h).floor(),
+        };
         let origin = (PADDING, top);
 
         // Advance extent of non-blank glyphs, relative to the layout box.
         let mut advances: Option<(f32, f32)> = None;
         let mut ink: Option<Rect> = None;
         let shadow = style.shadow.map(|(_, offset)| offset);
+        // The outline grows the ink by its width on every side.
+        let grow = style.outline.map_or(0.0, |(_, w)| w.ceil());
         for run in buffer.layout_runs() {
             for glyph in run.glyphs {
                 let blank = run
@@ -520,6 +691,12 @@ impl TextEngine {
                 for offset in std::iter::once([0.0, 0.0]).chain(shadow) {
                     let pen = (pen.0 + offset[0], pen.1 + offset[1]);
                     if let Some(r) = self.ink_rect(glyph, pen) {
+                        let r = Rect {
+                            x0: r.x0 - grow,
+                            y0: r.y0 - grow,
+                            x1: r.x1 + grow,
+                            y1: r.y1 + grow,
+                        };
                         ink = Some(ink.map_or(r, |i| i.union(r)));
                     }
                 }
@@ -700,6 +877,15 @@ fn validate_style(style: &TextStyle) -> Result<(), TextError> {
     if let Some((_, [x, y])) = style.shadow {
         check_range("shadow offset x", x, -MAX_SHADOW_OFFSET, MAX_SHADOW_OFFSET)?;
         check_range("shadow offset y", y, -MAX_SHADOW_OFFSET, MAX_SHADOW_OFFSET)?;
+    }
+    if let Some((_, width)) = style.outline {
+        if !(width > 0.0 && width <= MAX_OUTLINE_WIDTH) {
+            return Err(TextError::Style {
+                field: "outline width",
+                value: width,
+                range: format!("(0, {MAX_OUTLINE_WIDTH}]"),
+            });
+        }
     }
     Ok(())
 }

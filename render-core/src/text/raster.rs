@@ -140,6 +140,105 @@ impl Canvas {
     }
 }
 
+impl Canvas {
+    /// Composites `color` (straight RGBA) scaled by a per-pixel coverage (`width * height`
+    /// bytes, row-major) over the canvas.
+    pub(crate) fn fill_coverage(&mut self, coverage: &[u8], color: [u8; 4]) {
+        let [r, g, b, a] = color.map(u32::from);
+        for (i, &c) in coverage.iter().enumerate() {
+            if c != 0 {
+                let alpha = mul_255(u32::from(c), a);
+                let src = [
+                    mul_255(r, alpha),
+                    mul_255(g, alpha),
+                    mul_255(b, alpha),
+                    alpha,
+                ];
+                self.over_at(i * 4, src);
+            }
+        }
+    }
+
+    /// The rows holding any pixel with alpha: the first and one past the last.
+    pub(crate) fn ink_rows(&self) -> Option<(u32, u32)> {
+        let row_bytes = self.width as usize * 4;
+        if row_bytes == 0 {
+            return None;
+        }
+        let inked = |row: &[u8]| row.chunks_exact(4).any(|p| p[3] != 0);
+        let mut rows = self.pixels.chunks_exact(row_bytes);
+        let first = rows.position(inked)?;
+        let last = self.pixels.chunks_exact(row_bytes).rposition(inked)?;
+        Some((first as u32, last as u32 + 1))
+    }
+}
+
+/// The canvas's alpha grown by `radius` pixels: each output pixel is the largest alpha within
+/// a disc of that radius around it (a morphological dilation), so anti-aliased glyph edges
+/// stay soft. Row by row, each row of the disc is a sliding maximum computed in constant time
+/// per pixel (van Herk / Gil-Werman), so the cost is `width * height * (2 * radius + 1)`.
+pub(crate) fn dilate_alpha(canvas: &Canvas, radius: f32) -> Vec<u8> {
+    let (w, h) = (canvas.width as usize, canvas.height as usize);
+    let alpha: Vec<u8> = canvas.pixels.chunks_exact(4).map(|p| p[3]).collect();
+    let mut out = alpha.clone();
+    if w == 0 || h == 0 || radius <= 0.0 {
+        return out;
+    }
+    let reach = radius.ceil() as usize;
+    let r2 = radius * radius;
+    // Sliding maxima of one source row for one half-width, reused between calls.
+    let mut padded = Vec::new();
+    let mut prefix = Vec::new();
+    let mut suffix = Vec::new();
+    for dy in 0..=reach {
+        let rest = r2 - (dy * dy) as f32;
+        if rest < 0.0 {
+            break;
+        }
+        let half = rest.sqrt().floor() as usize;
+        let window = 2 * half + 1;
+        for src_y in 0..h {
+            // Sliding max over [x - half, x + half] of row src_y, zero outside the canvas.
+            padded.clear();
+            padded.resize(half, 0u8);
+            padded.extend_from_slice(&alpha[src_y * w..(src_y + 1) * w]);
+            padded.resize(w + 2 * half, 0);
+            let n = padded.len();
+            prefix.clear();
+            prefix.resize(n, 0u8);
+            suffix.clear();
+            suffix.resize(n, 0u8);
+            for i in 0..n {
+                prefix[i] = if i % window == 0 {
+                    padded[i]
+                } else {
+                    prefix[i - 1].max(padded[i])
+                };
+            }
+            for i in (0..n).rev() {
+                suffix[i] = if i % window == window - 1 || i == n - 1 {
+                    padded[i]
+                } else {
+                    suffix[i + 1].max(padded[i])
+                };
+            }
+            // The row's maxima reach the rows dy above and below it.
+            let below = Some(src_y + dy).filter(|&y| dy > 0 && y < h);
+            for target in [src_y.checked_sub(dy), below].into_iter().flatten() {
+                let row = &mut out[target * w..(target + 1) * w];
+                for (x, o) in row.iter_mut().enumerate() {
+                    // Window [x, x + window - 1] in padded coordinates.
+                    let m = suffix[x].max(prefix[x + window - 1]);
+                    if m > *o {
+                        *o = m;
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,5 +298,37 @@ mod tests {
         assert_eq!(px(3, 1), [0, 0, 0, 0]);
         let lit = canvas.pixels.chunks_exact(4).filter(|p| p[3] > 0).count();
         assert_eq!(lit, 3);
+    }
+
+    #[test]
+    fn dilation_grows_a_dot_into_a_disc() {
+        let mut canvas = Canvas::new(11, 11);
+        canvas.pixels[(5 * 11 + 5) * 4 + 3] = 200;
+        let grown = dilate_alpha(&canvas, 3.0);
+        for y in 0..11i32 {
+            for x in 0..11i32 {
+                let inside = (x - 5) * (x - 5) + (y - 5) * (y - 5) <= 9;
+                let expected = if inside { 200 } else { 0 };
+                assert_eq!(grown[(y * 11 + x) as usize], expected, "({x}, {y})");
+            }
+        }
+        // A dot at the corner grows only inside the canvas.
+        let mut corner = Canvas::new(4, 3);
+        corner.pixels[3] = 255;
+        let grown = dilate_alpha(&corner, 1.0);
+        assert_eq!(grown, vec![255, 255, 0, 0, 255, 0, 0, 0, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn ink_rows_and_coverage_fill() {
+        let mut canvas = Canvas::new(3, 4);
+        assert_eq!(canvas.ink_rows(), None);
+        let mut coverage = vec![0u8; 12];
+        coverage[4] = 255;
+        coverage[9] = 128;
+        canvas.fill_coverage(&coverage, [255, 0, 0, 255]);
+        assert_eq!(canvas.ink_rows(), Some((1, 4)));
+        assert_eq!(&canvas.pixels[16..20], &[255, 0, 0, 255]);
+        assert_eq!(&canvas.pixels[36..40], &[128, 0, 0, 128]);
     }
 }
