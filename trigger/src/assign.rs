@@ -69,14 +69,19 @@ pub fn assign_variant<'a>(
     None
 }
 
-/// The idempotency key of the render for (campaign, customer, event): `trg-` and 64 hex
-/// digits of a SHA-256, 68 printable ASCII characters. It does not depend on the campaign
+/// The idempotency key of the render for (tenant, campaign, customer, event): `trg-` and 64
+/// hex digits of a SHA-256, 68 printable ASCII characters. It does not depend on the campaign
 /// version, the variant or the time, so re-deciding the same event (a retry, a redelivered
-/// event, a new campaign version) cannot lead to a second render.
-pub fn idempotency_key(campaign: &str, customer_id: &str, event_id: &str) -> String {
+/// event, a new campaign version) cannot lead to a second render; it does depend on the
+/// tenant, since dispatch keys are unique across the whole store and two tenants may well use
+/// the same campaign name, customer ids and event ids.
+pub fn idempotency_key(tenant: &str, campaign: &str, customer_id: &str, event_id: &str) -> String {
     format!(
         "trg-{}",
-        hex::encode(digest("idempotency", &[campaign, customer_id, event_id]))
+        hex::encode(digest(
+            "idempotency",
+            &[tenant, campaign, customer_id, event_id]
+        ))
     )
 }
 
@@ -112,13 +117,14 @@ mod tests {
 
     #[test]
     fn idempotency_keys_are_stable_and_printable() {
-        let k = idempotency_key("c", "cust", "evt");
-        assert_eq!(k, idempotency_key("c", "cust", "evt"));
+        let k = idempotency_key("t", "c", "cust", "evt");
+        assert_eq!(k, idempotency_key("t", "c", "cust", "evt"));
+        assert_ne!(k, idempotency_key("t2", "c", "cust", "evt"));
         assert_eq!(k.len(), 68);
         assert!(k.starts_with("trg-") && k.bytes().all(|b| b.is_ascii_graphic()));
-        assert_ne!(k, idempotency_key("c", "cust", "evt2"));
-        assert_ne!(k, idempotency_key("c2", "cust", "evt"));
-        assert_ne!(k, idempotency_key("c", "cust2", "evt"));
+        assert_ne!(k, idempotency_key("t", "c", "cust", "evt2"));
+        assert_ne!(k, idempotency_key("t", "c2", "cust", "evt"));
+        assert_ne!(k, idempotency_key("t", "c", "cust2", "evt"));
     }
 
     #[test]

@@ -105,14 +105,14 @@ pub struct Dispatch {
     pub tokens: BTreeMap<String, String>,
     /// When to dispatch: after the delay and outside quiet hours, never before `now`.
     pub at: DateTime<Utc>,
-    /// Render idempotency key, stable for (campaign name, customer id, event id); see
+    /// Render idempotency key, stable for (tenant, campaign name, customer id, event id); see
     /// [`idempotency_key`](crate::idempotency_key).
     pub idempotency_key: String,
     /// Whether quiet hours moved `at`.
     pub quiet_hours_deferred: bool,
 }
 
-/// Decides what `campaign` does with `event` at `now`, given the times of the customer's
+/// Decides what `campaign` of `tenant` does with `event` at `now`, given the times of the customer's
 /// dispatches (scheduled or sent, across all campaigns of the tenant) that the store knows.
 ///
 /// Checks run in this order; the first that fails decides:
@@ -142,6 +142,7 @@ pub struct Dispatch {
 /// unspecified (an unknown time zone counts as UTC, an unparsable quiet window is ignored, an
 /// invalid field path reads as missing).
 pub fn decide(
+    tenant: &str,
     campaign: &Campaign,
     event: &Event,
     now: DateTime<Utc>,
@@ -236,7 +237,7 @@ pub fn decide(
         lang: lang.to_owned(),
         tokens,
         at,
-        idempotency_key: idempotency_key(&campaign.name, &customer.id, &event.id),
+        idempotency_key: idempotency_key(tenant, &campaign.name, &customer.id, &event.id),
         quiet_hours_deferred,
     })
 }

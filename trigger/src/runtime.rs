@@ -177,7 +177,7 @@ async fn process_events(
                     }
                     None => Vec::new(),
                 };
-                let decision = decide(campaign, &event, now, &touches);
+                let decision = decide(&tenant, campaign, &event, now, &touches);
                 scheduled |= matches!(decision, Decision::Dispatch(_));
                 outcomes.push(Outcome::from_decision(campaign, *version, &event, decision));
             }

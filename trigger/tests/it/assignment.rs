@@ -8,7 +8,7 @@ use trigger::{
     Variant,
 };
 
-use crate::support::{campaign, event, event_for, expect_dispatch, utc, NOW};
+use crate::support::{campaign, event, event_for, expect_dispatch, utc, NOW, TENANT};
 
 const CUSTOMERS: usize = 10_000;
 /// Allowed distance between an observed and an expected share, in percentage points.
@@ -54,7 +54,7 @@ fn holdout_through_decide_is_stable() {
     let run = || -> Vec<bool> {
         customers()
             .map(|id| {
-                decide(&c, &event_for(&id), now, &[])
+                decide(TENANT, &c, &event_for(&id), now, &[])
                     == Decision::Suppressed(SuppressReason::Holdout)
             })
             .collect()
@@ -66,7 +66,7 @@ fn holdout_through_decide_is_stable() {
     // Nor with the event: a second event of the same customer lands in the same group.
     let e2 = event(json!({"id": "evt-2", "customer": {"id": "cust-00007"}}));
     assert_eq!(
-        decide(&c, &e2, now, &[]) == Decision::Suppressed(SuppressReason::Holdout),
+        decide(TENANT, &c, &e2, now, &[]) == Decision::Suppressed(SuppressReason::Holdout),
         first[7]
     );
 }
@@ -125,7 +125,7 @@ fn variant_through_decide_is_stable() {
         customers()
             .take(2_000)
             .map(|id| {
-                let d = expect_dispatch(decide(&c, &event_for(&id), utc(NOW), &[]));
+                let d = expect_dispatch(decide(TENANT, &c, &event_for(&id), utc(NOW), &[]));
                 (d.variant, d.template)
             })
             .collect()
@@ -170,21 +170,30 @@ fn holdout_and_variant_are_independent() {
 }
 
 #[test]
-fn idempotency_key_is_stable_per_campaign_customer_and_event() {
-    // Pinned: a change here would let already-sent events render again after an upgrade.
+fn idempotency_key_is_stable_per_tenant_campaign_customer_and_event() {
+    // Pinned: keys are stored with dispatches and sent as render idempotency keys, so a change
+    // must be deliberate. (The tenant joined the key when two tenants sharing campaign, customer
+    // and event ids were found to collide; each stored event is decided once, so events decided
+    // before that change are not decided again under the new key.)
     assert_eq!(
-        idempotency_key("thanks", "c-1", "evt-1"),
-        "trg-30170e2ac1eae0d8097ef80636c27599935204092becba15aa56575a7f134b4a"
+        idempotency_key(TENANT, "thanks", "c-1", "evt-1"),
+        "trg-957fcbad5ad8a62aa17941d9752eca0c657769e99fdcbe6ecabae43d952f704d"
+    );
+    assert_ne!(
+        idempotency_key(TENANT, "thanks", "c-1", "evt-1"),
+        idempotency_key("other-brand", "thanks", "c-1", "evt-1"),
+        "two tenants with the same campaign, customer and event ids get two dispatches"
     );
     let c = campaign(json!({}));
-    let d1 = expect_dispatch(decide(&c, &event(json!({})), utc(NOW), &[]));
+    let d1 = expect_dispatch(decide(TENANT, &c, &event(json!({})), utc(NOW), &[]));
     assert_eq!(
         d1.idempotency_key,
-        idempotency_key("thanks", "c-1", "evt-1")
+        idempotency_key(TENANT, "thanks", "c-1", "evt-1")
     );
     // Same event decided later, or by another version of the campaign: same key.
     let v2 = campaign(json!({"variants": [{"name": "z", "template": "other", "weight": 3}]}));
     let d2 = expect_dispatch(decide(
+        TENANT,
         &v2,
         &event(json!({})),
         utc("2025-03-02T06:00:00Z"),
@@ -192,9 +201,16 @@ fn idempotency_key_is_stable_per_campaign_customer_and_event() {
     ));
     assert_eq!(d1.idempotency_key, d2.idempotency_key);
     // Another event, customer or campaign: another key.
-    let other_event = expect_dispatch(decide(&c, &event(json!({"id": "evt-2"})), utc(NOW), &[]));
-    let other_customer = expect_dispatch(decide(&c, &event_for("c-2"), utc(NOW), &[]));
+    let other_event = expect_dispatch(decide(
+        TENANT,
+        &c,
+        &event(json!({"id": "evt-2"})),
+        utc(NOW),
+        &[],
+    ));
+    let other_customer = expect_dispatch(decide(TENANT, &c, &event_for("c-2"), utc(NOW), &[]));
     let other_campaign = expect_dispatch(decide(
+        TENANT,
         &campaign(json!({"name": "thanks-2"})),
         &event(json!({})),
         utc(NOW),

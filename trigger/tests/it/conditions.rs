@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 use trigger::{decide, Decision, NoMatch};
 
-use crate::support::{campaign, decide_now, event, utc, NOW};
+use crate::support::{campaign, decide_now, event, utc, NOW, TENANT};
 
 /// Whether the base event matches a campaign with the single condition `condition`.
 fn check(condition: Value, expect: bool) {
@@ -214,7 +214,7 @@ fn event_type_must_match_first() {
     // Even an opted-out customer is "not matched", not "suppressed", by another event type.
     let e = event(json!({"type": "order_shipped", "customer": {"opted_out": true}}));
     assert_eq!(
-        decide(&c, &e, utc(NOW), &[]),
+        decide(TENANT, &c, &e, utc(NOW), &[]),
         Decision::NotMatched(NoMatch::EventType)
     );
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use trigger::{decide, in_holdout, Campaign, Decision, Event, SuppressReason};
 
-use crate::support::{expect_dispatch, utc};
+use crate::support::{expect_dispatch, utc, TENANT};
 
 const CAMPAIGN: &str = include_str!("data/campaign.json");
 const EVENT: &str = include_str!("data/event.json");
@@ -51,7 +51,13 @@ fn the_example_dispatches() {
         &event.customer.id,
         campaign.holdout_percent
     ));
-    let d = expect_dispatch(decide(&campaign, &event, utc("2025-03-01T05:00:05Z"), &[]));
+    let d = expect_dispatch(decide(
+        TENANT,
+        &campaign,
+        &event,
+        utc("2025-03-01T05:00:05Z"),
+        &[],
+    ));
     // replenish_at 07:00 IST on the 31st, one day early: 07:00 IST on the 30th is quiet, so
     // 09:00 IST (03:30Z).
     assert_eq!(d.at, utc("2025-03-30T03:30:00Z"));
@@ -82,7 +88,13 @@ fn the_example_dispatches() {
     // Two dispatches this week (including one scheduled before ours) cap it.
     let recent = [utc("2025-03-25T10:00:00Z"), utc("2025-03-29T10:00:00Z")];
     assert_eq!(
-        decide(&campaign, &event, utc("2025-03-01T05:00:05Z"), &recent),
+        decide(
+            TENANT,
+            &campaign,
+            &event,
+            utc("2025-03-01T05:00:05Z"),
+            &recent
+        ),
         Decision::Suppressed(SuppressReason::FrequencyCap)
     );
 }

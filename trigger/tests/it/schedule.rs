@@ -5,12 +5,12 @@ use chrono_tz::Tz;
 use serde_json::{json, Value};
 use trigger::{apply_quiet_hours, decide, Decision, SuppressReason};
 
-use crate::support::{campaign, event, expect_dispatch, hm, utc, NOW};
+use crate::support::{campaign, event, expect_dispatch, hm, utc, NOW, TENANT};
 
 /// The dispatch time of the base event (occurred 05:00Z, now 06:00Z) under `campaign_patch`.
 fn dispatch_at(campaign_patch: Value, event_patch: Value) -> String {
     let c = campaign(campaign_patch);
-    let d = expect_dispatch(decide(&c, &event(event_patch), utc(NOW), &[]));
+    let d = expect_dispatch(decide(TENANT, &c, &event(event_patch), utc(NOW), &[]));
     d.at.to_rfc3339()
 }
 
@@ -82,7 +82,7 @@ fn delays() {
         let c = campaign(json!({"delay": {"at_field": "data.replenish_at"}}));
         let e = event(json!({"data": {"replenish_at": bad}}));
         assert_eq!(
-            decide(&c, &e, utc(NOW), &[]),
+            decide(TENANT, &c, &e, utc(NOW), &[]),
             Decision::Suppressed(SuppressReason::MissingDelayTime {
                 field: "data.replenish_at".into()
             })
@@ -231,17 +231,18 @@ fn quiet_hours_through_decide() {
     let quiet = json!({"quiet_hours": {"start": "21:00", "end": "09:00"}});
     // Now is 11:30 IST: not quiet.
     let c = campaign(quiet.clone());
-    let d = expect_dispatch(decide(&c, &event(json!({})), utc(NOW), &[]));
+    let d = expect_dispatch(decide(TENANT, &c, &event(json!({})), utc(NOW), &[]));
     assert_eq!((d.at, d.quiet_hours_deferred), (utc(NOW), false));
     // A 12-hour delay: occurred 10:30 IST + 12 h = 22:30 IST, quiet → 09:00 IST next day.
     let mut patch = quiet.clone();
     crate::support::merge(&mut patch, json!({"delay": {"after_seconds": 43200}}));
     let c = campaign(patch);
-    let d = expect_dispatch(decide(&c, &event(json!({})), utc(NOW), &[]));
+    let d = expect_dispatch(decide(TENANT, &c, &event(json!({})), utc(NOW), &[]));
     assert_eq!(d.at, utc("2025-03-02T03:30:00Z"));
     assert!(d.quiet_hours_deferred);
     // The same instant for a customer in New York (12:00 EST) is not quiet.
     let d = expect_dispatch(decide(
+        TENANT,
         &c,
         &event(json!({"customer": {"tz": "America/New_York"}})),
         utc(NOW),
@@ -253,6 +254,7 @@ fn quiet_hours_through_decide() {
     );
     // Without a time zone the customer is in UTC: 17:00Z is not quiet either.
     let d = expect_dispatch(decide(
+        TENANT,
         &c,
         &event(json!({"customer": {"tz": null}})),
         utc(NOW),
@@ -267,7 +269,7 @@ fn frequency_cap_window() {
     let c = campaign(json!({"frequency_cap": {"max": 2, "per_seconds": 604800}}));
     let check = |recent: &[&str], capped: bool| {
         let recent: Vec<_> = recent.iter().map(|t| utc(t)).collect();
-        let d = decide(&c, &event(json!({})), utc(NOW), &recent);
+        let d = decide(TENANT, &c, &event(json!({})), utc(NOW), &recent);
         assert_eq!(
             d == Decision::Suppressed(SuppressReason::FrequencyCap),
             capped,
@@ -301,12 +303,12 @@ fn frequency_cap_window() {
     }));
     let recent = [utc("2025-02-28T06:00:00Z")];
     assert!(matches!(
-        decide(&delayed, &event(json!({})), utc(NOW), &recent),
+        decide(TENANT, &delayed, &event(json!({})), utc(NOW), &recent),
         Decision::Dispatch(_)
     ));
     let recent = [utc("2025-03-08T06:00:00Z")];
     assert_eq!(
-        decide(&delayed, &event(json!({})), utc(NOW), &recent),
+        decide(TENANT, &delayed, &event(json!({})), utc(NOW), &recent),
         Decision::Suppressed(SuppressReason::FrequencyCap)
     );
 }

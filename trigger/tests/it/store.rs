@@ -620,8 +620,18 @@ async fn outcomes_from_real_decisions(h: Harness) {
     assert_eq!(pending.len(), 2);
 
     let outcomes = vec![
-        Outcome::from_decision(&campaign, 1, &event, decide(&campaign, &event, now, &[])),
-        Outcome::from_decision(&held, 1, &event, decide(&held, &event, now, &[])),
+        Outcome::from_decision(
+            &campaign,
+            1,
+            &event,
+            decide(support::TENANT, &campaign, &event, now, &[]),
+        ),
+        Outcome::from_decision(
+            &held,
+            1,
+            &event,
+            decide(support::TENANT, &held, &event, now, &[]),
+        ),
     ];
     assert!(matches!(outcomes[0], Outcome::Dispatch { .. }));
     assert_eq!(
@@ -649,7 +659,7 @@ async fn outcomes_from_real_decisions(h: Harness) {
         &campaign,
         1,
         &no_consent,
-        decide(&campaign, &no_consent, now, &[]),
+        decide(support::TENANT, &campaign, &no_consent, now, &[]),
     );
     assert_eq!(
         suppressed,

@@ -6,6 +6,8 @@ use trigger::{decide, Campaign, Decision, Dispatch, Event};
 
 /// The `now` of most tests: 11:30 in Kolkata, outside any quiet window used here.
 pub const NOW: &str = "2025-03-01T06:00:00Z";
+/// The tenant the rules tests decide for.
+pub const TENANT: &str = "acme";
 
 pub fn utc(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s)
@@ -88,7 +90,7 @@ pub fn event(patch: Value) -> Event {
 
 /// Decides at [`NOW`] with no recent dispatches.
 pub fn decide_now(campaign: &Campaign, event: &Event) -> Decision {
-    decide(campaign, event, utc(NOW), &[])
+    decide(TENANT, campaign, event, utc(NOW), &[])
 }
 
 pub fn expect_dispatch(decision: Decision) -> Dispatch {

@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 use trigger::{decide, in_holdout, Decision, SuppressReason};
 
-use crate::support::{campaign, event, utc, NOW};
+use crate::support::{campaign, event, utc, NOW, TENANT};
 
 /// What the base campaign and event, patched, decide at `NOW` with `recent` dispatches.
 fn check(
@@ -15,7 +15,7 @@ fn check(
     let c = campaign(campaign_patch.clone());
     let e = event(event_patch.clone());
     let recent: Vec<_> = recent.iter().map(|t| utc(t)).collect();
-    let decision = decide(&c, &e, utc(NOW), &recent);
+    let decision = decide(TENANT, &c, &e, utc(NOW), &recent);
     match (&decision, &expect) {
         (Decision::Suppressed(got), Some(want)) => {
             assert_eq!(got, want, "{campaign_patch} {event_patch}")
