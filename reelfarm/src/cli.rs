@@ -42,6 +42,11 @@ pub enum Command {
     /// Campaigns: business events → videos → webhooks.
     #[command(subcommand)]
     Campaign(CampaignCommand),
+    /// A template studio in the browser: frames with a scrubber, layer boxes, the contact
+    /// sheet of every language, problems inline, reload on save, preview MP4s.
+    Studio(StudioArgs),
+    /// Write the contact sheet (languages × sample recipients × times) of a template to a PNG.
+    Preview(PreviewArgs),
     /// Send business events (a JSON event, an array, or {"events": [...]}) to a farm.
     Event {
         /// JSON file.
@@ -532,4 +537,41 @@ pub struct W1Args {
     /// Skip the smart render rows (cold, warm-template and warm-shared segment cache).
     #[arg(long)]
     pub skip_smart: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StudioArgs {
+    /// Template folder (holding template.json).
+    pub dir: PathBuf,
+    /// Address to serve the page on; port 0 picks a free port (the URL is printed).
+    #[arg(long, default_value = "127.0.0.1:7878")]
+    pub listen: SocketAddr,
+    /// Folder for preview MP4s (never inside the template). Default: a new temporary folder.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Do not run the deep checks (media decoding, worst-case text fit and voice length) in
+    /// the background.
+    #[arg(long)]
+    pub no_deep: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PreviewArgs {
+    /// Template folder (holding template.json).
+    pub dir: PathBuf,
+    /// Output PNG.
+    #[arg(long, value_name = "FILE.png")]
+    pub out: PathBuf,
+    /// Times in seconds, comma-separated. Default: a sixth, a half and five sixths of the way.
+    #[arg(long, value_name = "SECONDS,...")]
+    pub times: Option<String>,
+    /// Languages, comma-separated. Default: all of the template's.
+    #[arg(long, value_name = "CODE,...")]
+    pub langs: Option<String>,
+    /// Width of each cell in pixels (16 to 1280).
+    #[arg(long, default_value_t = 320)]
+    pub cell_width: u32,
+    /// Only the sample recipients: leave out the generated worst-case rows.
+    #[arg(long)]
+    pub no_worst_cases: bool,
 }

@@ -55,6 +55,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Tenant(command) => cmd::serve::tenant(command),
         Command::Submit(args) => cmd::submit::run(args),
         Command::Campaign(command) => cmd::campaign::run(command),
+        Command::Studio(args) => cmd::studio::run(args),
+        Command::Preview(args) => cmd::preview::run(args),
         Command::Event { file, client } => cmd::campaign::send_events(file, client),
     }
 }

@@ -18,8 +18,10 @@ pub mod demo;
 pub mod farmdemo;
 pub mod lipsync;
 mod mouthsheet;
+pub mod preview;
 pub mod render;
 pub mod serve;
+pub mod studio;
 pub mod submit;
 pub mod template;
 
