@@ -38,9 +38,11 @@ fn migrations(schema: &'static str) -> Migrations {
         schema,
         version: SCHEMA_VERSION,
         upgrades: &[],
-        // Serializes schema creation between processes starting together (PostgreSQL); not
-        // the job store's key, so the two stores in one schema do not wait for each other.
-        lock_key: 7262012,
+        // Serializes schema creation between processes starting together (PostgreSQL). The
+        // job store migrates under 7262011 and its outbox writes lock 7262012 (see
+        // `jobs_transition` in the coordinator's PostgreSQL schema), so that the stores sharing
+        // one schema never wait for each other, this key is neither.
+        lock_key: 7262013,
         too_new: |version, known| {
             format!(
                 "the database has trigger schema version {version}; this build knows up to \

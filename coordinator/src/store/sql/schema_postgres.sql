@@ -128,6 +128,7 @@ CREATE INDEX outbox_tenant ON outbox (tenant_id, seq);
 -- into a terminal state writes an outbox row, inside the statement that makes it. Outbox
 -- inserts are serialized until commit (a transaction-scoped advisory lock, per schema) so that
 -- `seq` order is commit order: a reader following `seq` never skips a row that commits later.
+-- Lock key 7262012 is this one's alone (migrations lock 7262011 and, for the trigger, 7262013).
 CREATE FUNCTION jobs_transition() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF (OLD.state = 'running') <> (NEW.state = 'running') THEN
