@@ -249,6 +249,7 @@ pub struct TextLayer {
     /// than `gap` pixels above this one's ink (more lines for a longer name or language), this
     /// layer moves down by the difference. Default: placed where its transform says.
     #[serde(default)]
+    #[schemars(length(min = 1))]
     pub below: Option<String>,
     /// Smallest distance in pixels between the ink of the `below` layer and this one's, 0..=1000;
     /// default 0.
@@ -265,11 +266,13 @@ pub struct FontSpec {
     #[schemars(regex(pattern = r"^[a-z0-9-]{1,32}$"))]
     pub id: String,
     /// Path of a TrueType (`.ttf`) or OpenType (`.otf`) file inside the bundle, at most 16 MiB.
-    #[schemars(regex(pattern = r"^[^/\\].*\.([tT][tT][fF]|[oO][tT][fF])$"))]
+    #[schemars(regex(pattern = crate::schema::MEDIA_PATTERN))]
+    #[schemars(extend("allOf" = [{"pattern": crate::schema::FONT_FILE_PATTERN}]))]
     pub src: String,
     /// Languages (codes from the template's `languages`) whose text layers use this font when
     /// they name none; empty: every language.
     #[serde(default)]
+    #[schemars(inner(regex(pattern = crate::schema::LANGUAGE_PATTERN)))]
     pub languages: Vec<String>,
 }
 
@@ -293,7 +296,7 @@ pub struct Outline {
     /// Outline colour.
     pub color: Color,
     /// Width in pixels outside the glyph edge, (0, 32].
-    #[schemars(range(min = 0.0, max = 32.0))]
+    #[schemars(range(max = 32.0), extend("exclusiveMinimum" = 0))]
     pub width: f64,
 }
 
@@ -306,7 +309,7 @@ pub struct Motion {
     /// Length in seconds, (0, 10]; default 0.5. Entrance and exit together must fit in the
     /// layer's life.
     #[serde(default = "default_motion_duration")]
-    #[schemars(range(min = 0.0, max = 10.0))]
+    #[schemars(range(max = 10.0), extend("exclusiveMinimum" = 0))]
     pub duration: f64,
 }
 

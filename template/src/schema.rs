@@ -53,6 +53,10 @@ pub(crate) const TTS_VARIANT_PATTERN: &str = "^[A-Za-z0-9_+-]{1,32}$";
 pub(crate) const STILL_PATTERN: &str =
     "(^|/)[^/]+\\.([pP][nN][gG]|[jJ][pP][eE]?[gG]|[wW][eE][bB][pP])$";
 
+/// A brand font file: a file name with a character before its extension `.ttf` or `.otf` (any
+/// case).
+pub(crate) const FONT_FILE_PATTERN: &str = "(^|/)[^/]+\\.([tT][tT][fF]|[oO][tT][fF])$";
+
 /// The JSON Schema (draft 2020-12) of `template.json`.
 ///
 /// Rules that compare fields of different objects or need the bundle's files (declared tokens,
@@ -146,4 +150,37 @@ pub(crate) fn tts_needs_script(schema: &mut Schema) {
         "then".to_owned(),
         json!({"properties": {"script": {"minProperties": 1}}, "required": ["script"]}),
     );
+}
+
+/// An entrance or exit preset animates some of the layer's properties, which must then be
+/// constants in the manifest: `fade` the opacity, `slide-up` the opacity and
+/// `transform.position`, `pop` the opacity and `transform.scale`.
+pub(crate) fn motion_needs_constants(schema: &mut Schema) {
+    // Keyframes are a list of objects (or an empty list); a constant is anything else.
+    let constant = json!({"not": {"type": "array", "items": {"type": "object"}}});
+    let mut rules = Vec::new();
+    for field in ["enter", "exit"] {
+        for (preset, moved) in [
+            ("fade", None),
+            ("slide-up", Some("position")),
+            ("pop", Some("scale")),
+        ] {
+            let mut then = json!({"properties": {"opacity": constant}});
+            if let Some(moved) = moved {
+                then["properties"]["transform"] = json!({"properties": {moved: constant}});
+            }
+            rules.push(json!({
+                "if": {
+                    "properties": {field: {
+                        "type": "object",
+                        "properties": {"preset": {"const": preset}},
+                        "required": ["preset"]
+                    }},
+                    "required": [field]
+                },
+                "then": then
+            }));
+        }
+    }
+    schema.insert("allOf".to_owned(), Value::Array(rules));
 }

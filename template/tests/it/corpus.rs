@@ -190,7 +190,7 @@ fn broken_corpus_is_caught_by_validate_and_by_the_schema_where_expressible() {
     }
 
     let mut table = String::from(
-        "case                                validate  schema   expressible  schema's reason\n",
+        "case                                    validate  schema   expressible  schema's reason\n",
     );
     let (mut by_validate, mut by_schema, mut expressible) = (0, 0, 0);
     for case in &cases {
@@ -232,7 +232,7 @@ fn broken_corpus_is_caught_by_validate_and_by_the_schema_where_expressible() {
             .take(70)
             .collect();
         table.push_str(&format!(
-            "{:<36}{:<10}{:<9}{:<13}{reason}\n",
+            "{:<40}{:<10}{:<9}{:<13}{reason}\n",
             case.name,
             mark(validate),
             mark(schema),
