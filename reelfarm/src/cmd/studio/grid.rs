@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
+use render_core::check::WorstCase;
 use render_core::media::RgbaImage;
 use render_core::text::{TextEngine, TextStyle};
-use render_core::check::WorstCase;
 use render_core::{RenderRequest, Renderer};
 use template::{Align, Manifest, Preset, Recipient};
 
@@ -137,14 +137,13 @@ pub fn worst_cases(manifest: &Manifest, lang: &str) -> Vec<WorstCase> {
     render_core::check::worst_cases(manifest, lang)
 }
 
+/// A language's worst cases, as the caller computes (or caches) them.
+pub type WorstFn<'a> = &'a dyn Fn(&str) -> Vec<WorstCase>;
+
 /// The rows of the sheet for `langs`: per language, its sample recipients (or, when it has
 /// none, the first sample's values rendered in that language), then, with `worst` (a
 /// language's worst cases), its worst cases.
-pub fn rows(
-    samples: &[Recipient],
-    langs: &[String],
-    worst: Option<&dyn Fn(&str) -> Vec<WorstCase>>,
-) -> Vec<Row> {
+pub fn rows(samples: &[Recipient], langs: &[String], worst: Option<WorstFn<'_>>) -> Vec<Row> {
     let mut rows = Vec::new();
     for lang in langs {
         let own: Vec<&Recipient> = samples.iter().filter(|r| &r.lang == lang).collect();
@@ -175,7 +174,7 @@ pub fn rows(
 /// language's worst cases).
 pub fn values_for(
     samples: &[Recipient],
-    worst: &dyn Fn(&str) -> Vec<WorstCase>,
+    worst: WorstFn<'_>,
     lang: &str,
     key: &str,
 ) -> Result<BTreeMap<String, String>> {
@@ -356,9 +355,9 @@ fn blit(dst: &mut RgbaImage, src: &RgbaImage, x: u32, y: u32, blend: bool) {
             let sp = &src.pixels[s..s + 4];
             if blend {
                 let a = u32::from(sp[3]);
-                for c in 0..3 {
-                    let under = u32::from(dst.pixels[d + c]) * (255 - a) / 255;
-                    dst.pixels[d + c] = (u32::from(sp[c]) + under).min(255) as u8;
+                for (out, &s) in dst.pixels[d..d + 3].iter_mut().zip(&sp[..3]) {
+                    let under = u32::from(*out) * (255 - a) / 255;
+                    *out = (u32::from(s) + under).min(255) as u8;
                 }
             } else {
                 dst.pixels[d..d + 3].copy_from_slice(&sp[..3]);

@@ -551,7 +551,7 @@ async fn grid_rows(
             Ok(grid::rows(
                 &samples,
                 &langs,
-                with_worst.then_some(&worst as &dyn Fn(&str) -> Vec<WorstCase>),
+                with_worst.then_some(&worst as grid::WorstFn<'_>),
             ))
         })
         .await?
