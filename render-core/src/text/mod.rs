@@ -69,7 +69,7 @@ pub struct TextStyle {
     /// Size below which shrinking adds a warning, in pixels, `0..=font_size`. The text still
     /// shrinks down to 4 px before the call fails.
     pub min_font_size: f32,
-    /// Bold faces instead of Regular.
+    /// Bold faces instead of Regular (bundled fonts only: a brand font is drawn as its file is).
     pub bold: bool,
     /// Text colour, straight (not premultiplied) RGBA.
     pub color: [u8; 4],
@@ -328,6 +328,13 @@ impl TextEngine {
         };
         db.remove_face(*id);
         info.families = vec![(family.clone(), fontdb::Language::English_UnitedStates)];
+        // A brand font is one file used as it is, whatever weight and style it declares (a
+        // bold italic display face included): it is registered as the family's only, regular
+        // face, and text in it is always requested at that weight and style, so the match is
+        // exact and nothing is synthesized.
+        info.weight = fontdb::Weight::NORMAL;
+        info.style = fontdb::Style::Normal;
+        info.stretch = fontdb::Stretch::Normal;
         db.push_face_info(info);
         self.brands.push((digest, family.clone()));
         Ok(family)
@@ -543,13 +550,11 @@ impl TextEngine {
             Some(brand) => brand.as_str(),
             None => fonts::primary_family(&style.lang, text),
         };
+        // `bold` picks the bundled Bold faces; a brand font is drawn as its file is.
+        let bold = style.bold && style.font_family.is_none();
         let attrs = Attrs::new()
             .family(Family::Name(family))
-            .weight(if style.bold {
-                Weight::BOLD
-            } else {
-                Weight::NORMAL
-            })
+            .weight(if bold { Weight::BOLD } else { Weight::NORMAL })
             // Unhinted outlines: true shapes at any size and ink that matches the outline bounds.
             .cache_key_flags(CacheKeyFlags::DISABLE_HINTING);
         let align = match style.align {
