@@ -34,7 +34,7 @@ pub(super) fn check_voice(
         progress(&format!("speaking the voice script in `{lang}`"));
         // Cases that leave the script's tokens alone give the same script: speak it once.
         let mut spoken = BTreeSet::new();
-        for case in lang_cases {
+        for case in lang_cases.iter().filter(|c| c.spoken) {
             let Ok(tokens) = template::resolve_tokens(m, lang, &case.tokens) else {
                 // Reported by the text checks.
                 continue;

@@ -22,6 +22,11 @@ pub struct WorstCase {
     /// A sanitized, valid value for every declared token (accepted by `template::resolve_tokens`
     /// for the language).
     pub tokens: BTreeMap<String, String>,
+    /// Whether the values read like words, so that a speech check should speak them. The
+    /// widest-glyph values do not ("WWWWWWWW" is spelled out letter by letter, as no name is);
+    /// the longest pronounceable values (consonant-vowel syllables, the most syllables a value
+    /// of that length can hold) stand for them in speech.
+    pub spoken: bool,
 }
 
 /// Characters per generated word: long values are written as words of about this length
@@ -322,6 +327,68 @@ fn longest_value(widest: &Widest, length: usize, words: bool) -> String {
     value
 }
 
+/// A value of exactly `length` characters of consonant-vowel syllables in `script` (`ka`, `ra`,
+/// `ma`... with the vowel `a` or its script's sign for it), as capitalized words of about
+/// [`WORD_CHARS`] characters: the most syllables a pronounceable value of that length holds.
+fn syllable_value(script: Script, length: usize) -> String {
+    // Offsets of KA, TA, NA, MA, RA, LA in a Brahmic block, and the sign of the vowel AA.
+    const BRAHMIC: [u32; 6] = [0x15, 0x24, 0x28, 0x2E, 0x30, 0x32];
+    const BRAHMIC_AA: u32 = 0x3E;
+    let syllables: Vec<String> = match script {
+        Script::Latin => ["ka", "ta", "na", "ma", "ra", "la"]
+            .map(str::to_owned)
+            .to_vec(),
+        Script::Arabic => ['ك', 'ت', 'ن', 'م', 'ر', 'ل']
+            .map(|c| format!("{c}ا"))
+            .to_vec(),
+        Script::Brahmic(_, base) => BRAHMIC
+            .iter()
+            .filter_map(|&o| {
+                let consonant = char::from_u32(base + o).filter(|c| c.is_alphabetic())?;
+                let sign = char::from_u32(base + BRAHMIC_AA).filter(|c| c.is_alphabetic())?;
+                Some(format!("{consonant}{sign}"))
+            })
+            .collect(),
+    };
+    if syllables.is_empty() {
+        return String::new();
+    }
+    let mut words: Vec<String> = Vec::new();
+    let mut word = String::new();
+    let mut count = 0;
+    let mut next = 0;
+    while count < length {
+        let in_word = word.chars().count();
+        if in_word >= WORD_CHARS && length - count >= 3 {
+            words.push(std::mem::take(&mut word));
+            count += 1; // the space
+            continue;
+        }
+        let syllable = &syllables[next % syllables.len()];
+        next += 1;
+        let take = syllable.chars().count().min(length - count);
+        word.extend(syllable.chars().take(take));
+        count += take;
+    }
+    words.push(word);
+    let capitalized: Vec<String> = words
+        .iter()
+        .map(|w| {
+            let mut chars = w.chars();
+            match chars.next() {
+                Some(first) => first.to_uppercase().chain(chars).collect(),
+                None => String::new(),
+            }
+        })
+        .collect();
+    let mut value = sanitize(&capitalized.join(" "));
+    while value.chars().count() > length {
+        value.pop();
+        value = sanitize(&value);
+    }
+    value
+}
+
 /// The faces (regular and/or bold) of the text layers that use `token`; regular when none does.
 fn faces_using(manifest: &Manifest, token: &str) -> Vec<bool> {
     let mut bolds = Vec::new();
@@ -354,6 +421,8 @@ fn fallback(spec: &TokenSpec, lang: &str) -> Option<String> {
 /// The generated values of one token.
 struct TokenValues {
     longest: Option<(String, String)>,
+    /// The longest value in consonant-vowel syllables, for text tokens.
+    syllables: Option<(String, String)>,
     one: Option<(String, String)>,
     fallback: Option<String>,
 }
@@ -383,8 +452,25 @@ fn token_values(
             w.single.text.clone(),
         )
     });
+    let syllables = match alphabet {
+        Alphabet::Script(script) => {
+            let value = syllable_value(script, spec.max_length);
+            let chars = value.chars().count();
+            (chars > 0).then(|| {
+                (
+                    format!(
+                        "longest `{name}` ({chars} characters, spoken {} syllables)",
+                        script.name()
+                    ),
+                    value,
+                )
+            })
+        }
+        Alphabet::Code | Alphabet::Digits => None,
+    };
     TokenValues {
         longest,
+        syllables,
         one,
         fallback: fallback(spec, lang),
     }
@@ -434,6 +520,7 @@ pub fn worst_cases_with(
         return vec![WorstCase {
             class: "fixed text (no tokens)".to_owned(),
             tokens: BTreeMap::new(),
+            spoken: true,
         }];
     }
     // What the other tokens hold while one is varied.
@@ -459,22 +546,34 @@ pub fn worst_cases_with(
     };
     let mut cases = Vec::new();
     for (&name, v) in &values {
+        let code_like = !matches!(manifest.tokens[name].kind, TokenKind::Text);
         if let Some((class, value)) = &v.longest {
             cases.push(WorstCase {
                 class: class.clone(),
                 tokens: with(name, value),
+                // Codes and numbers are read out character by character anyway.
+                spoken: code_like,
+            });
+        }
+        if let Some((class, value)) = &v.syllables {
+            cases.push(WorstCase {
+                class: class.clone(),
+                tokens: with(name, value),
+                spoken: true,
             });
         }
         if let Some((class, value)) = &v.one {
             cases.push(WorstCase {
                 class: class.clone(),
                 tokens: with(name, value),
+                spoken: true,
             });
         }
         if let Some(value) = &v.fallback {
             cases.push(WorstCase {
                 class: format!("fallback of `{name}` (no value given)"),
                 tokens: with(name, value),
+                spoken: true,
             });
         }
     }
@@ -488,6 +587,22 @@ pub fn worst_cases_with(
                     (name.to_owned(), value.clone())
                 })
                 .collect(),
+            spoken: false,
+        });
+        cases.push(WorstCase {
+            class: "every token at its longest, spoken".to_owned(),
+            tokens: values
+                .iter()
+                .map(|(&name, v)| {
+                    let (_, value) = v
+                        .syllables
+                        .as_ref()
+                        .or(v.longest.as_ref())
+                        .expect("checked above");
+                    (name.to_owned(), value.clone())
+                })
+                .collect(),
+            spoken: true,
         });
     }
     cases

@@ -1,3 +1,4 @@
+mod check;
 mod compositor;
 mod presenter;
 mod render;
