@@ -363,16 +363,25 @@ pub enum TemplateCommand {
     Validate {
         /// Template folder.
         dir: PathBuf,
+        /// Also decode every media file, fit every text layer and speak every voice script in
+        /// every language with generated worst-case values (the longest value in the widest
+        /// letters); exits non-zero when some recipient's render would fail.
+        #[arg(long)]
+        deep: bool,
     },
     /// Print the JSON Schema of template.json.
     Schema,
-    /// Upload a template folder to a farm as a new immutable version.
+    /// Upload a template folder to a farm as a new immutable version, after the deep checks of
+    /// `validate --deep`; a template that would fail for some recipient is refused.
     Push {
         /// Template folder.
         dir: PathBuf,
         /// Point these aliases (e.g. live) at the uploaded version.
         #[arg(long = "alias", value_name = "ALIAS")]
         aliases: Vec<String>,
+        /// Upload even when the deep checks find errors (they are still printed).
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         client: ClientArgs,
     },

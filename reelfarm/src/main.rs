@@ -40,13 +40,16 @@ fn run(cli: Cli) -> Result<()> {
         Command::Render(args) => cmd::render::render(args),
         Command::Still(args) => cmd::render::still(args),
         Command::Lipsync(args) => cmd::lipsync::run(args),
-        Command::Template(TemplateCommand::Validate { dir }) => cmd::template::validate(&dir),
+        Command::Template(TemplateCommand::Validate { dir, deep }) => {
+            cmd::template::validate(&dir, deep)
+        }
         Command::Template(TemplateCommand::Schema) => cmd::template::schema(),
         Command::Template(TemplateCommand::Push {
             dir,
             aliases,
+            force,
             client,
-        }) => cmd::template::push(dir, aliases, client),
+        }) => cmd::template::push(dir, aliases, force, client),
         Command::Demo(args) if args.direct => cmd::demo::run(args),
         Command::Demo(args) => cmd::farmdemo::run(args),
         Command::Bench(args) => cmd::bench::run(args),

@@ -1,13 +1,33 @@
-//! `reelfarm template validate | schema | push`.
+//! `reelfarm template validate [--deep] | schema | push [--force]`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
+use render_core::check::{deep_check, CheckOptions, DeepReport};
 
 use crate::cli::ClientArgs;
 
-/// `template validate DIR`: loads and checks a template folder, and says what it holds.
-pub fn validate(dir: &Path) -> Result<()> {
+/// Runs the deep checks on a loaded bundle with progress lines on stderr, and prints every
+/// problem found (errors, then warnings) on stdout, one per line.
+fn run_deep(bundle: &template::Bundle) -> DeepReport {
+    let opts = CheckOptions {
+        progress: Some(Arc::new(|line: &str| eprintln!("deep check: {line}"))),
+        ..CheckOptions::default()
+    };
+    let report = deep_check(bundle, &opts);
+    for problem in &report.errors {
+        println!("error: {problem}");
+    }
+    for problem in &report.warnings {
+        println!("warning: {problem}");
+    }
+    report
+}
+
+/// `template validate DIR [--deep]`: loads and checks a template folder, and says what it
+/// holds; with `deep`, also runs the deep checks and fails when one finds an error.
+pub fn validate(dir: &Path, deep: bool) -> Result<()> {
     let bundle = template::Bundle::load(dir)?;
     let m = &bundle.manifest;
     println!(
@@ -22,7 +42,28 @@ pub fn validate(dir: &Path) -> Result<()> {
         m.tokens.keys().cloned().collect::<Vec<_>>().join(", "),
         m.languages.join(", ")
     );
+    if deep {
+        let report = run_deep(&bundle);
+        if !report.passed() {
+            bail!(
+                "{}: the deep checks found {} (and {} warnings): some recipients' renders would fail",
+                dir.display(),
+                count(report.errors.len(), "error"),
+                report.warnings.len()
+            );
+        }
+        println!(
+            "{}: deep checks passed ({} warnings)",
+            dir.display(),
+            report.warnings.len()
+        );
+    }
     Ok(())
+}
+
+/// `1 error`, `3 errors`.
+fn count(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }
 
 /// `template schema`: the JSON Schema of `template.json`.
@@ -34,8 +75,22 @@ pub fn schema() -> Result<()> {
     Ok(())
 }
 
-/// `template push DIR`: uploads a template folder to a farm.
-pub fn push(dir: PathBuf, aliases: Vec<String>, client: ClientArgs) -> Result<()> {
+/// `template push DIR [--force]`: runs the deep checks and, when they find no error (or with
+/// `force`), uploads the template folder to a farm.
+pub fn push(dir: PathBuf, aliases: Vec<String>, force: bool, client: ClientArgs) -> Result<()> {
+    let bundle = template::Bundle::load(&dir)?;
+    let report = run_deep(&bundle);
+    if !report.passed() {
+        let found = count(report.errors.len(), "error");
+        if !force {
+            bail!(
+                "{}: not pushed: the deep checks found {found}, so some recipients' renders \
+                 would fail; fix them, or push anyway with --force",
+                dir.display()
+            );
+        }
+        eprintln!("pushing despite {found} (--force)");
+    }
     farm::runtime()?.block_on(async move {
         let mut farm = super::connect(&client).await?;
         let v = farm.push_template(&dir, &aliases).await?;

@@ -1,5 +1,6 @@
 mod boundaries;
 mod cli;
+mod deep_check;
 mod demo_template;
 mod farm;
 mod smart_render;
