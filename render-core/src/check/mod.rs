@@ -165,9 +165,10 @@ fn static_checks(bundle: &Bundle, report: &mut DeepReport) {
         if !used.contains(name) {
             report.warning(
                 format!("tokens.{name}"),
-                "is declared but no text layer or voice script uses `{{{{".to_owned()
-                    + name
-                    + "}}}}`; a value given for it changes nothing",
+                format!(
+                    "is declared but no text layer or voice script uses `{{{{{name}}}}}`; a \
+                     value given for it changes nothing"
+                ),
             );
         }
     }

@@ -136,3 +136,27 @@ fn three_line_tamil_headline_overflows_for_the_longest_name() {
     );
     assert!(e.message.contains("below min_font_size 40 px"), "{e}");
 }
+
+#[test]
+fn unused_token_and_off_canvas_layer_are_warnings() {
+    let dir = broken_copy("warnings", |m| {
+        m["tokens"]["coupon"] = serde_json::json!({"max_length": 8});
+        assert_eq!(m["layers"][1]["id"], "logo");
+        m["layers"][1]["transform"]["position"] = serde_json::json!([-3000, 56]);
+    });
+    let report = run(&dir);
+    assert!(report.errors.is_empty(), "{:#?}", report.errors);
+    let paths: Vec<&str> = report.warnings.iter().map(|w| w.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["tokens.coupon", "layers[1] (`logo`)"],
+        "{:#?}",
+        report.warnings
+    );
+    assert!(report.warnings[0]
+        .message
+        .contains("no text layer or voice script uses `{{coupon}}`"));
+    assert!(report.warnings[1]
+        .message
+        .contains("entirely off the 1920x1080 canvas"));
+}
