@@ -94,6 +94,16 @@ fn a_bundle_with_its_own_font_loads_packs_and_resolves_per_language() {
         bundle.manifest.media_files().contains("fonts/Brand.otf"),
         "the font travels with the packed bundle"
     );
+    // Packed and unpacked, the bundle still holds the same font file.
+    let packed = template::pack_dir(dir.path()).expect("packs");
+    let out = tempfile::tempdir().expect("temp dir");
+    let dest = out.path().join("unpacked");
+    template::unpack(&packed, &dest, &template::Limits::default()).expect("unpacks");
+    assert_eq!(
+        std::fs::read(dest.join("fonts/Brand.otf")).expect("font unpacked"),
+        font_bytes()
+    );
+    Bundle::load(&dest).expect("the unpacked bundle loads");
 
     let font_of = |t: &Timeline, id: &str| match &t
         .layers
