@@ -54,7 +54,7 @@ pub use preset::Preset;
 pub use samples::{recipients, tokens_from_json, Recipient, SampleError, RECIPIENTS_FILE};
 pub use schema::{json_schema, json_schema_pretty};
 pub use timeline::{resolve, Affine, LayerState, Lerp, ResolvedContent, ResolvedLayer, Timeline};
-pub use tokens::{placeholders, resolve_tokens, sanitize};
+pub use tokens::{placeholders, resolve_tokens, sanitize, template_language};
 pub use validate::{
     gpu_layers_of, is_still_path, MAX_DURATION, MAX_LAYERS_AT_ONCE, STILL_EXTENSIONS,
 };

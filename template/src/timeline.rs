@@ -423,21 +423,22 @@ impl Timeline {
 }
 
 /// Resolves `manifest` for language `lang` and the recipient's `tokens` (the output of
-/// [`resolve_tokens`](crate::resolve_tokens)): validates the manifest, picks each text layer's
-/// string for `lang` (else its `"*"` string), substitutes tokens, parses colours and fills in
-/// defaults.
+/// [`resolve_tokens`](crate::resolve_tokens); `lang` may be a tag such as `en-IN`, see
+/// [`template_language`](crate::template_language)): validates the manifest, picks each text
+/// layer's string for the language (else its `"*"` string), substitutes tokens, parses colours
+/// and fills in defaults. The timeline's `lang` is the template's own code.
 pub fn resolve(
     manifest: &Manifest,
     lang: &str,
     tokens: &BTreeMap<String, String>,
 ) -> Result<Timeline, TemplateError> {
     manifest.validate(None)?;
-    if !manifest.languages.iter().any(|l| l == lang) {
+    let Some(lang) = crate::tokens::template_language(manifest, lang) else {
         return Err(TemplateError::UnknownLanguage {
             lang: lang.to_owned(),
             available: manifest.languages.clone(),
         });
-    }
+    };
     let mut voice_script = None;
     let mut script_tokens = BTreeSet::new();
     if let Some(voice) = &manifest.audio.voice {

@@ -212,7 +212,22 @@ pub(crate) fn check_value(name: &str, spec: &TokenSpec, value: &str) -> Result<(
     }
 }
 
-/// Resolves a request's token values for language `lang`: every value is [`sanitize`]d; a
+/// The template language a request's language tag stands for: the declared language equal to
+/// `tag` (compared case-insensitively, `_` read as `-`), else the one equal to its primary
+/// subtag (`en-IN` → `en`, `hi_IN` → `hi`). `None` when the template declares neither.
+pub fn template_language<'a>(manifest: &'a Manifest, tag: &str) -> Option<&'a str> {
+    let normalize = |s: &str| s.trim().replace('_', "-").to_ascii_lowercase();
+    let tag = normalize(tag);
+    let primary = tag.split('-').next().unwrap_or_default();
+    let declared = || manifest.languages.iter();
+    declared()
+        .find(|l| normalize(l) == tag)
+        .or_else(|| declared().find(|l| normalize(l) == primary))
+        .map(String::as_str)
+}
+
+/// Resolves a request's token values for language `lang` (a tag such as `en-IN` means the
+/// template's `en`; see [`template_language`]): every value is [`sanitize`]d; a
 /// missing or empty value takes the token's fallback for `lang`, else its `"*"` fallback, else is
 /// an error when the token is required, else the empty string. Each value is then checked against
 /// the token's `max_length` (in characters) and kind.
@@ -224,12 +239,12 @@ pub fn resolve_tokens(
     lang: &str,
     values: &BTreeMap<String, String>,
 ) -> Result<BTreeMap<String, String>, TokenError> {
-    if !manifest.languages.iter().any(|l| l == lang) {
+    let Some(lang) = template_language(manifest, lang) else {
         return Err(TokenError::UnknownLanguage {
             lang: lang.to_owned(),
             available: manifest.languages.clone(),
         });
-    }
+    };
     if let Some(name) = values.keys().find(|k| !manifest.tokens.contains_key(*k)) {
         return Err(TokenError::UnknownToken {
             name: name.clone(),

@@ -69,10 +69,13 @@ pub async fn prepare(
             )
         })?;
     let manifest = shared.manifest(&record)?;
+    // A tag such as `en-IN` renders in the template's `en`, and the job records `en`.
     let lang = if spec.lang.is_empty() {
         manifest.default_language.clone()
     } else {
-        spec.lang.clone()
+        template::template_language(&manifest, &spec.lang)
+            .unwrap_or(&spec.lang)
+            .to_owned()
     };
     let tokens = template::resolve_tokens(&manifest, &lang, &spec.tokens).map_err(|e| {
         let field = match e.token() {

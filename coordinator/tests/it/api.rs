@@ -538,6 +538,19 @@ async fn idempotency(backend: Backend) {
     assert_eq!(one.render.expect("r").id, two.render.expect("r").id);
     let conflict = submit(&farm, &farm.key_a, "k1", spec("Rahul")).await;
     assert_eq!(conflict.expect_err("conflict").code(), Code::AlreadyExists);
+    // A language tag renders in the template's language of its primary subtag.
+    let tagged = submit(
+        &farm,
+        &farm.key_a,
+        "k-tag",
+        v1::RenderSpec {
+            lang: "hi-IN".into(),
+            ..spec("Priya")
+        },
+    )
+    .await
+    .expect("hi-IN");
+    assert_eq!(tagged.render.expect("r").lang, "hi");
     // Another tenant may use the same key (after uploading its own template).
     push_demo(&farm, &farm.key_b, &[]).await;
     assert!(
@@ -589,7 +602,7 @@ async fn idempotency(backend: Backend) {
         .await
         .expect("list")
         .into_inner();
-    assert_eq!(listed.renders.len(), 1 + 28, "one render per distinct key");
+    assert_eq!(listed.renders.len(), 2 + 28, "one render per distinct key");
 }
 
 async fn tenant_isolation(backend: Backend) {

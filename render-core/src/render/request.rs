@@ -83,9 +83,10 @@ impl RenderRequest {
             return Some(v.clone());
         }
         let voice = bundle.manifest.audio.voice.as_ref()?;
+        let lang = template::template_language(&bundle.manifest, &self.lang).unwrap_or(&self.lang);
         voice
             .default
-            .get(&self.lang)
+            .get(lang)
             .or_else(|| voice.default.get("*"))
             .map(|rel| bundle.media_path(rel))
     }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use template::{resolve_tokens, Manifest, TokenError};
+use template::{resolve, resolve_tokens, template_language, Manifest, TokenError};
 
 use crate::support::{full, manifest};
 
@@ -58,6 +58,31 @@ fn fallbacks_by_language_then_star() {
     )
     .expect("fallback");
     assert_eq!(got["offer_code"], "WELCOME");
+}
+
+#[test]
+fn language_tags_fall_back_to_their_primary_subtag() {
+    let m = fixture();
+    for (tag, want) in [
+        ("hi", Some("hi")),
+        ("hi-IN", Some("hi")),
+        ("hi_IN", Some("hi")),
+        ("EN-in", Some("en")),
+        (" en ", Some("en")),
+        ("ta-IN", None),
+        ("eng", None),
+        ("", None),
+    ] {
+        assert_eq!(template_language(&m, tag), want, "{tag:?}");
+    }
+    // A tag resolves as its language: the language's fallbacks, and a timeline in `hi`.
+    let tokens = resolve_tokens(&m, "hi-IN", &values(&[("first_name", "")])).expect("hi-IN");
+    assert_eq!(tokens["first_name"], "दोस्त");
+    assert_eq!(resolve(&m, "hi-IN", &tokens).expect("resolve").lang, "hi");
+    assert_eq!(
+        err("ta-IN", &[("first_name", "Asha")]),
+        "unknown language `ta-IN` (template languages: en, hi)"
+    );
 }
 
 #[test]
