@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::support::{bin, demo_template};
+use crate::support::{bin, copy_dir, demo_template};
 
 fn temp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("reelfarm-cli-{name}-{}", std::process::id()));
@@ -352,17 +352,4 @@ fn unwritable_output_names_the_given_path() {
     );
     assert!(e.contains("`/proc/reelfarm-test.mp4`"), "{e}");
     assert!(!e.contains("partial"), "{e}");
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
 }

@@ -5,20 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use crate::support::{bin, demo_template, Backend, Farm};
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
-}
+use crate::support::{bin, copy_dir, demo_template, Backend, Farm};
 
 /// A copy of the demo template whose Tamil greeting takes three lines and may not shrink below
 /// 40 px: the longest Tamil name overflows it.

@@ -10,24 +10,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::support::{bin, demo_template, Proc};
+use crate::support::{bin, copy_dir, demo_template, Proc};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-
-/// Copies the folder `src` to `dst`, recursively.
-fn copy_dir(src: &Path, dst: &Path) {
-    std::fs::create_dir_all(dst).expect("create copy");
-    for entry in std::fs::read_dir(src).expect("read template folder") {
-        let entry = entry.expect("entry");
-        let to = dst.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_dir(&entry.path(), &to);
-        } else {
-            std::fs::copy(entry.path(), &to).expect("copy file");
-        }
-    }
-}
 
 /// A temporary copy of the demo template.
 fn template_copy() -> (tempfile::TempDir, PathBuf) {

@@ -24,6 +24,20 @@ pub fn demo_template() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/templates/order-delivered")
 }
 
+/// Copies the folder `from` to `to`, recursively (a template to edit in a test).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
 /// A child process killed when dropped.
 pub struct Proc(pub Child);
 

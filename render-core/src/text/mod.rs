@@ -454,33 +454,21 @@ impl TextEngine {
             return Err(TextError::NoFonts);
         }
         self.check_family(style)?;
-        let mut buffer = self.buffer(text, style.font_size, style, None);
-        buffer.set_wrap(Wrap::None);
-        buffer.shape_until_scroll(&mut self.font_system, false);
-        let mut glyphs = Vec::new();
-        for run in buffer.layout_runs() {
-            let start = glyphs.len();
-            for glyph in run.glyphs {
-                let family = self
-                    .font_system
-                    .db()
+        let glyphs = self.unwrapped_glyphs(text, style);
+        let db = self.font_system.db();
+        Ok(glyphs
+            .into_iter()
+            .map(|glyph| PositionedGlyph {
+                glyph_id: glyph.glyph_id,
+                cluster: glyph.start,
+                advance: glyph.w,
+                family: db
                     .face(glyph.font_id)
                     .and_then(|face| face.families.first())
                     .map(|(name, _)| name.clone())
-                    .unwrap_or_default();
-                glyphs.push(PositionedGlyph {
-                    glyph_id: glyph.glyph_id,
-                    cluster: glyph.start,
-                    advance: glyph.w,
-                    family,
-                });
-            }
-            // Right-to-left lines are laid out from the right edge; flip them to visual order.
-            if run.rtl {
-                glyphs[start..].reverse();
-            }
-        }
-        Ok(glyphs)
+                    .unwrap_or_default(),
+            })
+            .collect())
     }
 
     /// Shapes `text` as one unwrapped line per paragraph and returns its glyphs in visual order
@@ -512,30 +500,37 @@ impl TextEngine {
             lang: lang.to_owned(),
             ..TextStyle::default()
         };
-        let mut buffer = self.buffer(text, font_size, &style, None);
+        let glyphs = self.unwrapped_glyphs(text, &style);
+        Ok(glyphs
+            .into_iter()
+            .map(|glyph| ShapedGlyph {
+                glyph_id: glyph.glyph_id,
+                cluster: glyph.start,
+                font_file: self
+                    .faces
+                    .iter()
+                    .find(|(id, _)| *id == glyph.font_id)
+                    .map_or("", |(_, font)| font.file),
+            })
+            .collect())
+    }
+
+    /// The glyphs of `text` shaped in `style` as one unwrapped line per paragraph, in visual
+    /// order (left to right).
+    fn unwrapped_glyphs(&mut self, text: &str, style: &TextStyle) -> Vec<LayoutGlyph> {
+        let mut buffer = self.buffer(text, style.font_size, style, None);
         buffer.set_wrap(Wrap::None);
         buffer.shape_until_scroll(&mut self.font_system, false);
         let mut glyphs = Vec::new();
         for run in buffer.layout_runs() {
             let start = glyphs.len();
-            for glyph in run.glyphs {
-                let font_file = self
-                    .faces
-                    .iter()
-                    .find(|(id, _)| *id == glyph.font_id)
-                    .map_or("", |(_, font)| font.file);
-                glyphs.push(ShapedGlyph {
-                    glyph_id: glyph.glyph_id,
-                    cluster: glyph.start,
-                    font_file,
-                });
-            }
+            glyphs.extend(run.glyphs.iter().cloned());
             // Right-to-left lines are laid out from the right edge; flip them to visual order.
             if run.rtl {
                 glyphs[start..].reverse();
             }
         }
-        Ok(glyphs)
+        glyphs
     }
 
     /// A shaped buffer holding `text` at `font_size`, wrapped at `width` if given.
