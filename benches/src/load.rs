@@ -8,10 +8,14 @@
 //!
 //! With `--recipients N`, render i gets the tokens of recipient i mod N of a fixed, seeded draw
 //! (first names from a list, a product from 5, an offer code from 3), so that the workers'
-//! segment caches show in the throughput; without it every render is the same recipient.
+//! segment caches show in the throughput; with `--tokens FILE`, render i is recipient i mod N of
+//! the file's N (their language and tokens), for any template; without either, every render is
+//! the same recipient.
+//!
+//! The template is a name on the farm, or a template folder, pushed before the run.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -53,7 +57,9 @@ pub struct Config {
     /// CA certificate for an https:// coordinator.
     pub tls_ca: Option<PathBuf>,
     /// Template reference; the demo template is pushed when it is `order-delivered` and missing.
+    /// A folder holding `template.json` is pushed, and its newest version is rendered.
     pub template: String,
+    /// Language of the renders whose recipient names none.
     pub lang: String,
     pub preset: template::Preset,
     /// Job store of the local farm; `None`: SQLite in a temporary folder.
@@ -66,6 +72,72 @@ pub struct Config {
     /// `Some(n)`: render i gets the tokens of recipient i mod n of [`draw_recipients`];
     /// `None`: every render gets the first demo recipient's.
     pub recipients: Option<u32>,
+    /// A recipients file (see [`read_recipients`]): render i is recipient i mod n of its n.
+    /// Not with `recipients`.
+    pub tokens: Option<PathBuf>,
+}
+
+/// One recipient of a load test: a language (`None`: the run's `--lang`) and token values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient {
+    pub lang: Option<String>,
+    pub tokens: BTreeMap<String, String>,
+}
+
+/// Reads a recipients file: a JSON array of `{"lang": "hi", "tokens": {...}}` objects, or a
+/// template's `recipients.json` (`{"id", "lang", "tokens"}` each). `lang` may be left out (the
+/// run's language), `tokens` too (no tokens); token values are strings or numbers. Errors name
+/// the file, the entry (from 0) and the field.
+pub fn read_recipients(path: &Path) -> Result<Vec<Recipient>> {
+    let at = |what: String| anyhow::anyhow!("--tokens {}: {what}", path.display());
+    let text = std::fs::read_to_string(path).map_err(|e| at(format!("cannot read: {e}")))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| at(format!("not valid JSON: {e}")))?;
+    let Some(items) = value.as_array() else {
+        return Err(at(
+            "expected a JSON array of recipients like [{\"lang\": \"hi\", \"tokens\": {...}}]"
+                .to_owned(),
+        ));
+    };
+    if items.is_empty() {
+        return Err(at("the array holds no recipient".to_owned()));
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let entry = |what: String| at(format!("entry {i}: {what}"));
+            let Some(fields) = item.as_object() else {
+                return Err(entry(
+                    "expected an object with `lang` and `tokens`".to_owned(),
+                ));
+            };
+            if let Some(unknown) = fields
+                .keys()
+                .find(|k| !matches!(k.as_str(), "id" | "lang" | "tokens"))
+            {
+                return Err(entry(format!(
+                    "unknown field `{unknown}` (expected id, lang, tokens)"
+                )));
+            }
+            let lang = match fields.get("lang") {
+                None | Some(serde_json::Value::Null) => None,
+                Some(serde_json::Value::String(l)) if !l.trim().is_empty() => Some(l.clone()),
+                Some(_) => {
+                    return Err(entry(
+                        "`lang` must be a language code such as \"hi\"".to_owned(),
+                    ))
+                }
+            };
+            let tokens = match fields.get("tokens") {
+                None | Some(serde_json::Value::Null) => BTreeMap::new(),
+                Some(t) => {
+                    template::tokens_from_json(t).map_err(|e| entry(format!("`tokens`: {e}")))?
+                }
+            };
+            Ok(Recipient { lang, tokens })
+        })
+        .collect()
 }
 
 /// First names the recipients of `--recipients` are given.
@@ -143,8 +215,30 @@ async fn start_local(cfg: &Config) -> Result<(LocalFarm, tempfile::TempDir)> {
     Ok((LocalFarm::start(spec, farm::Gpu::new()).await?, dir))
 }
 
-/// Makes sure the template exists, pushing the bundled demo when it is the one asked for.
-async fn ensure_template(farm: &mut TenantClient, reference: &str) -> Result<()> {
+/// A template reference that names a folder holding `template.json`.
+fn template_folder(reference: &str) -> Option<PathBuf> {
+    let dir = PathBuf::from(reference);
+    dir.join("template.json").is_file().then_some(dir)
+}
+
+/// Makes sure the template exists, pushing the bundled demo when it is the one asked for, or
+/// the folder `reference` names; returns the reference to render (`name@version` for a
+/// pushed folder).
+async fn ensure_template(farm: &mut TenantClient, reference: &str) -> Result<String> {
+    if let Some(dir) = template_folder(reference) {
+        let v = farm
+            .push_template(&dir, &[])
+            .await
+            .with_context(|| format!("--template {}: pushing", dir.display()))?;
+        eprintln!(
+            "{} {} as {}@{}",
+            if v.created { "pushed" } else { "found" },
+            dir.display(),
+            v.name,
+            v.version
+        );
+        return Ok(format!("{}@{}", v.name, v.version));
+    }
     match farm
         .templates
         .get_template(v1::GetTemplateRequest {
@@ -152,19 +246,21 @@ async fn ensure_template(farm: &mut TenantClient, reference: &str) -> Result<()>
         })
         .await
     {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(reference.to_owned()),
         Err(s) if s.code() == tonic::Code::NotFound && reference == "order-delivered" => {
             let v = farm.push_template(&crate::default_template(), &[]).await?;
             eprintln!("pushed the demo template as {}@{}", v.name, v.version);
-            Ok(())
+            Ok(reference.to_owned())
         }
         Err(s) => Err(status_error(s)).with_context(|| format!("template `{reference}`")),
     }
 }
 
-/// Tokens that fit the template: the first demo recipient's for the demo template.
-fn tokens_for(lang: &str) -> BTreeMap<String, String> {
-    let people = template::recipients(&crate::default_template()).unwrap_or_default();
+/// Tokens that fit the template: the first sample recipient's in `lang` of the template folder
+/// the run pushed, or else of the bundled demo.
+fn tokens_for(reference: &str, lang: &str) -> BTreeMap<String, String> {
+    let dir = template_folder(reference).unwrap_or_else(crate::default_template);
+    let people = template::recipients(&dir).unwrap_or_default();
     people
         .into_iter()
         .find(|p| p.lang == lang)
@@ -215,7 +311,7 @@ fn summary(values: &mut [f64]) -> (f64, f64, f64, f64) {
 async fn drive(
     farm: &TenantClient,
     spec: &v1::RenderSpec,
-    people: &Arc<Vec<BTreeMap<String, String>>>,
+    people: &Arc<Vec<Recipient>>,
     count: u64,
     concurrency: u32,
     run_id: &str,
@@ -241,7 +337,11 @@ async fn drive(
                 }
                 let mut spec = spec.clone();
                 if !people.is_empty() {
-                    spec.tokens = people[(i % people.len() as u64) as usize].clone();
+                    let person = &people[(i % people.len() as u64) as usize];
+                    spec.tokens = person.tokens.clone();
+                    if let Some(lang) = &person.lang {
+                        spec.lang = lang.clone();
+                    }
                 }
                 let sample = one(&mut farm, spec, format!("{run_id}-{i}")).await?;
                 if let Ok(mut s) = samples.lock() {
@@ -269,6 +369,13 @@ pub fn run(args: &Config) -> Result<()> {
     if args.recipients == Some(0) {
         bail!("--recipients must be at least 1");
     }
+    if args.recipients.is_some() && args.tokens.is_some() {
+        bail!("--recipients and --tokens both say whom to render: give one");
+    }
+    let from_file = match &args.tokens {
+        Some(path) => Some(read_recipients(path)?),
+        None => None,
+    };
     farm::runtime()?.block_on(async move {
         let (url, key, local) = match &args.coordinator {
             Some(url) => {
@@ -287,16 +394,34 @@ pub fn run(args: &Config) -> Result<()> {
             }
         };
         let mut farm = TenantClient::connect(&url, &key, args.tls_ca.as_deref()).await?;
-        ensure_template(&mut farm, &args.template).await?;
+        let template = ensure_template(&mut farm, &args.template).await?;
+        // The warm-up renders the first recipient of the file, or the template's first sample
+        // recipient in the run's language.
+        let (lang, tokens) = match from_file.as_ref().and_then(|f| f.first()) {
+            Some(first) => (
+                first.lang.clone().unwrap_or_else(|| args.lang.clone()),
+                first.tokens.clone(),
+            ),
+            None => (args.lang.clone(), tokens_for(&args.template, &args.lang)),
+        };
         let spec = v1::RenderSpec {
-            template: args.template.clone(),
-            lang: args.lang.clone(),
-            tokens: tokens_for(&args.lang),
+            template,
+            lang,
+            tokens,
             preset: v1::Preset::from(args.preset) as i32,
             lane: v1::Lane::Realtime as i32,
-            deadline_s: 0,
+            ..Default::default()
         };
-        let people = Arc::new(args.recipients.map(draw_recipients).unwrap_or_default());
+        let people = match (&from_file, args.recipients) {
+            (Some(file), _) => file.clone(),
+            (None, Some(n)) => draw_recipients(n)
+                .into_iter()
+                .map(|tokens| Recipient { lang: None, tokens })
+                .collect(),
+            (None, None) => Vec::new(),
+        };
+        let n_file = from_file.as_ref().map(Vec::len);
+        let people = Arc::new(people);
         let run_id = format!("bench-{}", random_hex(6));
         // Warm-up: connections, prepared statements, caches. With --recipients, the warm-up
         // renders the first demo recipient only, so the drawn recipients' segments are not
@@ -333,11 +458,17 @@ pub fn run(args: &Config) -> Result<()> {
         if let Some((local, _dir)) = local {
             local.stop().await?;
         }
-        report(args, &url, &samples, wall)
+        report(args, &url, &samples, wall, n_file)
     })
 }
 
-fn report(args: &Config, url: &str, samples: &[Sample], wall: Duration) -> Result<()> {
+fn report(
+    args: &Config,
+    url: &str,
+    samples: &[Sample],
+    wall: Duration,
+    from_file: Option<usize>,
+) -> Result<()> {
     let ok = samples.iter().filter(|s| s.succeeded).count();
     let per_s = samples.len() as f64 / wall.as_secs_f64();
     let mut e2e: Vec<f64> = samples
@@ -372,14 +503,15 @@ fn report(args: &Config, url: &str, samples: &[Sample], wall: Duration) -> Resul
             args.slots
         )
     };
-    let recipients = match args.recipients {
-        Some(n) => format!(
+    let recipients = match (args.recipients, from_file, &args.tokens) {
+        (_, Some(n), Some(path)) => format!("{n} from {}, in turn", path.display()),
+        (Some(n), _, _) => format!(
             "{n} drawn (seed {RECIPIENT_SEED:#x}): first names from {}, products from {}, offer codes from {}",
             FIRST_NAMES.len(),
             PRODUCTS.len(),
             OFFER_CODES.len()
         ),
-        None => "1 (the first demo recipient of the language)".to_owned(),
+        _ => "1 (the first sample recipient of the language)".to_owned(),
     };
     println!("farm:        {farm}");
     println!("recipients:  {recipients}");
@@ -425,7 +557,7 @@ fn report(args: &Config, url: &str, samples: &[Sample], wall: Duration) -> Resul
             "renders": samples.len(),
             "succeeded": ok,
             "concurrency": args.concurrency,
-            "recipients": args.recipients,
+            "recipients": args.recipients.map(u64::from).or(from_file.map(|n| n as u64)),
             "recipients_drawn": recipients,
             "wall_s": wall.as_secs_f64(),
             "renders_per_s": per_s,
@@ -454,6 +586,67 @@ fn report(args: &Config, url: &str, samples: &[Sample], wall: Duration) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Writes `text` to a fresh file and reads it as a recipients file.
+    fn read(text: &str) -> Result<Vec<Recipient>> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("people.json");
+        std::fs::write(&path, text).expect("write");
+        read_recipients(&path).map_err(|e| {
+            anyhow::anyhow!(
+                "{}",
+                e.to_string().replace(&path.display().to_string(), "FILE")
+            )
+        })
+    }
+
+    #[test]
+    fn recipients_files_in_both_forms() {
+        let people = read(
+            r#"[{"lang": "hi", "tokens": {"first_name": "Priya", "n": 3}},
+                {"tokens": {"first_name": "Asha"}},
+                {"id": "ta-priya", "lang": "ta", "tokens": {"first_name": "Priya"}},
+                {"lang": "en"}]"#,
+        )
+        .expect("valid");
+        assert_eq!(people.len(), 4);
+        assert_eq!(people[0].lang.as_deref(), Some("hi"));
+        assert_eq!(people[0].tokens["n"], "3");
+        assert_eq!(people[1].lang, None, "no lang: the run's");
+        assert_eq!(people[2].tokens["first_name"], "Priya");
+        assert!(people[3].tokens.is_empty());
+        let samples = read_recipients(&crate::default_template().join("recipients.json"))
+            .expect("the demo's recipients.json");
+        assert!(samples.iter().all(|r| r.lang.is_some()));
+    }
+
+    #[test]
+    fn bad_recipients_files_name_the_entry() {
+        let err = |text: &str| read(text).expect_err("refused").to_string();
+        assert_eq!(
+            err(r#"{"lang": "hi"}"#),
+            "--tokens FILE: expected a JSON array of recipients like [{\"lang\": \"hi\", \"tokens\": {...}}]"
+        );
+        assert_eq!(err("[]"), "--tokens FILE: the array holds no recipient");
+        assert!(err("[{").starts_with("--tokens FILE: not valid JSON"));
+        assert_eq!(
+            err(r#"[{"lang": "hi"}, {"lang": "ta", "tokens": {"first_name": ["x"]}}]"#),
+            "--tokens FILE: entry 1: `tokens`: token `first_name`: expected a string or number, found an array"
+        );
+        assert_eq!(
+            err(r#"[{"lang": "hi", "token": {}}]"#),
+            "--tokens FILE: entry 0: unknown field `token` (expected id, lang, tokens)"
+        );
+        assert_eq!(
+            err(r#"[{"lang": 7}]"#),
+            "--tokens FILE: entry 0: `lang` must be a language code such as \"hi\""
+        );
+        assert_eq!(
+            err(r#"["hi"]"#),
+            "--tokens FILE: entry 0: expected an object with `lang` and `tokens`"
+        );
+        assert!(err("").contains("not valid JSON"));
+    }
 
     #[test]
     fn the_draw_is_fixed_and_uses_every_list() {

@@ -93,6 +93,95 @@ impl TenantClient {
         Ok(version)
     }
 
+    /// Every template of the tenant (the newest version of each), through every page of
+    /// `ListTemplates`.
+    pub async fn list_templates(&mut self) -> Result<Vec<v1::TemplateVersion>> {
+        let mut all = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let page = self
+                .templates
+                .list_templates(v1::ListTemplatesRequest {
+                    page_size: 1000,
+                    page_token: page_token.clone(),
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            all.extend(page.templates);
+            if page.next_page_token.is_empty() || page.next_page_token == page_token {
+                return Ok(all);
+            }
+            page_token = page.next_page_token;
+        }
+    }
+
+    /// The tenant's newest renders, at most `limit`, only those in `state` when given: pages of
+    /// `ListRenders` until `limit` renders or the last page.
+    pub async fn list_renders(
+        &mut self,
+        state: Option<v1::RenderState>,
+        limit: usize,
+    ) -> Result<Vec<v1::Render>> {
+        let mut all = Vec::new();
+        let mut page_token = String::new();
+        while all.len() < limit {
+            let page_size = (limit - all.len()).min(1000) as u32;
+            let page = self
+                .renders
+                .list_renders(v1::ListRendersRequest {
+                    page_size,
+                    page_token: page_token.clone(),
+                    state: state.map_or(v1::RenderState::Unspecified as i32, |s| s as i32),
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            all.extend(page.renders);
+            if page.next_page_token.is_empty() || page.next_page_token == page_token {
+                break;
+            }
+            page_token = page.next_page_token;
+        }
+        all.truncate(limit);
+        Ok(all)
+    }
+
+    /// One render, with its tokens.
+    pub async fn get_render(&mut self, id: &str) -> Result<v1::Render> {
+        Ok(self
+            .renders
+            .get_render(v1::GetRenderRequest { id: id.to_owned() })
+            .await
+            .map_err(status_error)
+            .with_context(|| format!("render {id}"))?
+            .into_inner())
+    }
+
+    /// Cancels a render that has not finished; returns it as it is after the call (a finished
+    /// render is returned unchanged).
+    pub async fn cancel_render(&mut self, id: &str) -> Result<v1::Render> {
+        Ok(self
+            .renders
+            .cancel_render(v1::CancelRenderRequest { id: id.to_owned() })
+            .await
+            .map_err(status_error)
+            .with_context(|| format!("cancelling render {id}"))?
+            .into_inner())
+    }
+
+    /// The secret that signs the tenant's per-render callbacks (`whsec_…`).
+    pub async fn callback_secret(&mut self) -> Result<String> {
+        Ok(self
+            .triggers
+            .get_callback_secret(v1::GetCallbackSecretRequest {})
+            .await
+            .map_err(status_error)
+            .context("reading the callback secret")?
+            .into_inner()
+            .secret)
+    }
+
     /// Downloads a finished render's video or poster into `path` (written beside it, then
     /// renamed).
     pub async fn download(&mut self, id: &str, artifact: v1::Artifact, path: &Path) -> Result<u64> {
@@ -137,6 +226,31 @@ pub fn state_name(state: i32) -> &'static str {
         Ok(v1::RenderState::Succeeded) => "succeeded",
         Ok(v1::RenderState::Failed) => "failed",
         Ok(v1::RenderState::Cancelled) => "cancelled",
+        _ => "unknown",
+    }
+}
+
+/// The name of a render's lane.
+pub fn lane_name(lane: i32) -> &'static str {
+    match v1::Lane::try_from(lane) {
+        Ok(v1::Lane::Realtime | v1::Lane::Unspecified) => "realtime",
+        Ok(v1::Lane::Bulk) => "bulk",
+        Err(_) => "unknown",
+    }
+}
+
+/// The name of a render's preset (`1080p`, `720p`, `whatsapp`; unset is the default, 720p).
+pub fn preset_name(preset: i32) -> &'static str {
+    proto::convert::preset_from_wire(preset).map_or("unknown", template::Preset::name)
+}
+
+/// The name of a failure class.
+pub fn failure_class_name(class: i32) -> &'static str {
+    match v1::FailureClass::try_from(class) {
+        Ok(v1::FailureClass::InvalidInput) => "invalid_input",
+        Ok(v1::FailureClass::Application) => "application",
+        Ok(v1::FailureClass::Infrastructure) => "infrastructure",
+        Ok(v1::FailureClass::DeadlineExceeded) => "deadline_exceeded",
         _ => "unknown",
     }
 }

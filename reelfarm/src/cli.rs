@@ -3,7 +3,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use ::template::Preset;
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// reelfarm: personalized video, rendered on the GPU.
 #[derive(Debug, Parser)]
@@ -15,7 +16,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Render one recipient's video to an MP4.
+    /// Render one recipient's video to an MP4 on this machine; or, with a subcommand, look at
+    /// and manage the renders of a farm.
     Render(RenderArgs),
     /// Render one frame to a PNG, for previews and checks.
     Still(StillArgs),
@@ -269,7 +271,7 @@ pub struct SubmitArgs {
     #[arg(long)]
     pub key: Option<String>,
     /// Output preset: 720p, 1080p, whatsapp.
-    #[arg(long, default_value = "720p")]
+    #[arg(long, default_value = Preset::DEFAULT.name())]
     pub preset: String,
     /// Lane: realtime or bulk.
     #[arg(long, default_value = "realtime")]
@@ -277,7 +279,15 @@ pub struct SubmitArgs {
     /// Give up after this many seconds (0: 3600).
     #[arg(long, default_value_t = 0)]
     pub deadline_s: u32,
-    /// Follow the render until it finishes.
+    /// A label kept with the render, returned on it and in its callback (an order id, a
+    /// campaign): KEY=VALUE; repeat for more.
+    #[arg(long = "metadata", value_name = "KEY=VALUE", value_parser = key_value)]
+    pub metadata: Vec<(String, String)>,
+    /// POST a signed webhook here when the render succeeds, fails or is cancelled (verify it
+    /// with the secret of `reelfarm render callback-secret`).
+    #[arg(long, value_name = "URL")]
+    pub callback_url: Option<String>,
+    /// Follow the render until it finishes, with its state, stage and progress on stderr.
     #[arg(long)]
     pub wait: bool,
     /// Download the finished video here (implies --wait).
@@ -305,15 +315,44 @@ pub struct JobArgs {
     pub voice: Option<PathBuf>,
 }
 
+/// `reelfarm render`: a local render (`render --template DIR --lang L --out F.mp4`), or one of
+/// the farm subcommands (`render list`, `render get ID`, ...).
 #[derive(Debug, Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    subcommand_value_name = "FARM COMMAND",
+    subcommand_help_heading = "Farm commands"
+)]
 pub struct RenderArgs {
+    #[command(subcommand)]
+    pub command: Option<RenderCommand>,
     #[command(flatten)]
-    pub job: JobArgs,
+    pub local: Option<LocalRenderArgs>,
+}
+
+/// A render on this machine. The fields of [`JobArgs`] are repeated here rather than
+/// flattened: clap fills an optional flattened group only from its own arguments.
+#[derive(Debug, Args)]
+pub struct LocalRenderArgs {
+    /// Template folder (holding template.json).
+    #[arg(long, value_name = "DIR")]
+    pub template: PathBuf,
+    /// JSON object of token name to value, e.g. {"first_name": "Priya"}.
+    #[arg(long, value_name = "FILE.json")]
+    pub tokens: Option<PathBuf>,
+    /// Language code, one of the template's (en, hi, ta, ...).
+    #[arg(long, value_name = "CODE")]
+    pub lang: String,
+    /// Voice file for this recipient (any format FFmpeg decodes); default: the template's.
+    #[arg(long, value_name = "FILE")]
+    pub voice: Option<PathBuf>,
     /// Output MP4.
     #[arg(long, value_name = "FILE.mp4")]
     pub out: PathBuf,
-    /// Output preset: 1080p (template size), 720p, whatsapp (720p, Main profile, ≤ 16 MB).
-    #[arg(long, default_value = "1080p")]
+    /// Output preset: 720p (1280 wide), 1080p (template size), whatsapp (720p, Main profile,
+    /// ≤ 16 MB).
+    #[arg(long, default_value = Preset::DEFAULT.name())]
     pub preset: String,
     /// Render only from this time, in seconds.
     #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
@@ -342,6 +381,97 @@ pub struct RenderArgs {
     pub one_encoder: bool,
 }
 
+impl LocalRenderArgs {
+    /// The template, recipient and language, as `still` takes them.
+    pub fn job(&self) -> JobArgs {
+        JobArgs {
+            template: self.template.clone(),
+            tokens: self.tokens.clone(),
+            lang: self.lang.clone(),
+            voice: self.voice.clone(),
+        }
+    }
+}
+
+/// `reelfarm render get|list|cancel|watch|callback-secret`: renders on a farm.
+#[derive(Debug, Subcommand)]
+pub enum RenderCommand {
+    /// One render on a farm: state, stage, progress, output, failure, tokens, metadata and
+    /// callback URL.
+    Get {
+        /// Render id.
+        id: String,
+        /// Print the render as one JSON object.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// The tenant's renders on a farm, newest first.
+    List {
+        /// Only renders in this state.
+        #[arg(long, value_enum)]
+        state: Option<StateArg>,
+        /// Most renders to list.
+        #[arg(long, value_name = "N", default_value_t = 20,
+              value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        limit: u32,
+        /// Print one JSON array of renders instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Cancel a render that has not finished, and print the state it is in afterwards.
+    Cancel {
+        /// Render id.
+        id: String,
+        /// Print the render as one JSON object.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Follow a render until it ends: a line per change of state or stage and every 10 %;
+    /// exits non-zero when the render failed or was cancelled.
+    Watch {
+        /// Render id.
+        id: String,
+        /// Print the final render as one JSON object (the progress lines go to stderr).
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// The secret that signs per-render callbacks (`submit --callback-url`).
+    CallbackSecret {
+        /// Print {"secret": "..."}.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+/// A render state, as `render list --state` takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StateArg {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+/// `--metadata KEY=VALUE`: split at the first `=`; the key must not be empty.
+fn key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        Some(_) => Err(format!("`{s}`: the key before `=` is empty")),
+        None => Err(format!("`{s}`: expected KEY=VALUE")),
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct StillArgs {
     #[command(flatten)]
@@ -352,8 +482,8 @@ pub struct StillArgs {
     /// Output PNG.
     #[arg(long, value_name = "FILE.png")]
     pub out: PathBuf,
-    /// Output preset (sets the size): 1080p, 720p, whatsapp.
-    #[arg(long, default_value = "1080p")]
+    /// Output preset (sets the size): 720p, 1080p, whatsapp.
+    #[arg(long, default_value = Preset::DEFAULT.name())]
     pub preset: String,
 }
 
@@ -371,6 +501,14 @@ pub enum TemplateCommand {
     },
     /// Print the JSON Schema of template.json.
     Schema,
+    /// The tenant's templates on a farm: name, newest version, aliases, languages, created.
+    List {
+        /// Print one JSON array of templates instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Upload a template folder to a farm as a new immutable version, after the deep checks of
     /// `validate --deep`; a template that would fail for some recipient is refused.
     Push {
@@ -396,7 +534,7 @@ pub struct DemoArgs {
     #[arg(long, default_value = "out")]
     pub out: PathBuf,
     /// Output preset.
-    #[arg(long, default_value = "720p")]
+    #[arg(long, default_value = Preset::DEFAULT.name())]
     pub preset: String,
     /// Render every demo recipient, not only the first three (English, Hindi, Tamil).
     #[arg(long)]
@@ -437,14 +575,16 @@ pub struct FarmBenchArgs {
     /// PEM certificate authority to trust for an https:// coordinator.
     #[arg(long, value_name = "FILE")]
     pub tls_ca: Option<PathBuf>,
-    /// Template to render (pushed from the bundled demo when missing).
-    #[arg(long, default_value = "order-delivered")]
+    /// Template to render: a name (NAME, NAME@VERSION, NAME@ALIAS) on the farm, pushed from
+    /// the bundled demo when it is order-delivered and missing; or a template folder, pushed
+    /// first.
+    #[arg(long, value_name = "NAME|DIR", default_value = "order-delivered")]
     pub template: String,
-    /// Language of every render.
+    /// Language of every render (of those whose --tokens entry names none).
     #[arg(long, default_value = "en")]
     pub lang: String,
     /// Output preset of every render.
-    #[arg(long, default_value = "720p")]
+    #[arg(long, default_value = Preset::DEFAULT.name())]
     pub preset: String,
     /// Local farm: job store URL (default: SQLite in a temporary folder).
     #[arg(long, value_name = "URL")]
@@ -462,8 +602,12 @@ pub struct FarmBenchArgs {
     /// names, a product from 5 and an offer code from 3, drawn with a fixed seed; render i is
     /// recipient i mod N (with --jobs N, one render each). Workers' segment caches then show
     /// in the throughput.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", conflicts_with = "tokens")]
     pub recipients: Option<u32>,
+    /// Render these recipients in turn: a JSON array of {"lang": "hi", "tokens": {...}} (or a
+    /// template's recipients.json); render i is entry i mod the count.
+    #[arg(long, value_name = "FILE.json")]
+    pub tokens: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -583,4 +727,177 @@ pub struct PreviewArgs {
     /// Only the sample recipients: leave out the generated worst-case rows.
     #[arg(long)]
     pub no_worst_cases: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("reelfarm").chain(args.iter().copied()))
+    }
+
+    fn render(args: &[&str]) -> RenderArgs {
+        match parse(args)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+            .command
+        {
+            Command::Render(r) => r,
+            other => panic!("{args:?} parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn render_is_a_local_render_or_a_farm_command() {
+        let r = render(&[
+            "render",
+            "--template",
+            "t",
+            "--lang",
+            "hi",
+            "--out",
+            "o.mp4",
+        ]);
+        assert!(r.command.is_none());
+        let local = r.local.expect("a local render");
+        assert_eq!(local.job().template, PathBuf::from("t"));
+        assert_eq!(local.lang, "hi");
+        assert_eq!(local.preset, "720p", "the default preset");
+
+        let r = render(&[
+            "render", "list", "--state", "failed", "--limit", "5", "--json",
+        ]);
+        assert!(r.local.is_none());
+        match r.command {
+            Some(RenderCommand::List {
+                state, limit, json, ..
+            }) => {
+                assert_eq!(state, Some(StateArg::Failed));
+                assert_eq!(limit, 5);
+                assert!(json);
+            }
+            other => panic!("{other:?}"),
+        }
+        let r = render(&["render", "list"]);
+        assert!(matches!(
+            r.command,
+            Some(RenderCommand::List {
+                state: None,
+                limit: 20,
+                json: false,
+                ..
+            })
+        ));
+        for (args, id) in [
+            (&["render", "get", "r1"][..], "r1"),
+            (&["render", "cancel", "r2"][..], "r2"),
+            (
+                &["render", "watch", "r3", "--coordinator", "http://x:1"][..],
+                "r3",
+            ),
+        ] {
+            match render(args).command {
+                Some(
+                    RenderCommand::Get { id: got, .. }
+                    | RenderCommand::Cancel { id: got, .. }
+                    | RenderCommand::Watch { id: got, .. },
+                ) => assert_eq!(got, id),
+                other => panic!("{args:?}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            render(&["render", "callback-secret"]).command,
+            Some(RenderCommand::CallbackSecret { json: false, .. })
+        ));
+    }
+
+    #[test]
+    fn render_forms_do_not_mix() {
+        let missing = parse(&["render", "--template", "t", "--lang", "hi"]).expect_err("no --out");
+        assert_eq!(
+            missing.kind(),
+            clap::error::ErrorKind::MissingRequiredArgument
+        );
+        assert!(missing.to_string().contains("--out"), "{missing}");
+        assert!(parse(&["render"]).is_err(), "neither form");
+        assert!(parse(&["render", "--template", "t", "list"]).is_err());
+        assert!(parse(&["render", "list", "--out", "o.mp4"]).is_err());
+        assert!(parse(&["render", "get"]).is_err(), "get needs an id");
+        assert!(parse(&["render", "list", "--state", "done"]).is_err());
+        assert!(parse(&["render", "list", "--limit", "0"]).is_err());
+    }
+
+    #[test]
+    fn presets_default_to_one_constant() {
+        let still = match parse(&[
+            "still",
+            "--template",
+            "t",
+            "--lang",
+            "en",
+            "--at",
+            "1",
+            "--out",
+            "s.png",
+        ])
+        .expect("still")
+        .command
+        {
+            Command::Still(s) => s,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(still.preset, Preset::DEFAULT.name());
+        let submit = match parse(&["submit", "--template", "t"])
+            .expect("submit")
+            .command
+        {
+            Command::Submit(s) => s,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(submit.preset, Preset::DEFAULT.name());
+        assert!(submit.metadata.is_empty() && submit.callback_url.is_none());
+    }
+
+    #[test]
+    fn submit_metadata_is_key_value() {
+        let submit = match parse(&[
+            "submit",
+            "--template",
+            "t",
+            "--metadata",
+            "order=4711",
+            "--metadata",
+            "x=a=b",
+            "--callback-url",
+            "https://example.com/h",
+        ])
+        .expect("submit")
+        .command
+        {
+            Command::Submit(s) => s,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            submit.metadata,
+            [
+                ("order".to_owned(), "4711".to_owned()),
+                ("x".to_owned(), "a=b".to_owned())
+            ]
+        );
+        assert_eq!(
+            submit.callback_url.as_deref(),
+            Some("https://example.com/h")
+        );
+        for bad in ["order", "=4711"] {
+            let e = parse(&["submit", "--template", "t", "--metadata", bad]).expect_err(bad);
+            assert!(e.to_string().contains("--metadata"), "{e}");
+        }
+    }
 }

@@ -8,8 +8,8 @@ use clap::Parser;
 mod cli;
 mod cmd;
 
-use anyhow::Result;
-use cli::{Cli, Command, TemplateCommand};
+use anyhow::{bail, Result};
+use cli::{Cli, Command, RenderArgs, TemplateCommand};
 
 fn main() -> ExitCode {
     // Mesa's Vulkan device-select layer probes for a display server and complains on headless
@@ -37,13 +37,27 @@ fn main() -> ExitCode {
 /// Runs one command.
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Render(args) => cmd::render::render(args),
+        Command::Render(RenderArgs {
+            command: Some(command),
+            ..
+        }) => cmd::remote::run(command),
+        Command::Render(RenderArgs {
+            local: Some(args), ..
+        }) => cmd::render::render(args),
+        Command::Render(_) => {
+            bail!(
+                "render: give --template, --lang and --out, or a farm command (see render --help)"
+            )
+        }
         Command::Still(args) => cmd::render::still(args),
         Command::Lipsync(args) => cmd::lipsync::run(args),
         Command::Template(TemplateCommand::Validate { dir, deep }) => {
             cmd::template::validate(&dir, deep)
         }
         Command::Template(TemplateCommand::Schema) => cmd::template::schema(),
+        Command::Template(TemplateCommand::List { json, client }) => {
+            cmd::template::list(json, client)
+        }
         Command::Template(TemplateCommand::Push {
             dir,
             aliases,

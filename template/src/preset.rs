@@ -16,11 +16,15 @@ pub enum Preset {
 }
 
 impl Preset {
+    /// The preset of a render that names none: on the command line (`render`, `still`,
+    /// `submit`, the demo and the benchmarks) as on the wire (`PRESET_UNSPECIFIED`).
+    pub const DEFAULT: Preset = Preset::P720;
+
     /// Every preset.
     pub const ALL: [Preset; 3] = [Preset::P1080, Preset::P720, Preset::Whatsapp];
 
     /// The name on the command line and in stores: `1080p`, `720p` or `whatsapp`.
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             Preset::P1080 => "1080p",
             Preset::P720 => "720p",
@@ -74,6 +78,12 @@ mod tests {
             "4k".parse::<Preset>(),
             Err("unknown preset `4k`; expected one of 1080p, 720p, whatsapp".to_owned())
         );
+    }
+
+    #[test]
+    fn the_default_is_720p() {
+        assert_eq!(Preset::DEFAULT, Preset::P720);
+        assert_eq!(Preset::DEFAULT.name(), "720p");
     }
 
     #[test]

@@ -41,6 +41,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 slots: a.slots,
                 json: a.json,
                 recipients: a.recipients,
+                tokens: a.tokens,
             })
         }
     }

@@ -95,7 +95,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
                 tokens: person.tokens.clone(),
                 preset: preset as i32,
                 lane: v1::Lane::Realtime as i32,
-                deadline_s: 0,
+                ..Default::default()
             };
             let resp = farm
                 .renders

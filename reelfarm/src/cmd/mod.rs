@@ -19,6 +19,7 @@ pub mod farmdemo;
 pub mod lipsync;
 mod mouthsheet;
 pub mod preview;
+pub mod remote;
 pub mod render;
 pub mod serve;
 pub mod studio;

@@ -1,4 +1,5 @@
-//! `reelfarm render` and `reelfarm still`: one recipient on this machine, no farm.
+//! `reelfarm render --template DIR ...` and `reelfarm still`: one recipient on this machine,
+//! no farm (the farm subcommands of `render` are in `remote.rs`).
 
 use std::ops::ControlFlow;
 
@@ -7,12 +8,12 @@ use render_core::segments::{EncoderPool, SegmentCache};
 use render_core::{media, Renderer, SegmentReport, SmartRender, StreamOutput, PLAYLIST};
 
 use super::{check_output, parse_preset, progress_bar, request, time_range};
-use crate::cli::{RenderArgs, StillArgs};
+use crate::cli::{LocalRenderArgs, StillArgs};
 
-/// `reelfarm render`: one recipient's video on this machine.
-pub fn render(args: RenderArgs) -> Result<()> {
+/// `reelfarm render --template DIR ...`: one recipient's video on this machine.
+pub fn render(args: LocalRenderArgs) -> Result<()> {
     let preset = parse_preset(&args.preset)?;
-    let mut req = request(&args.job, preset)?;
+    let mut req = request(&args.job(), preset)?;
     check_output(&args.out, "mp4")?;
     if args.from.is_some() || args.to.is_some() {
         let duration = template::Bundle::load(&req.template_dir)?.manifest.duration;

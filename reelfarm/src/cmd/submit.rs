@@ -1,11 +1,26 @@
-//! `reelfarm submit`: one render through a farm, optionally followed to its end and downloaded.
+//! `reelfarm submit`: one render through a farm, optionally followed to its end (its progress
+//! on stderr) and downloaded.
+
+use std::collections::BTreeMap;
 
 use anyhow::{bail, Context, Result};
 use farm::{state_name, status_error, watch};
 use proto::v1;
 
+use super::remote::StatusLine;
 use super::{connect, parse_lane, parse_preset_proto, read_tokens};
 use crate::cli::SubmitArgs;
+
+/// `--metadata KEY=VALUE`s as a map; a key given twice is refused.
+pub fn metadata(pairs: &[(String, String)]) -> Result<BTreeMap<String, String>> {
+    let mut map = BTreeMap::new();
+    for (key, value) in pairs {
+        if map.insert(key.clone(), value.clone()).is_some() {
+            bail!("--metadata {key}: given twice");
+        }
+    }
+    Ok(map)
+}
 
 /// Submits the render `args` describe.
 pub fn run(args: SubmitArgs) -> Result<()> {
@@ -14,6 +29,7 @@ pub fn run(args: SubmitArgs) -> Result<()> {
             Some(p) => read_tokens(p)?,
             None => Default::default(),
         };
+        let metadata = metadata(&args.metadata)?;
         let mut farm = connect(&args.client).await?;
         let key = args
             .key
@@ -26,6 +42,8 @@ pub fn run(args: SubmitArgs) -> Result<()> {
             preset: parse_preset_proto(&args.preset)? as i32,
             lane: parse_lane(&args.lane)? as i32,
             deadline_s: args.deadline_s,
+            metadata,
+            callback_url: args.callback_url.clone().unwrap_or_default(),
         };
         let resp = farm
             .renders
@@ -50,17 +68,10 @@ pub fn run(args: SubmitArgs) -> Result<()> {
         if !(args.wait || args.out.is_some() || args.poster.is_some()) {
             return Ok(());
         }
-        let bar = indicatif::ProgressBar::new(1000);
-        if let Ok(style) = indicatif::ProgressStyle::with_template("{msg:24} [{bar:40}] {percent}%")
-        {
-            bar.set_style(style.progress_chars("=> "));
-        }
-        let done = watch(&mut farm, &render.id, |r| {
-            bar.set_position((r.progress * 1000.0) as u64);
-            bar.set_message(format!("{} {}", state_name(r.state), r.stage));
-        })
-        .await?;
-        bar.finish_and_clear();
+        let mut status = StatusLine::stderr();
+        let done = watch(&mut farm, &render.id, |r| status.update(r)).await;
+        status.finish();
+        let done = done?;
         match v1::RenderState::try_from(done.state) {
             Ok(v1::RenderState::Succeeded) => {
                 let secs = (done.finished_unix_ms - done.created_unix_ms) as f64 / 1000.0;
@@ -87,4 +98,23 @@ pub fn run(args: SubmitArgs) -> Result<()> {
         }
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_pairs_become_a_map() {
+        let pair = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        let m = metadata(&[pair("order", "4711"), pair("campaign", "a=b")]).expect("valid");
+        assert_eq!(m["order"], "4711");
+        assert_eq!(m["campaign"], "a=b");
+        assert_eq!(
+            metadata(&[pair("order", "1"), pair("order", "2")])
+                .expect_err("twice")
+                .to_string(),
+            "--metadata order: given twice"
+        );
+    }
 }

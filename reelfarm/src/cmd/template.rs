@@ -1,10 +1,11 @@
-//! `reelfarm template validate [--deep] | schema | push [--force]`.
+//! `reelfarm template validate [--deep] | schema | push [--force] | list`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{bail, Result};
 use render_core::check::{deep_check, CheckOptions, DeepReport};
+use serde_json::json;
 
 use crate::cli::ClientArgs;
 
@@ -112,5 +113,65 @@ pub fn push(dir: PathBuf, aliases: Vec<String>, force: bool, client: ClientArgs)
             }
         );
         Ok(())
+    })
+}
+
+/// `template list [--json]`: the tenant's templates on a farm, the newest version of each.
+pub fn list(json: bool, client: ClientArgs) -> Result<()> {
+    farm::runtime()?.block_on(async move {
+        let templates = super::connect(&client).await?.list_templates().await?;
+        if json {
+            let all: Vec<_> = templates
+                .iter()
+                .map(|t| {
+                    json!({
+                        "name": t.name,
+                        "version": t.version,
+                        "aliases": t.aliases,
+                        "languages": t.languages,
+                        "default_language": t.default_language,
+                        "created": chrono::DateTime::from_timestamp_millis(t.created_unix_ms)
+                            .map(|c| c.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+                        "digest": t.digest,
+                        "size_bytes": t.size_bytes,
+                        "width": t.width,
+                        "height": t.height,
+                        "fps": t.fps,
+                        "duration_s": t.duration_s,
+                        "tokens": t.tokens.iter().map(|k| json!({
+                            "name": k.name,
+                            "required": k.required,
+                            "max_chars": k.max_chars,
+                        })).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            return super::remote::print_json(&serde_json::Value::Array(all));
+        }
+        if templates.is_empty() {
+            return super::remote::emit(
+                "no templates (upload one with `reelfarm template push DIR`)\n",
+            );
+        }
+        let or_dash = |list: &[String]| {
+            if list.is_empty() {
+                "-".to_owned()
+            } else {
+                list.join(",")
+            }
+        };
+        let mut rows = vec![["NAME", "VERSION", "ALIASES", "LANGUAGES", "CREATED"]
+            .map(str::to_owned)
+            .to_vec()];
+        rows.extend(templates.iter().map(|t| {
+            vec![
+                t.name.clone(),
+                t.version.to_string(),
+                or_dash(&t.aliases),
+                or_dash(&t.languages),
+                super::remote::time_text(t.created_unix_ms),
+            ]
+        }));
+        super::remote::emit(&super::remote::table(&rows))
     })
 }

@@ -210,7 +210,7 @@ pub fn spec(name: &str) -> v1::RenderSpec {
             .collect(),
         preset: v1::Preset::Preset720p as i32,
         lane: v1::Lane::Realtime as i32,
-        deadline_s: 0,
+        ..Default::default()
     }
 }
 
