@@ -25,6 +25,9 @@ pub struct TenantClient {
 /// Largest message the client accepts (batch submission answers).
 const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
+/// Largest page the listing calls accept.
+const MAX_PAGE_SIZE: u32 = 1000;
+
 /// Opens a channel to `url` (TLS with `tls_ca` for https://).
 async fn channel(url: &str, tls_ca: Option<&Path>) -> Result<Channel> {
     let mut endpoint = Endpoint::from_shared(url.to_owned())
@@ -102,7 +105,7 @@ impl TenantClient {
             let page = self
                 .templates
                 .list_templates(v1::ListTemplatesRequest {
-                    page_size: 1000,
+                    page_size: MAX_PAGE_SIZE,
                     page_token: page_token.clone(),
                 })
                 .await
@@ -123,10 +126,22 @@ impl TenantClient {
         state: Option<v1::RenderState>,
         limit: usize,
     ) -> Result<Vec<v1::Render>> {
+        self.list_renders_in_pages(state, limit, MAX_PAGE_SIZE)
+            .await
+    }
+
+    /// [`TenantClient::list_renders`] asking for pages of at most `page_size` renders.
+    pub async fn list_renders_in_pages(
+        &mut self,
+        state: Option<v1::RenderState>,
+        limit: usize,
+        page_size: u32,
+    ) -> Result<Vec<v1::Render>> {
         let mut all = Vec::new();
         let mut page_token = String::new();
         while all.len() < limit {
-            let page_size = (limit - all.len()).min(1000) as u32;
+            let page_size =
+                (limit - all.len()).min(page_size.clamp(1, MAX_PAGE_SIZE) as usize) as u32;
             let page = self
                 .renders
                 .list_renders(v1::ListRendersRequest {

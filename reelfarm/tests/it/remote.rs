@@ -182,6 +182,45 @@ async fn templates_and_renders_listed_cancelled_and_watched() {
         "{stderr}"
     );
 
+    // Listing follows page tokens: pages of two give the renders one page gives.
+    let mut client = farm::TenantClient::connect(&t.url, &t.key, None)
+        .await
+        .expect("connect");
+    for i in 0..3 {
+        client
+            .renders
+            .submit_render(proto::v1::SubmitRenderRequest {
+                idempotency_key: format!("page-{i}"),
+                spec: Some(crate::support::spec("Asha")),
+            })
+            .await
+            .expect("submit");
+    }
+    let ids = |renders: Vec<proto::v1::Render>| -> Vec<String> {
+        renders.into_iter().map(|r| r.id).collect()
+    };
+    let whole = ids(client.list_renders(None, 100).await.expect("one page"));
+    assert_eq!(whole.len(), 5);
+    assert_eq!(whole[3..], [second.clone(), first.clone()], "newest first");
+    let paged = ids(client
+        .list_renders_in_pages(None, 100, 2)
+        .await
+        .expect("pages of 2"));
+    assert_eq!(paged, whole, "three pages, to the end");
+    let head = ids(client
+        .list_renders_in_pages(None, 3, 2)
+        .await
+        .expect("a limit across pages"));
+    assert_eq!(head, whole[..3]);
+    let queued = ids(client
+        .list_renders_in_pages(Some(proto::v1::RenderState::Queued), 100, 1)
+        .await
+        .expect("queued, one by one"));
+    assert_eq!(queued.len(), 4, "all but the cancelled one");
+    assert!(!queued.contains(&first));
+    let listed = t.json(&["render", "list", "--limit", "4"]);
+    assert_eq!(listed.as_array().expect("array").len(), 4);
+
     let missing = t.run(&["render", "get", "00000000-0000-0000-0000-000000000000"]);
     assert!(!missing.status.success());
     let stderr = String::from_utf8_lossy(&missing.stderr);
