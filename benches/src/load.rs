@@ -458,13 +458,14 @@ pub fn run(args: &Config) -> Result<()> {
         if let Some((local, _dir)) = local {
             local.stop().await?;
         }
-        report(args, &url, &samples, wall, n_file)
+        report(args, &url, &spec.template, &samples, wall, n_file)
     })
 }
 
 fn report(
     args: &Config,
     url: &str,
+    template: &str,
     samples: &[Sample],
     wall: Duration,
     from_file: Option<usize>,
@@ -520,8 +521,12 @@ fn report(
         samples.len(),
         ok,
         args.concurrency,
-        args.template,
-        args.lang,
+        template,
+        if from_file.is_some() {
+            "languages of --tokens"
+        } else {
+            &args.lang
+        },
         args.preset
     );
     println!(

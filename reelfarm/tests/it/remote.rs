@@ -401,4 +401,31 @@ fn bench_takes_a_recipients_file() {
         .unwrap_or_else(|| panic!("no recipients line in:\n{stdout}"));
     assert!(line.contains("from") && line.contains("in turn"), "{line}");
     assert!(stdout.contains("renders:     6 (6 succeeded)"), "{stdout}");
+
+    // A template folder is pushed first, and its own sample recipients fill the renders.
+    let out = bin()
+        .args([
+            "bench",
+            "--jobs",
+            "2",
+            "--concurrency",
+            "1",
+            "--workers",
+            "1",
+            "--lang",
+            "ta",
+        ])
+        .arg("--template")
+        .arg(demo_template())
+        .output()
+        .expect("run bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("pushed") && stderr.contains("as order-delivered@1"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("renders:     2 (2 succeeded)"), "{stdout}");
+    assert!(stdout.contains("order-delivered@1 (ta, 720p)"), "{stdout}");
 }
