@@ -4,10 +4,6 @@
 //! so a plain SHA-256 is a sound way to store them (nothing to brute-force); the comparison is
 //! a database lookup by hash, and the join token is compared hash to hash.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
 use proto::auth::{parse_bearer, AUTHORIZATION};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -23,9 +19,6 @@ pub const API_KEY_PREFIX: &str = "rf_";
 /// Metadata key naming the tenant a trusted service acts for (with the service token); defined
 /// with the rest of the wire's authentication vocabulary in [`proto::auth`].
 pub use proto::auth::ACT_AS_TENANT;
-
-/// How long a verified key stays cached.
-const CACHE_TTL: Duration = Duration::from_secs(10);
 
 /// A fresh API key: `rf_` and 64 hex digits (256 random bits).
 pub fn generate_api_key() -> String {
@@ -61,6 +54,14 @@ pub fn bearer(metadata: &MetadataMap) -> Result<&str, ApiError> {
     ))
 }
 
+/// The caller of a call that a trusted service may make for every tenant at once.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    Tenant(Tenant),
+    /// The farm's own service (the trigger layer), for all tenants.
+    Service,
+}
+
 /// Checks the secrets on incoming calls.
 pub struct Authenticator {
     store: DynStore,
@@ -68,7 +69,6 @@ pub struct Authenticator {
     /// Trusted in-farm services (the trigger layer) act for any tenant with this token and
     /// the [`ACT_AS_TENANT`] header.
     service_token_hash: Option<String>,
-    cache: Mutex<HashMap<String, (Tenant, Instant)>>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -83,8 +83,21 @@ impl Authenticator {
             store,
             join_token_hash: hash_secret(join_token),
             service_token_hash: service_token.map(hash_secret),
-            cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Who calls: a tenant (its API key, or a trusted service naming it), or a trusted service
+    /// acting for no tenant in particular (the service token without [`ACT_AS_TENANT`]).
+    pub async fn caller(&self, metadata: &MetadataMap) -> Result<Caller, ApiError> {
+        let hash = hash_secret(bearer(metadata)?);
+        let is_service = self
+            .service_token_hash
+            .as_deref()
+            .is_some_and(|h| same(h, &hash));
+        if is_service && metadata.get(ACT_AS_TENANT).is_none() {
+            return Ok(Caller::Service);
+        }
+        self.tenant(metadata).await.map(Caller::Tenant)
     }
 
     /// The tenant whose API key the call carries, or the tenant a trusted service names.
@@ -109,24 +122,13 @@ impl Authenticator {
                     "unknown tenant in x-reelfarm-tenant",
                 ));
         }
-        if let Ok(cache) = self.cache.lock() {
-            if let Some((tenant, at)) = cache.get(&hash) {
-                if at.elapsed() < CACHE_TTL {
-                    return Ok(tenant.clone());
-                }
-            }
-        }
+        // Looked up on every call (one indexed read), never cached: a revoked key is refused
+        // by the next call, whichever process revoked it.
         let tenant = self
             .store
             .tenant_by_key(&hash)
             .await?
             .ok_or(ApiError::Unauthenticated("unknown API key"))?;
-        if let Ok(mut cache) = self.cache.lock() {
-            if cache.len() > 10_000 {
-                cache.clear();
-            }
-            cache.insert(hash, (tenant.clone(), Instant::now()));
-        }
         Ok(tenant)
     }
 

@@ -38,4 +38,4 @@ pub mod store;
 pub use clock::Clock;
 pub use error::ApiError;
 pub use server::{start, start_with_clock, CoordinatorConfig, GrpcExtension, Running};
-pub use service::Settings;
+pub use service::{Callbacks, Settings};

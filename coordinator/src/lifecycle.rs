@@ -128,6 +128,8 @@ mod tests {
             template_digest: String::new(),
             lang: "en".into(),
             tokens: Default::default(),
+            metadata: Default::default(),
+            callback_url: String::new(),
             preset: "720p".into(),
             lane: Lane::Realtime,
             state: JobState::Running,

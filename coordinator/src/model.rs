@@ -142,6 +142,25 @@ pub struct Tenant {
     pub created_ms: Millis,
 }
 
+/// Hex digits of a key's SHA-256 that name it in listings and revocations: the key itself is
+/// never stored, and 64 bits tell a tenant's keys apart.
+pub const API_KEY_ID_CHARS: usize = 16;
+
+/// One of a tenant's API keys, as an operator sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiKeyInfo {
+    /// The first [`API_KEY_ID_CHARS`] hex digits of the key's SHA-256.
+    pub id: String,
+    pub created_ms: Millis,
+}
+
+impl ApiKeyInfo {
+    /// The id of the key whose SHA-256 (lowercase hex) is `hash`.
+    pub fn id_of_hash(hash: &str) -> &str {
+        hash.get(..API_KEY_ID_CHARS).unwrap_or(hash)
+    }
+}
+
 /// How a request names a template version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TemplateRef {
@@ -212,6 +231,10 @@ pub struct NewJob {
     pub lane: Lane,
     pub created_ms: Millis,
     pub deadline_ms: Millis,
+    /// The client's labels, stored and returned as given.
+    pub metadata: BTreeMap<String, String>,
+    /// Where the render's completion webhook goes; empty when none.
+    pub callback_url: String,
 }
 
 /// The committed output of a succeeded render.
@@ -273,6 +296,10 @@ pub struct Job {
     pub tokens: BTreeMap<String, String>,
     pub preset: String,
     pub lane: Lane,
+    /// The client's labels, as submitted.
+    pub metadata: BTreeMap<String, String>,
+    /// Where the render's completion webhook goes; empty when none.
+    pub callback_url: String,
     pub state: JobState,
     pub created_ms: Millis,
     pub updated_ms: Millis,

@@ -41,13 +41,44 @@ pub(crate) async fn create_tenant_in(
     })
 }
 
-/// Issues another API key for tenant `name`.
-pub async fn issue_key(store_url: &str, name: &str) -> Result<String> {
-    let store = open_store(store_url).await?;
-    let tenant = store
+/// The tenant called `name` in the store, or an error naming it.
+async fn tenant_named(store: &DynStore, name: &str) -> Result<coordinator::model::Tenant> {
+    store
         .tenant_by_name(name)
         .await?
-        .with_context(|| format!("no tenant `{name}`"))?;
+        .with_context(|| format!("no tenant `{name}`"))
+}
+
+/// An API key just issued: its id (as listed) and the key itself (shown once).
+#[derive(Debug, Clone)]
+pub struct IssuedKey {
+    pub id: String,
+    pub api_key: String,
+}
+
+/// Issues another API key for tenant `name`.
+pub async fn issue_key(store_url: &str, name: &str) -> Result<IssuedKey> {
+    let store = open_store(store_url).await?;
+    let tenant = tenant_named(&store, name).await?;
     let now = coordinator::Clock::system().now_ms();
-    Ok(coordinator::admin::issue_key(&store, &tenant, now).await?)
+    let api_key = coordinator::admin::issue_key(&store, &tenant, now).await?;
+    Ok(IssuedKey {
+        id: coordinator::admin::key_id(&api_key)?,
+        api_key,
+    })
+}
+
+/// Tenant `name`'s API keys: ids and creation times, oldest first.
+pub async fn list_keys(store_url: &str, name: &str) -> Result<Vec<coordinator::model::ApiKeyInfo>> {
+    let store = open_store(store_url).await?;
+    let tenant = tenant_named(&store, name).await?;
+    Ok(store.api_keys(&tenant.id).await?)
+}
+
+/// Revokes one of tenant `name`'s API keys (by id or by the key itself); returns its id.
+/// Every coordinator on the store refuses it from its next call.
+pub async fn revoke_key(store_url: &str, name: &str, id_or_key: &str) -> Result<String> {
+    let store = open_store(store_url).await?;
+    let tenant = tenant_named(&store, name).await?;
+    Ok(coordinator::admin::revoke_key(&store, &tenant, id_or_key).await?)
 }

@@ -26,8 +26,8 @@ pub mod secrets;
 mod trigger;
 
 pub use client::{
-    failure_class_name, is_terminal, lane_name, post_events, preset_name, state_name,
-    status_error, watch, TenantClient,
+    failure_class_name, is_terminal, lane_name, post_events, preset_name, state_name, status_error,
+    watch, TenantClient,
 };
 pub use local::{
     default_store_url, default_trigger_store_url, FarmSpec, LocalFarm, TenantSpec, TriggerSpec,

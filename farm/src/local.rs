@@ -204,6 +204,15 @@ impl LocalFarm {
                 let trigger =
                     Trigger::open(&t.store_url, store.clone(), t.webhook_key.clone()).await?;
                 trigger.attach(&mut config);
+                // The trigger delivers render callbacks when its background work runs (below:
+                // over plain gRPC only).
+                if spec.tls.is_none() {
+                    config.settings.callbacks = if t.allow_private_destinations {
+                        coordinator::Callbacks::AnyAddress
+                    } else {
+                        coordinator::Callbacks::Public
+                    };
+                }
                 Some((trigger, t.allow_private_destinations))
             }
             None => None,

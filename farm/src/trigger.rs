@@ -66,7 +66,10 @@ impl Trigger {
     pub fn attach(&self, config: &mut CoordinatorConfig) {
         config.service_token = Some(self.service_token.clone());
         config.store_health.push(("trigger", self.store.health()));
-        config.http_routes = Some(trigger::ingest::router(self.ingest.clone()));
+        config.http_routes = Some(trigger::ingest::router(
+            self.ingest.clone(),
+            Arc::new(self.webhook_key.clone()),
+        ));
         let api = trigger::service::TriggerApi {
             ingest: self.ingest.clone(),
             webhook_key: Arc::new(self.webhook_key.clone()),

@@ -12,6 +12,7 @@
 pub mod auth;
 mod codec;
 pub mod convert;
+pub mod destination;
 
 /// The bearer metadata key, also at the crate root where clients have long found it.
 pub use auth::AUTHORIZATION;

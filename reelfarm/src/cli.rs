@@ -245,10 +245,33 @@ pub enum TenantCommand {
         #[command(flatten)]
         data: DataArgs,
     },
-    /// Issue another API key for a tenant.
-    Key {
+    /// A tenant's API keys: issue another, list them, revoke one.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Issue another API key for a tenant (shown once) and print its id.
+    Add {
         /// Tenant name.
         name: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// List a tenant's API keys: id and creation time (keys themselves are not stored).
+    List {
+        /// Tenant name.
+        name: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Revoke one of a tenant's API keys; every coordinator refuses it from its next call.
+    Revoke {
+        /// Tenant name.
+        name: String,
+        /// The key's id (as `tenant key list` shows it) or the key itself.
+        key: String,
         #[command(flatten)]
         data: DataArgs,
     },

@@ -103,28 +103,64 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(json!({ "error": message.into() }))).into_response()
 }
 
-/// `POST /v1/events`.
-pub fn router(ingest: Ingest) -> axum::Router {
-    axum::Router::new()
-        .route("/v1/events", axum::routing::post(post_events))
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(ingest)
+/// What the HTTP routes need: ingestion, and the master key callback secrets derive from.
+#[derive(Clone)]
+struct Routes {
+    ingest: Ingest,
+    webhook_key: Arc<Vec<u8>>,
 }
 
-async fn post_events(State(ingest): State<Ingest>, headers: HeaderMap, body: Bytes) -> Response {
+/// `POST /v1/events` and `GET /v1/callback-secret` (the secret that signs the tenant's
+/// per-render callbacks, as `TriggerService.GetCallbackSecret` answers it).
+pub fn router(ingest: Ingest, webhook_key: Arc<Vec<u8>>) -> axum::Router {
+    axum::Router::new()
+        .route("/v1/events", axum::routing::post(post_events))
+        .route(
+            "/v1/callback-secret",
+            axum::routing::get(get_callback_secret),
+        )
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(Routes {
+            ingest,
+            webhook_key,
+        })
+}
+
+/// The tenant of the request's API key (with the key), or the 401 answer.
+async fn authenticate(ingest: &Ingest, headers: &HeaderMap) -> Result<(String, String), Response> {
     let Some(key) = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(parse_bearer)
     else {
-        return error(
+        return Err(error(
             StatusCode::UNAUTHORIZED,
             "missing `Authorization: Bearer <API key>`",
-        );
+        ));
     };
-    let Some(tenant) = ingest.keys.tenant_for_key(key).await else {
-        return error(StatusCode::UNAUTHORIZED, "unknown API key");
+    match ingest.keys.tenant_for_key(key).await {
+        Some(tenant) => Ok((tenant, key.to_owned())),
+        None => Err(error(StatusCode::UNAUTHORIZED, "unknown API key")),
+    }
+}
+
+async fn get_callback_secret(State(routes): State<Routes>, headers: HeaderMap) -> Response {
+    match authenticate(&routes.ingest, &headers).await {
+        Ok((tenant, _)) => axum::Json(json!({
+            "secret": crate::runtime::callback_secret(&routes.webhook_key, &tenant)
+        }))
+        .into_response(),
+        Err(answer) => answer,
+    }
+}
+
+async fn post_events(State(routes): State<Routes>, headers: HeaderMap, body: Bytes) -> Response {
+    let ingest = routes.ingest;
+    let (tenant, key) = match authenticate(&ingest, &headers).await {
+        Ok(found) => found,
+        Err(answer) => return answer,
     };
+    let key = key.as_str();
     let now_ms = chrono::Utc::now().timestamp_millis();
     if let Some(sig) = headers.get(SIGNATURE_HEADER) {
         let Ok(sig) = sig.to_str() else {

@@ -57,6 +57,21 @@ pub fn webhook_secret(master: &[u8], tenant: &str, secret_ref: &str) -> String {
     format!("whsec_{}", hex::encode(mac.finalize().into_bytes()))
 }
 
+/// The secret that signs a tenant's per-render callbacks (`RenderSpec.callback_url`): derived
+/// from the master key under its own label, so it is no campaign's secret.
+pub fn callback_secret(master: &[u8], tenant: &str) -> String {
+    let mut mac = match Hmac::<sha2::Sha256>::new_from_slice(master) {
+        Ok(m) => m,
+        Err(_) => return String::new(),
+    };
+    mac.update(format!("callback\n{tenant}").as_bytes());
+    format!("whsec_{}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Name of the trigger's cursor over the callback events of every tenant (in the table of
+/// per-tenant cursors; tenant names never start with `*`).
+pub const CALLBACK_CURSOR: &str = "*callbacks";
+
 fn ms_to_time(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms)
         .single()
@@ -64,14 +79,22 @@ fn ms_to_time(ms: i64) -> DateTime<Utc> {
 }
 
 fn as_tenant<T>(cfg: &RuntimeConfig, tenant: &str, msg: T) -> tonic::Request<T> {
-    let mut req = tonic::Request::new(msg);
-    // A token or tenant name that cannot be a header value is left out; the coordinator then
-    // refuses the call as unauthenticated, which surfaces as an ordinary call error.
-    if let Ok(bearer) = Bearer::new(&cfg.service_token) {
-        bearer.insert_into(req.metadata_mut());
-    }
+    let mut req = as_service(cfg, msg);
+    // A tenant name that cannot be a header value is left out; the coordinator then refuses
+    // the call as unauthenticated, which surfaces as an ordinary call error.
     if let Ok(v) = tenant.parse() {
         req.metadata_mut().insert(ACT_AS_TENANT, v);
+    }
+    req
+}
+
+/// A call as the farm's service, for no tenant in particular (the callbacks of every tenant).
+fn as_service<T>(cfg: &RuntimeConfig, msg: T) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(msg);
+    // A token that cannot be a header value is left out; the coordinator then refuses the call
+    // as unauthenticated, which surfaces as an ordinary call error.
+    if let Ok(bearer) = Bearer::new(&cfg.service_token) {
+        bearer.insert_into(req.metadata_mut());
     }
     req.set_timeout(Duration::from_secs(10));
     req
@@ -99,6 +122,7 @@ pub async fn run(
             stop.clone(),
         )),
         tokio::spawn(watch_renders(store.clone(), cfg.clone(), stop.clone())),
+        tokio::spawn(watch_callbacks(store.clone(), cfg.clone(), stop.clone())),
         tokio::spawn(send_deliveries(store, cfg, stop)),
     ];
     for t in tasks {
@@ -224,6 +248,9 @@ async fn submit_dispatches(
                 preset: cfg.preset as i32,
                 lane: v1::Lane::Realtime as i32,
                 deadline_s: 0,
+                // A dispatch's webhook is the campaign's: no callback of its own.
+                metadata: Default::default(),
+                callback_url: String::new(),
             };
             let req = as_tenant(
                 &cfg,
@@ -315,25 +342,56 @@ async fn watch_renders(
     }
 }
 
+/// Terminal events of every tenant's renders that carry a callback URL → deliveries, from
+/// the trigger's own cursor; reconnects after an error or a dropped stream.
+async fn watch_callbacks(
+    store: DynTriggerStore,
+    cfg: RuntimeConfig,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        follow_events(&store, &cfg, None, &mut stop).await;
+        if until_stopped(&mut stop, Duration::from_secs(2)).await {
+            return;
+        }
+    }
+}
+
 async fn watch_tenant(
     store: DynTriggerStore,
     cfg: RuntimeConfig,
     tenant: String,
     mut stop: watch::Receiver<bool>,
 ) {
+    follow_events(&store, &cfg, Some(&tenant), &mut stop).await;
+}
+
+/// Follows one stream of render events until it ends, fails or `stop`: one tenant's (for its
+/// campaigns' dispatches), or with `tenant` `None` every tenant's renders with a callback.
+/// The cursor moves only after an event's delivery is stored.
+async fn follow_events(
+    store: &DynTriggerStore,
+    cfg: &RuntimeConfig,
+    tenant: Option<&str>,
+    stop: &mut watch::Receiver<bool>,
+) {
     let mut client = RenderServiceClient::new(cfg.channel.clone());
-    let after = match store.cursor(&tenant).await {
+    let cursor = tenant.unwrap_or(CALLBACK_CURSOR);
+    let after = match store.cursor(cursor).await {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(error = %e, "reading the render-event cursor failed");
             return;
         }
     };
-    let mut req = as_tenant(
-        &cfg,
-        &tenant,
-        v1::WatchRenderEventsRequest { after_seq: after },
-    );
+    let msg = v1::WatchRenderEventsRequest {
+        after_seq: after,
+        callbacks_only: tenant.is_none(),
+    };
+    let mut req = match tenant {
+        Some(t) => as_tenant(cfg, t, msg),
+        None => as_service(cfg, msg),
+    };
     // A long-lived stream: no per-call timeout.
     req.set_timeout(Duration::from_secs(24 * 3600));
     let mut stream = match client.watch_render_events(req).await {
@@ -353,15 +411,30 @@ async fn watch_tenant(
             _ => return,
         };
         let Some(render) = event.render else { continue };
-        if let Err(e) = on_render_event(&store, &cfg, &mut client, &tenant, &render).await {
+        let handled = match tenant {
+            Some(t) => on_render_event(store, cfg, &mut client, t, &render).await,
+            None => on_callback_event(store, cfg, &mut client, &event.tenant, &render).await,
+        };
+        if let Err(e) = handled {
             tracing::warn!(error = %e, "turning a render event into a delivery failed; will retry");
             return;
         }
-        if let Err(e) = store.set_cursor(&tenant, event.seq).await {
+        if let Err(e) = store.set_cursor(cursor, event.seq).await {
             tracing::warn!(error = %e, "saving the render-event cursor failed");
             return;
         }
     }
+}
+
+/// Who a delivery goes to and what it says about where the render came from.
+struct Recipient {
+    /// Deliveries are unique per (this key, kind): the dispatch key, or `render:<id>`.
+    key: String,
+    url: String,
+    campaign: String,
+    variant: String,
+    customer_id: String,
+    event_id: String,
 }
 
 async fn on_render_event(
@@ -378,7 +451,52 @@ async fn on_render_event(
     else {
         return Ok(()); // not one of ours
     };
-    let succeeded = render.state == v1::RenderState::Succeeded as i32;
+    let to = Recipient {
+        key: d.key.clone(),
+        url: d.destination.url.clone(),
+        campaign: d.campaign.clone(),
+        variant: d.variant.clone(),
+        customer_id: d.customer_id.clone(),
+        event_id: d.event_id.clone(),
+    };
+    enqueue_report(store, cfg, client, tenant, render, to).await
+}
+
+/// A render with its own callback URL: one delivery to it, signed with the tenant's callback
+/// secret ([`callback_secret`]).
+async fn on_callback_event(
+    store: &DynTriggerStore,
+    cfg: &RuntimeConfig,
+    client: &mut RenderServiceClient<Channel>,
+    tenant: &str,
+    render: &v1::Render,
+) -> Result<(), String> {
+    if render.callback_url.is_empty() || tenant.is_empty() {
+        return Ok(());
+    }
+    let to = Recipient {
+        key: format!("render:{}", render.id),
+        url: render.callback_url.clone(),
+        campaign: String::new(),
+        variant: String::new(),
+        customer_id: String::new(),
+        event_id: String::new(),
+    };
+    enqueue_report(store, cfg, client, tenant, render, to).await
+}
+
+/// Stores the delivery that reports `render`'s end to `to`, with signed links to its video and
+/// poster when it succeeded.
+async fn enqueue_report(
+    store: &DynTriggerStore,
+    cfg: &RuntimeConfig,
+    client: &mut RenderServiceClient<Channel>,
+    tenant: &str,
+    render: &v1::Render,
+    to: Recipient,
+) -> Result<(), String> {
+    let state = v1::RenderState::try_from(render.state).unwrap_or(v1::RenderState::Unspecified);
+    let succeeded = state == v1::RenderState::Succeeded;
     let mut payload = DeliveryPayload {
         delivery_id: uuid::Uuid::new_v4().to_string(),
         event: if succeeded {
@@ -388,11 +506,16 @@ async fn on_render_event(
         },
         occurred_at: ms_to_time(render.finished_unix_ms),
         tenant: tenant.to_owned(),
-        campaign: d.campaign.clone(),
-        variant: d.variant.clone(),
-        customer_id: d.customer_id.clone(),
-        event_id: d.event_id.clone(),
+        campaign: to.campaign.clone(),
+        variant: to.variant,
+        customer_id: to.customer_id,
+        event_id: to.event_id,
         render_id: render.id.clone(),
+        state: state
+            .as_str_name()
+            .trim_start_matches("RENDER_STATE_")
+            .to_ascii_lowercase(),
+        metadata: render.metadata.clone(),
         video_url: None,
         poster_url: None,
         url_expires_at: None,
@@ -434,12 +557,12 @@ async fn on_render_event(
     store
         .enqueue_delivery(&NewDelivery {
             id: payload.delivery_id.clone(),
-            dispatch_key: d.key.clone(),
+            dispatch_key: to.key,
             tenant: tenant.to_owned(),
-            campaign: d.campaign.clone(),
-            variant: d.variant.clone(),
+            campaign: to.campaign,
+            variant: payload.variant.clone(),
             kind: kind.to_owned(),
-            url: d.destination.url.clone(),
+            url: to.url,
             payload_json: json,
             now: Utc::now().timestamp_millis(),
         })
@@ -465,7 +588,7 @@ async fn send_deliveries(
             return;
         }
     };
-    let mut secrets: BTreeMap<(String, String), String> = BTreeMap::new();
+    let mut secrets: BTreeMap<(String, Option<String>), String> = BTreeMap::new();
     loop {
         let now = Utc::now().timestamp_millis();
         let batch = match store.claim_due_deliveries(now, 50, 60_000).await {
@@ -477,13 +600,21 @@ async fn send_deliveries(
         };
         let idle = batch.is_empty();
         for d in batch {
-            let secret_ref = match store.campaign(&d.tenant, &d.campaign).await {
-                Ok(Some((_, c))) => c.destination.secret_ref.clone(),
-                _ => String::new(),
+            // A render's own callback has no campaign and the tenant's callback secret.
+            let secret_ref = if d.campaign.is_empty() {
+                None
+            } else {
+                match store.campaign(&d.tenant, &d.campaign).await {
+                    Ok(Some((_, c))) => Some(c.destination.secret_ref.clone()),
+                    _ => Some(String::new()),
+                }
             };
             let secret = secrets
                 .entry((d.tenant.clone(), secret_ref.clone()))
-                .or_insert_with(|| webhook_secret(&cfg.webhook_key, &d.tenant, &secret_ref))
+                .or_insert_with(|| match &secret_ref {
+                    Some(r) => webhook_secret(&cfg.webhook_key, &d.tenant, r),
+                    None => callback_secret(&cfg.webhook_key, &d.tenant),
+                })
                 .clone();
             let out = Outgoing {
                 id: d.id.clone(),

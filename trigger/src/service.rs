@@ -11,7 +11,7 @@ use proto::v1::trigger_service_server::TriggerService;
 use tonic::{Request, Response, Status};
 
 use crate::ingest::{EventResult, Ingest, MAX_BATCH};
-use crate::runtime::webhook_secret;
+use crate::runtime::{callback_secret, webhook_secret};
 use crate::status::ApiError;
 use crate::Campaign;
 
@@ -56,6 +56,16 @@ impl TriggerApi {
 
 #[tonic::async_trait]
 impl TriggerService for TriggerApi {
+    async fn get_callback_secret(
+        &self,
+        request: Request<v1::GetCallbackSecretRequest>,
+    ) -> Result<Response<v1::CallbackSecret>, Status> {
+        let tenant = self.tenant(&request).await?;
+        Ok(Response::new(v1::CallbackSecret {
+            secret: callback_secret(&self.webhook_key, &tenant),
+        }))
+    }
+
     async fn ingest_events(
         &self,
         request: Request<v1::IngestEventsRequest>,

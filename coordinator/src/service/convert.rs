@@ -145,6 +145,8 @@ pub fn render_to_proto(job: &Job, with_tokens: bool) -> v1::Render {
         },
         // Signed per response: see `super::stream::stream_url`.
         stream_url: String::new(),
+        metadata: job.metadata.clone(),
+        callback_url: job.callback_url.clone(),
     }
 }
 

@@ -42,6 +42,22 @@ pub struct Settings {
     /// How often a waiting Acquire looks at the store even without a local wake-up (work
     /// submitted through another coordinator, retries whose backoff ended).
     pub acquire_poll_ms: u64,
+    /// Whether renders may ask for a completion callback, and where it may point.
+    pub callbacks: Callbacks,
+}
+
+/// Whether a render's `callback_url` is accepted. Callbacks are delivered by the trigger layer
+/// (it follows the coordinator's outbox), so a coordinator running without it refuses them
+/// rather than accepting a webhook nobody will send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Callbacks {
+    /// No deliverer: a `callback_url` is refused.
+    Refused,
+    /// Delivered to public addresses only (the host is resolved at submission and again when
+    /// the webhook connects).
+    Public,
+    /// Delivered to any address, loopback and private networks included (tests, local demos).
+    AnyAddress,
 }
 
 impl Default for Settings {
@@ -52,6 +68,7 @@ impl Default for Settings {
             max_queued: [100_000, 10_000_000],
             max_acquire_wait_ms: 20_000,
             acquire_poll_ms: 1_000,
+            callbacks: Callbacks::Refused,
         }
     }
 }

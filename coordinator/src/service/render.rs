@@ -1,5 +1,6 @@
 //! RenderService: submit, follow, cancel, list and download renders.
 
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use super::convert::{artifact_from_proto, page_size, state_from_proto};
 use super::submit::prepare;
 use super::transfer::chunked;
 use super::Shared;
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::model::{ArtifactKind, Job, JobState, Tenant};
 use crate::store::{JobCursor, Submitted};
@@ -392,18 +394,41 @@ impl RenderService for RenderApi {
         &self,
         request: Request<v1::WatchRenderEventsRequest>,
     ) -> Result<Response<Self::WatchRenderEventsStream>, Status> {
-        let tenant = self.tenant(&request).await?;
-        let mut after = request.into_inner().after_seq.max(0);
+        let caller = self.shared.auth.caller(request.metadata()).await?;
+        let req = request.into_inner();
+        let mut after = req.after_seq.max(0);
+        let callbacks_only = req.callbacks_only;
+        // A tenant sees its own renders; the farm's service, with no tenant named, every
+        // tenant's renders that carry a callback (the callback deliveries it makes).
+        let tenant_id = match caller {
+            Caller::Tenant(t) => Some(t.id),
+            Caller::Service if callbacks_only => None,
+            Caller::Service => {
+                return Err(ApiError::invalid(
+                    "callbacks_only",
+                    "the service token without x-reelfarm-tenant watches callbacks only",
+                )
+                .into())
+            }
+        };
         let shared = self.shared.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(256);
         tokio::spawn(async move {
             let mut changes = shared.changes.subscribe();
+            let mut names: HashMap<String, String> = HashMap::new();
             loop {
-                let events = match shared
-                    .store
-                    .outbox_after(Some(&tenant.id), after, 500)
-                    .await
-                {
+                let events = if callbacks_only {
+                    shared
+                        .store
+                        .callback_outbox_after(tenant_id.as_deref(), after, 500)
+                        .await
+                } else {
+                    shared
+                        .store
+                        .outbox_after(tenant_id.as_deref(), after, 500)
+                        .await
+                };
+                let events = match events {
                     Ok(e) => e,
                     Err(e) => {
                         let _ = tx.send(Err(Status::from(ApiError::from(e)))).await;
@@ -413,7 +438,7 @@ impl RenderService for RenderApi {
                 let full_page = events.len() == 500;
                 for e in events {
                     after = e.seq;
-                    let job = match shared.store.job(Some(&tenant.id), &e.job_id).await {
+                    let job = match shared.store.job(Some(&e.tenant_id), &e.job_id).await {
                         Ok(Some(job)) => job,
                         Ok(None) => continue,
                         Err(e) => {
@@ -421,9 +446,24 @@ impl RenderService for RenderApi {
                             return;
                         }
                     };
+                    let tenant = match names.get(&e.tenant_id) {
+                        Some(name) => name.clone(),
+                        None => match shared.store.tenant_by_id(&e.tenant_id).await {
+                            Ok(Some(t)) => {
+                                names.insert(e.tenant_id.clone(), t.name.clone());
+                                t.name
+                            }
+                            Ok(None) => continue,
+                            Err(e) => {
+                                let _ = tx.send(Err(Status::from(ApiError::from(e)))).await;
+                                return;
+                            }
+                        },
+                    };
                     let event = v1::RenderEvent {
                         seq: e.seq,
                         render: Some(render_proto(&shared, &job, false)),
+                        tenant,
                     };
                     if tx.send(Ok(event)).await.is_err() {
                         return;

@@ -13,8 +13,8 @@ use async_trait::async_trait;
 
 use crate::lifecycle::{LeasePolicy, RetryPolicy};
 use crate::model::{
-    ArtifactKind, AttemptProgress, Claim, FailureClass, Fence, Job, JobState, Millis, NewJob,
-    NewTemplate, OutputFile, TemplateRecord, TemplateRef, Tenant, WorkerRecord,
+    ApiKeyInfo, ArtifactKind, AttemptProgress, Claim, FailureClass, Fence, Job, JobState, Millis,
+    NewJob, NewTemplate, OutputFile, TemplateRecord, TemplateRef, Tenant, WorkerRecord,
 };
 
 pub use sql::{PostgresStore, SqliteStore};
@@ -166,6 +166,11 @@ pub trait Store: Send + Sync + 'static {
     async fn add_api_key(&self, tenant_id: &str, key_hash: &str, now: Millis) -> StoreResult<()>;
     /// The tenant whose key hashes to `key_hash`.
     async fn tenant_by_key(&self, key_hash: &str) -> StoreResult<Option<Tenant>>;
+    async fn tenant_by_id(&self, id: &str) -> StoreResult<Option<Tenant>>;
+    /// The tenant's API keys (ids and creation times; the keys themselves are not stored).
+    async fn api_keys(&self, tenant_id: &str) -> StoreResult<Vec<ApiKeyInfo>>;
+    /// Deletes the tenant's key with id `id`; how many keys went (0: none had that id).
+    async fn revoke_api_key(&self, tenant_id: &str, id: &str) -> StoreResult<u64>;
 
     // ---- templates ----
 
@@ -302,6 +307,13 @@ pub trait Store: Send + Sync + 'static {
     async fn stats(&self) -> StoreResult<QueueStats>;
     /// Outbox events after `after_seq`, oldest first; one tenant's only when `tenant_id` is set.
     async fn outbox_after(
+        &self,
+        tenant_id: Option<&str>,
+        after_seq: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<OutboxEvent>>;
+    /// [`Store::outbox_after`] restricted to renders submitted with a callback URL.
+    async fn callback_outbox_after(
         &self,
         tenant_id: Option<&str>,
         after_seq: i64,

@@ -31,11 +31,11 @@ pub use sqlite::SqliteStore;
 
 /// Schema version this code writes; stored in `schema_version`. The schema files create
 /// version 1; [`UPGRADES`] take it on from there.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// `UPGRADES[i]` takes the schema from version `i + 1` to `i + 2` (the same SQL on both
 /// backends).
-const UPGRADES: [&str; 2] = [
+const UPGRADES: [&str; 3] = [
     // 2: named positions in the outbox (the output cleanup's). Not `cursors`: with PostgreSQL,
     // `serve` keeps the trigger store's tables in the same schema, and it has a `cursors`.
     "CREATE TABLE IF NOT EXISTS outbox_cursors (name TEXT PRIMARY KEY, seq BIGINT NOT NULL); \
@@ -43,6 +43,10 @@ const UPGRADES: [&str; 2] = [
     // 3: the attempt whose live stream has a playlist (`PublishStream`, `Render.stream_url`).
     // Not a column of `state`, so the `jobs` triggers ignore it.
     "ALTER TABLE jobs ADD COLUMN stream_attempt_id TEXT NOT NULL DEFAULT ''",
+    // 4: the client's labels and completion webhook of a render (`RenderSpec.metadata`,
+    // `RenderSpec.callback_url`).
+    "ALTER TABLE jobs ADD COLUMN metadata_json TEXT NOT NULL DEFAULT '{}'; \
+     ALTER TABLE jobs ADD COLUMN callback_url TEXT NOT NULL DEFAULT ''",
 ];
 
 /// The job store's migrations with `schema`, one dialect's SQL for version 1.
@@ -72,7 +76,7 @@ macro_rules! job_cols {
          infra_failures, lease_epoch, attempt_id, worker_id, lease_expires_ms, progress, stage, failure_class, \
          failure_message, failed_attempt_id, warnings_json, video_key, video_bytes, \
          video_sha256, poster_key, poster_bytes, poster_sha256, stage_seconds_json, \
-         stream_attempt_id"
+         stream_attempt_id, metadata_json, callback_url"
     };
 }
 

@@ -22,6 +22,7 @@ fn demo_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/templates/order-delivered")
 }
 
+#[derive(Clone, Copy)]
 pub enum Backend {
     Sqlite,
     Postgres,
@@ -156,6 +157,7 @@ pub fn spec(name: &str) -> v1::RenderSpec {
         preset: v1::Preset::Preset720p as i32,
         lane: v1::Lane::Realtime as i32,
         deadline_s: 0,
+        ..Default::default()
     }
 }
 
@@ -410,7 +412,10 @@ async fn lifecycle_and_download(backend: Backend) {
         .renders()
         .watch_render_events(authed(
             &farm.key_a,
-            v1::WatchRenderEventsRequest { after_seq: 0 },
+            v1::WatchRenderEventsRequest {
+                after_seq: 0,
+                ..Default::default()
+            },
         ))
         .await
         .expect("events")
@@ -428,7 +433,10 @@ async fn lifecycle_and_download(backend: Backend) {
         .renders()
         .watch_render_events(authed(
             &farm.key_b,
-            v1::WatchRenderEventsRequest { after_seq: 0 },
+            v1::WatchRenderEventsRequest {
+                after_seq: 0,
+                ..Default::default()
+            },
         ))
         .await
         .expect("events")
@@ -1103,6 +1111,239 @@ async fn health_and_tls() {
     running.shutdown().await.expect("shutdown");
 }
 
+/// Metadata comes back as given; callback URLs are refused where the farm delivers none, or
+/// when they point at a private address, and otherwise stored; the farm's service watches the
+/// callback renders of every tenant.
+async fn metadata_and_callbacks(backend: Backend) {
+    // Without a deliverer (the default), a callback is refused, naming the field.
+    let farm = TestFarm::start(backend, Clock::system(), Settings::default()).await;
+    push_demo(&farm, &farm.key_a, &[]).await;
+    let with = |url: &str| v1::RenderSpec {
+        callback_url: url.to_owned(),
+        ..spec("Asha")
+    };
+    assert_invalid(
+        submit(
+            &farm,
+            &farm.key_a,
+            "cb-refused",
+            with("https://hooks.example.com/x"),
+        )
+        .await,
+        "spec.callback_url",
+    );
+    farm.running.shutdown().await.expect("shutdown");
+
+    let settings = Settings {
+        callbacks: coordinator::Callbacks::Public,
+        ..Settings::default()
+    };
+    let farm = TestFarm::start(backend, Clock::system(), settings).await;
+    push_demo(&farm, &farm.key_a, &[]).await;
+    for (url, why) in [
+        ("http://127.0.0.1:9/hook", "loopback"),
+        ("http://10.1.2.3/hook", "private"),
+        ("http://[::1]/hook", "loopback"),
+        ("ftp://hooks.example.com/x", "scheme"),
+        ("https://user:pw@hooks.example.com/x", "credentials"),
+        ("not a url", "invalid"),
+    ] {
+        let r = submit(&farm, &farm.key_a, &format!("cb-{why}"), with(url)).await;
+        assert_invalid(r, "spec.callback_url");
+    }
+    let long = format!("https://hooks.example.com/{}", "a".repeat(2100));
+    assert_invalid(
+        submit(&farm, &farm.key_a, "cb-long", with(&long)).await,
+        "spec.callback_url",
+    );
+
+    // Metadata: plain keys, few entries, bounded values.
+    let meta = |pairs: &[(&str, &str)]| v1::RenderSpec {
+        metadata: pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..spec("Asha")
+    };
+    assert_invalid(
+        submit(&farm, &farm.key_a, "m-key", meta(&[("order id", "1")])).await,
+        "spec.metadata.orderid",
+    );
+    let too_long = "x".repeat(501);
+    assert_invalid(
+        submit(&farm, &farm.key_a, "m-long", meta(&[("note", &too_long)])).await,
+        "spec.metadata.note",
+    );
+    let many: Vec<(String, String)> = (0..17).map(|i| (format!("k{i}"), "v".into())).collect();
+    let many: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_invalid(
+        submit(&farm, &farm.key_a, "m-many", meta(&many)).await,
+        "spec.metadata",
+    );
+
+    // A stored render keeps both, and an unchanged resubmission is the same render while a
+    // changed label is another request.
+    let labelled = v1::RenderSpec {
+        callback_url: "https://93.184.215.14/hooks/render".into(),
+        ..meta(&[("order_id", "4711"), ("note", "héllo, wörld")])
+    };
+    let first = submit(&farm, &farm.key_a, "labelled", labelled.clone())
+        .await
+        .expect("submit");
+    let render = first.render.expect("render");
+    assert_eq!(
+        render.metadata.get("order_id").map(String::as_str),
+        Some("4711")
+    );
+    assert_eq!(render.callback_url, "https://93.184.215.14/hooks/render");
+    let got = get(&farm, &farm.key_a, &render.id).await.expect("get");
+    assert_eq!(got.metadata, labelled.metadata);
+    assert_eq!(got.callback_url, labelled.callback_url);
+    let again = submit(&farm, &farm.key_a, "labelled", labelled.clone())
+        .await
+        .expect("resubmit");
+    assert!(!again.created);
+    let changed = v1::RenderSpec {
+        metadata: [("order_id".to_owned(), "4712".to_owned())].into(),
+        ..labelled.clone()
+    };
+    let conflict = submit(&farm, &farm.key_a, "labelled", changed).await;
+    assert_eq!(conflict.expect_err("conflict").code(), Code::AlreadyExists);
+    let plain = submit(&farm, &farm.key_b, "plain", spec("Ravi")).await;
+    assert!(plain.is_err(), "tenant b has no template");
+    push_demo(&farm, &farm.key_b, &[]).await;
+    let plain = submit(&farm, &farm.key_b, "plain", spec("Ravi"))
+        .await
+        .expect("plain")
+        .render
+        .expect("render");
+
+    // Both end; the service's callback stream carries only the render with a callback, and
+    // names its tenant.
+    for (key, id) in [(&farm.key_a, &render.id), (&farm.key_b, &plain.id)] {
+        farm.renders()
+            .cancel_render(authed(key, v1::CancelRenderRequest { id: id.clone() }))
+            .await
+            .expect("cancel");
+    }
+    let watch = farm
+        .renders()
+        .watch_render_events(authed(
+            SERVICE_TOKEN,
+            v1::WatchRenderEventsRequest {
+                after_seq: 0,
+                callbacks_only: true,
+            },
+        ))
+        .await
+        .expect("service watches callbacks");
+    let mut stream = watch.into_inner();
+    let event = tokio::time::timeout(Duration::from_secs(10), stream.message())
+        .await
+        .expect("an event in time")
+        .expect("stream")
+        .expect("event");
+    assert_eq!(event.tenant, "tenant-a");
+    let r = event.render.expect("render");
+    assert_eq!(r.id, render.id);
+    assert_eq!(r.state, v1::RenderState::Cancelled as i32);
+    assert_eq!(r.metadata, labelled.metadata);
+    let more = tokio::time::timeout(Duration::from_millis(1500), stream.message()).await;
+    assert!(more.is_err(), "no other event: {more:?}");
+    // Without `callbacks_only`, the service must name a tenant.
+    let all = farm
+        .renders()
+        .watch_render_events(authed(
+            SERVICE_TOKEN,
+            v1::WatchRenderEventsRequest::default(),
+        ))
+        .await;
+    assert_invalid(all, "callbacks_only");
+    // A tenant's own stream still carries its renders, callback or not, with its name.
+    let mut own = farm
+        .renders()
+        .watch_render_events(authed(&farm.key_b, v1::WatchRenderEventsRequest::default()))
+        .await
+        .expect("tenant watches")
+        .into_inner();
+    let event = tokio::time::timeout(Duration::from_secs(10), own.message())
+        .await
+        .expect("in time")
+        .expect("stream")
+        .expect("event");
+    assert_eq!(event.tenant, "tenant-b");
+    assert_eq!(event.render.expect("render").id, plain.id);
+    // Open streams would hold the graceful shutdown.
+    drop((stream, own));
+    farm.running.shutdown().await.expect("shutdown");
+}
+
+/// A key revoked in the store (by another process, as `reelfarm tenant key revoke` does) is
+/// refused by the very next call; the tenant's other keys keep working.
+async fn revoked_key_is_refused_at_once(backend: Backend) {
+    let farm = TestFarm::start(backend, Clock::system(), Settings::default()).await;
+    let tenant = farm
+        .store
+        .tenant_by_name("tenant-a")
+        .await
+        .expect("lookup")
+        .expect("tenant");
+    let second = coordinator::admin::issue_key(&farm.store, &tenant, 1)
+        .await
+        .expect("issue");
+    let list = |key: String| {
+        let farm = &farm;
+        async move {
+            farm.renders()
+                .list_renders(authed(&key, v1::ListRendersRequest::default()))
+                .await
+        }
+    };
+    list(second.clone()).await.expect("the new key works");
+    let keys = farm.store.api_keys(&tenant.id).await.expect("keys");
+    assert_eq!(keys.len(), 2);
+    let id = coordinator::admin::key_id(&second).expect("id");
+    assert!(keys.iter().any(|k| k.id == id), "{keys:?}");
+
+    // Another tenant cannot revoke it; a malformed id is refused naming the problem.
+    let other = farm
+        .store
+        .tenant_by_name("tenant-b")
+        .await
+        .expect("lookup")
+        .expect("tenant");
+    let wrong = coordinator::admin::revoke_key(&farm.store, &other, &id).await;
+    assert!(
+        matches!(wrong, Err(coordinator::ApiError::NotFound(_))),
+        "{wrong:?}"
+    );
+    let bad = coordinator::admin::revoke_key(&farm.store, &tenant, "zz").await;
+    assert!(
+        matches!(bad, Err(coordinator::ApiError::InvalidArgument { .. })),
+        "{bad:?}"
+    );
+
+    let revoked = coordinator::admin::revoke_key(&farm.store, &tenant, &second)
+        .await
+        .expect("revoke by the key itself");
+    assert_eq!(revoked, id);
+    let refused = list(second.clone()).await;
+    assert_eq!(refused.expect_err("refused").code(), Code::Unauthenticated);
+    list(farm.key_a.clone())
+        .await
+        .expect("the first key still works");
+    assert_eq!(
+        farm.store.api_keys(&tenant.id).await.expect("keys").len(),
+        1
+    );
+    let again = coordinator::admin::revoke_key(&farm.store, &tenant, &id).await;
+    assert!(
+        matches!(again, Err(coordinator::ApiError::NotFound(_))),
+        "{again:?}"
+    );
+    farm.running.shutdown().await.expect("shutdown");
+}
+
 macro_rules! api_tests {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -1134,6 +1375,14 @@ macro_rules! api_tests {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn lease_expiry_with_manual_time() {
                 super::lease_expiry_with_manual_time($make).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn metadata_and_callbacks() {
+                super::metadata_and_callbacks($make).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn revoked_key_is_refused_at_once() {
+                super::revoked_key_is_refused_at_once($make).await
             }
         }
     };

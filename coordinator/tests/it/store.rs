@@ -216,6 +216,7 @@ macro_rules! all_scenarios {
             concurrent_claims_claim_each_job_once,
             lifecycle_timing,
             leftovers_of_finished_renders,
+            metadata_and_callback_outbox,
         );
     };
 }
@@ -318,6 +319,8 @@ fn new_job(tenant_id: &str, key: &str, lane: Lane) -> NewJob {
         lane,
         created_ms: NOW,
         deadline_ms: NOW + HOUR,
+        metadata: BTreeMap::new(),
+        callback_url: String::new(),
     }
 }
 
@@ -459,6 +462,95 @@ async fn tenants_and_api_keys(store: DynStore) {
         matches!(orphan, Err(StoreError::NotFound { .. })),
         "{orphan:?}"
     );
+
+    // Keys are listed by id (a prefix of the hash) and revoked by it, for their tenant only.
+    let long = "0123456789abcdef".repeat(4);
+    store
+        .add_api_key(&id, &long, NOW + 1)
+        .await
+        .expect("add long");
+    let keys = store.api_keys(&id).await.expect("keys");
+    let ids: Vec<&str> = keys.iter().map(|k| k.id.as_str()).collect();
+    assert_eq!(ids, ["hash-1", "hash-2", "0123456789abcdef"]);
+    let other = tenant(&store, "other", 1).await;
+    assert_eq!(
+        store
+            .revoke_api_key(&other, "0123456789abcdef")
+            .await
+            .expect("revoke"),
+        0
+    );
+    assert_eq!(
+        store
+            .revoke_api_key(&id, "0123456789abcdef")
+            .await
+            .expect("revoke"),
+        1
+    );
+    assert!(store.tenant_by_key(&long).await.expect("by key").is_none());
+    assert_eq!(
+        store
+            .revoke_api_key(&id, "0123456789abcdef")
+            .await
+            .expect("again"),
+        0
+    );
+    assert_eq!(store.api_keys(&id).await.expect("keys").len(), 2);
+    assert_eq!(
+        store
+            .tenant_by_id(&id)
+            .await
+            .expect("by id")
+            .map(|t| t.name),
+        Some("acme".into())
+    );
+    assert!(store.tenant_by_id("nope").await.expect("by id").is_none());
+}
+
+/// Metadata and callback URLs are stored with the render; the callback outbox carries only
+/// the renders that have one.
+async fn metadata_and_callback_outbox(store: DynStore) {
+    let t = tenant(&store, "acme", 4).await;
+    let mut labelled = new_job(&t, "labelled", Lane::Realtime);
+    labelled.metadata = BTreeMap::from([("order_id".to_owned(), "4711".to_owned())]);
+    labelled.callback_url = "https://hooks.example.com/r".into();
+    let labelled = submit_one(&store, labelled).await;
+    let plain = submit_one(&store, new_job(&t, "plain", Lane::Realtime)).await;
+    let read = get_job(&store, &labelled.id).await;
+    assert_eq!(
+        read.metadata.get("order_id").map(String::as_str),
+        Some("4711")
+    );
+    assert_eq!(read.callback_url, "https://hooks.example.com/r");
+    assert!(get_job(&store, &plain.id).await.metadata.is_empty());
+    for id in [&plain.id, &labelled.id] {
+        store.cancel(&t, id, NOW + 1).await.expect("cancel");
+    }
+    assert_eq!(
+        store.outbox_after(None, 0, 10).await.expect("outbox").len(),
+        2
+    );
+    let callbacks = store
+        .callback_outbox_after(None, 0, 10)
+        .await
+        .expect("callbacks");
+    assert_eq!(callbacks.len(), 1);
+    assert_eq!(callbacks[0].job_id, labelled.id);
+    let mine = store
+        .callback_outbox_after(Some(&t), 0, 10)
+        .await
+        .expect("callbacks");
+    assert_eq!(mine.len(), 1);
+    assert!(store
+        .callback_outbox_after(Some("someone-else"), 0, 10)
+        .await
+        .expect("callbacks")
+        .is_empty());
+    assert!(store
+        .callback_outbox_after(None, callbacks[0].seq, 10)
+        .await
+        .expect("callbacks")
+        .is_empty());
 }
 
 fn new_template(tenant_id: &str, name: &str, digest: &str) -> NewTemplate {

@@ -3,7 +3,7 @@
 use anyhow::{bail, Context, Result};
 use farm::{secrets, FarmSpec, LocalFarm, TriggerSpec, Workers};
 
-use crate::cli::{DataArgs, ServeArgs, TenantCommand, WorkArgs};
+use crate::cli::{DataArgs, KeyCommand, ServeArgs, TenantCommand, WorkArgs};
 
 /// Prints a line on stdout, ignoring a closed stdout: a long-running server must not die when
 /// whoever started it stops reading.
@@ -160,13 +160,36 @@ pub fn tenant(command: TenantCommand) -> Result<()> {
                 println!("{}", t.api_key);
                 Ok(())
             }
-            TenantCommand::Key { name, data } => {
+            TenantCommand::Key(KeyCommand::Add { name, data }) => {
+                let key = farm::admin::issue_key(&store_url(&data)?, &name).await?;
                 println!(
-                    "{}",
-                    farm::admin::issue_key(&store_url(&data)?, &name).await?
+                    "issued API key {} for tenant `{name}` (shown once; store it safely):",
+                    key.id
                 );
+                println!("{}", key.api_key);
+                Ok(())
+            }
+            TenantCommand::Key(KeyCommand::List { name, data }) => {
+                let keys = farm::admin::list_keys(&store_url(&data)?, &name).await?;
+                println!("{:<18} CREATED (UTC)", "ID");
+                for k in &keys {
+                    println!("{:<18} {}", k.id, utc(k.created_ms));
+                }
+                println!("{} key(s)", keys.len());
+                Ok(())
+            }
+            TenantCommand::Key(KeyCommand::Revoke { name, key, data }) => {
+                let id = farm::admin::revoke_key(&store_url(&data)?, &name, &key).await?;
+                println!("revoked API key {id} of tenant `{name}`");
                 Ok(())
             }
         }
     })
+}
+
+/// Unix milliseconds as a UTC date and time.
+fn utc(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|| ms.to_string())
 }

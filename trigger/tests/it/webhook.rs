@@ -351,6 +351,8 @@ fn payload() -> DeliveryPayload {
         customer_id: "c-1".into(),
         event_id: "evt-1".into(),
         render_id: "r-9".into(),
+        state: "succeeded".into(),
+        metadata: [("order_id".to_owned(), "4711".to_owned())].into(),
         video_url: Some("https://cdn.example.com/v.mp4?sig=x".into()),
         poster_url: Some("https://cdn.example.com/p.jpg?sig=x".into()),
         url_expires_at: Some("2025-03-08T09:30:00Z".parse().expect("time")),
@@ -425,6 +427,8 @@ async fn delivered_with_verifiable_signature_and_headers() {
         "customer_id",
         "event_id",
         "render_id",
+        "state",
+        "metadata",
         "video_url",
         "poster_url",
         "url_expires_at",
@@ -432,7 +436,8 @@ async fn delivered_with_verifiable_signature_and_headers() {
     ] {
         assert!(keys.contains(&key), "missing {key} in {keys:?}");
     }
-    assert_eq!(keys.len(), 13);
+    assert_eq!(keys.len(), 15);
+    assert_eq!(json["metadata"]["order_id"], "4711");
     let back: DeliveryPayload = serde_json::from_slice(&req.body).expect("round trip");
     assert_eq!(back, payload());
     let failed = serde_json::to_value(DeliveryEvent::RenderFailed).expect("json");

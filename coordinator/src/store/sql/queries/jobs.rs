@@ -25,6 +25,8 @@ fn new_job(j: &NewJob) -> Job {
         tokens: j.tokens.clone(),
         preset: j.preset.clone(),
         lane: j.lane,
+        metadata: j.metadata.clone(),
+        callback_url: j.callback_url.clone(),
         state: JobState::Queued,
         created_ms: j.created_ms,
         updated_ms: j.created_ms,
@@ -94,9 +96,10 @@ async fn submit_one(c: &mut Conn, j: &NewJob) -> StoreResult<Submitted> {
          template_version, template_digest, lang, tokens_json, preset, lane, state, \
          created_ms, updated_ms, finished_ms, not_before_ms, deadline_ms, attempts, \
          app_failures, infra_failures, lease_epoch, attempt_id, worker_id, \
-         lease_expires_ms, progress, stage, failed_attempt_id, warnings_json) \
+         lease_expires_ms, progress, stage, failed_attempt_id, warnings_json, \
+         metadata_json, callback_url) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'queued', $12, $12, 0, 0, \
-         $13, 0, 0, 0, 0, '', '', 0, 0, '', '', '[]') \
+         $13, 0, 0, 0, 0, '', '', 0, 0, '', '', '[]', $14, $15) \
          ON CONFLICT (tenant_id, idempotency_key) DO NOTHING",
     )
     .bind(&j.id)
@@ -112,6 +115,8 @@ async fn submit_one(c: &mut Conn, j: &NewJob) -> StoreResult<Submitted> {
     .bind(j.lane.as_i64())
     .bind(j.created_ms)
     .bind(j.deadline_ms)
+    .bind(to_json(&j.metadata)?)
+    .bind(&j.callback_url)
     .execute(&mut *c)
     .await;
     match inserted {

@@ -31,8 +31,9 @@ use super::{
 };
 use crate::lifecycle::{LeasePolicy, RetryPolicy};
 use crate::model::{
-    ArtifactKind, AttemptProgress, Claim, FailureClass, Fence, Job, JobOutput, JobState, Lane,
-    Millis, NewJob, NewTemplate, OutputFile, TemplateRecord, TemplateRef, Tenant, WorkerRecord,
+    ApiKeyInfo, ArtifactKind, AttemptProgress, Claim, FailureClass, Fence, Job, JobOutput,
+    JobState, Lane, Millis, NewJob, NewTemplate, OutputFile, TemplateRecord, TemplateRef, Tenant,
+    WorkerRecord,
 };
 use crate::store::{
     Beat, Completed, Failed, JobCursor, Leftover, OutboxEvent, QueueStats, Store, StoreError,
@@ -74,6 +75,8 @@ fn job_from_row(r: &DbRow) -> StoreResult<Job> {
         tokens: from_json(&get::<String, _>(r, "tokens_json")?, "tokens_json")?,
         preset: get(r, "preset")?,
         lane: Lane::from_i64(lane).ok_or_else(|| corrupt(format!("column lane: {lane}")))?,
+        metadata: from_json(&get::<String, _>(r, "metadata_json")?, "metadata_json")?,
+        callback_url: get(r, "callback_url")?,
         state: state.parse().map_err(corrupt)?,
         created_ms: get(r, "created_ms")?,
         updated_ms: get(r, "updated_ms")?,
@@ -196,6 +199,19 @@ impl Store for Backend {
 
     async fn tenant_by_key(&self, key_hash: &str) -> StoreResult<Option<Tenant>> {
         tenants::by_key(&mut *self.read_conn().await?, key_hash).await
+    }
+
+    async fn tenant_by_id(&self, id: &str) -> StoreResult<Option<Tenant>> {
+        tenants::by_id(&mut *self.read_conn().await?, id).await
+    }
+
+    async fn api_keys(&self, tenant_id: &str) -> StoreResult<Vec<ApiKeyInfo>> {
+        tenants::api_keys(&mut *self.read_conn().await?, tenant_id).await
+    }
+
+    async fn revoke_api_key(&self, tenant_id: &str, id: &str) -> StoreResult<u64> {
+        let (tenant_id, id) = (tenant_id.to_owned(), id.to_owned());
+        write_op!(self.db, |c| tenants::revoke_api_key(c, &tenant_id, &id))
     }
 
     async fn insert_template(&self, new: &NewTemplate) -> StoreResult<(TemplateRecord, bool)> {
@@ -384,7 +400,30 @@ impl Store for Backend {
         after_seq: i64,
         limit: u32,
     ) -> StoreResult<Vec<OutboxEvent>> {
-        outbox::after(&mut *self.read_conn().await?, tenant_id, after_seq, limit).await
+        outbox::after(
+            &mut *self.read_conn().await?,
+            tenant_id,
+            after_seq,
+            limit,
+            false,
+        )
+        .await
+    }
+
+    async fn callback_outbox_after(
+        &self,
+        tenant_id: Option<&str>,
+        after_seq: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<OutboxEvent>> {
+        outbox::after(
+            &mut *self.read_conn().await?,
+            tenant_id,
+            after_seq,
+            limit,
+            true,
+        )
+        .await
     }
 
     async fn cursor(&self, name: &str) -> StoreResult<i64> {

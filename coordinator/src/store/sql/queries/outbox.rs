@@ -7,17 +7,27 @@ use super::{map_err, Conn};
 use crate::model::JobState;
 use crate::store::{Leftover, OutboxEvent, StoreResult};
 
-/// Outbox events after `after_seq`, oldest first; one tenant's only when `tenant_id` is set.
+/// Outbox events after `after_seq`, oldest first; one tenant's only when `tenant_id` is set,
+/// only those of renders with a callback URL when `callbacks_only` is.
 pub(super) async fn after(
     c: &mut Conn,
     tenant_id: Option<&str>,
     after_seq: i64,
     limit: u32,
+    callbacks_only: bool,
 ) -> StoreResult<Vec<OutboxEvent>> {
-    let rows = sqlx::query(
-        "SELECT seq, job_id, tenant_id, state, created_ms FROM outbox WHERE seq > $1 \
-         AND ($3 = '' OR tenant_id = $3) ORDER BY seq LIMIT $2",
-    )
+    let rows = if callbacks_only {
+        sqlx::query(
+            "SELECT o.seq, o.job_id, o.tenant_id, o.state, o.created_ms \
+             FROM outbox o JOIN jobs j ON j.id = o.job_id WHERE o.seq > $1 \
+             AND ($3 = '' OR o.tenant_id = $3) AND j.callback_url <> '' ORDER BY o.seq LIMIT $2",
+        )
+    } else {
+        sqlx::query(
+            "SELECT seq, job_id, tenant_id, state, created_ms FROM outbox WHERE seq > $1 \
+             AND ($3 = '' OR tenant_id = $3) ORDER BY seq LIMIT $2",
+        )
+    }
     .bind(after_seq)
     .bind(i64::from(limit))
     .bind(tenant_id.unwrap_or(""))

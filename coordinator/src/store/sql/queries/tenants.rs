@@ -2,8 +2,10 @@
 
 use sqlstore::{is_fk_violation, is_unique_violation};
 
+use sqlstore::row::get;
+
 use super::{map_err, not_found, tenant_from_row, Conn};
-use crate::model::{Millis, Tenant};
+use crate::model::{ApiKeyInfo, Millis, Tenant, API_KEY_ID_CHARS};
 use crate::store::{StoreError, StoreResult};
 
 pub(super) async fn create(c: &mut Conn, tenant: &Tenant) -> StoreResult<()> {
@@ -56,6 +58,50 @@ pub(super) async fn by_name(c: &mut Conn, name: &str) -> StoreResult<Option<Tena
         .await
         .map_err(map_err)?;
     row.as_ref().map(tenant_from_row).transpose()
+}
+
+pub(super) async fn by_id(c: &mut Conn, id: &str) -> StoreResult<Option<Tenant>> {
+    let row = sqlx::query("SELECT id, name, max_running, created_ms FROM tenants WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(map_err)?;
+    row.as_ref().map(tenant_from_row).transpose()
+}
+
+/// A tenant's API keys, oldest first, each named by its id (the first
+/// [`crate::model::API_KEY_ID_CHARS`] hex digits of its hash).
+pub(super) async fn api_keys(c: &mut Conn, tenant_id: &str) -> StoreResult<Vec<ApiKeyInfo>> {
+    let rows = sqlx::query(
+        "SELECT key_hash, created_ms FROM api_keys WHERE tenant_id = $1 \
+         ORDER BY created_ms, key_hash",
+    )
+    .bind(tenant_id)
+    .fetch_all(&mut *c)
+    .await
+    .map_err(map_err)?;
+    rows.iter()
+        .map(|r| {
+            let hash: String = get(r, "key_hash")?;
+            Ok(ApiKeyInfo {
+                id: ApiKeyInfo::id_of_hash(&hash).to_owned(),
+                created_ms: get(r, "created_ms")?,
+            })
+        })
+        .collect()
+}
+
+/// Deletes the tenant's keys whose id is `id`; how many went.
+pub(super) async fn revoke_api_key(c: &mut Conn, tenant_id: &str, id: &str) -> StoreResult<u64> {
+    let done =
+        sqlx::query("DELETE FROM api_keys WHERE tenant_id = $1 AND substr(key_hash, 1, $3) = $2")
+            .bind(tenant_id)
+            .bind(id)
+            .bind(API_KEY_ID_CHARS as i32)
+            .execute(&mut *c)
+            .await
+            .map_err(map_err)?;
+    Ok(done.rows_affected())
 }
 
 /// The tenant whose key hashes to `key_hash`.
