@@ -25,6 +25,7 @@ test: setup
 	bash scripts/postgres-up
 	$(CARGO) test --release --locked --workspace
 	bash scripts/python-client-test
+	bash scripts/openapi-client-test
 
 # Clippy over every target, warnings as errors (CI lints the same crates while testing).
 lint: setup
@@ -35,6 +36,7 @@ bench: build
 	./target/release/reelfarm bench lipsync
 	$(CARGO) bench --locked -p benches
 
-# Regenerate committed snapshots (JSON Schema) after an intended change.
+# Regenerate committed snapshots (JSON Schema, OpenAPI) after an intended change.
 bless: setup
 	REELFARM_BLESS=1 $(CARGO) test --release --locked -p template schema
+	REELFARM_BLESS=1 $(CARGO) test --release --locked -p coordinator --test it rest::openapi

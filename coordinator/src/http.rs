@@ -2,8 +2,8 @@
 //! (`GET /v1/renders/{id}/{video|poster}?expires=…&sig=…`), for senders that fetch media by URL,
 //! and live HLS streams of attempts (`GET /v1/streams/{token}/{index.m3u8|seg-NNNNN.ts}`, the
 //! signature in the path so that a plain HLS player resolves the playlist's relative segment
-//! names; see [`crate::links`]). Other HTTP routes (event ingestion) are merged in by whoever
-//! composes the server.
+//! names; see [`crate::links`]), and the JSON render API ([`crate::rest`]). Other HTTP routes
+//! (event ingestion) are merged in by whoever composes the server.
 
 use std::sync::Arc;
 
@@ -25,7 +25,7 @@ struct LinkQuery {
     sig: String,
 }
 
-/// `GET /v1/renders/{id}/{artifact}` with a signed link.
+/// `GET /v1/renders/{id}/{artifact}` with a signed link, streams, and the JSON render API.
 pub fn router(shared: Arc<Shared>) -> axum::Router {
     axum::Router::new()
         .route("/v1/renders/{id}/{artifact}", axum::routing::get(download))
@@ -33,7 +33,8 @@ pub fn router(shared: Arc<Shared>) -> axum::Router {
             "/v1/streams/{token}/{name}",
             axum::routing::get(stream_file),
         )
-        .with_state(shared)
+        .with_state(shared.clone())
+        .merge(crate::rest::router(shared))
 }
 
 fn plain(status: StatusCode, message: &'static str) -> Response {

@@ -31,6 +31,7 @@ pub mod links;
 pub mod metrics;
 pub mod model;
 mod oversized;
+pub mod rest;
 pub mod server;
 pub mod service;
 pub mod store;

@@ -98,6 +98,100 @@ fn conflict(key: &str, existing: &str) -> ApiError {
     ))
 }
 
+/// The unary calls as plain functions of an authenticated tenant and a wire request: the gRPC
+/// methods and the HTTP/JSON API ([`crate::rest`]) both run these, so validation, idempotency
+/// and admission are one code path.
+impl RenderApi {
+    /// SubmitRender: validates the request against its template version, admits it to its
+    /// lane and stores it under the tenant's idempotency key.
+    pub async fn submit(
+        &self,
+        tenant: &Tenant,
+        req: v1::SubmitRenderRequest,
+    ) -> Result<v1::SubmitRenderResponse, ApiError> {
+        let job = prepare(&self.shared, tenant, &req).await?;
+        self.shared.admit(job.lane, 1)?;
+        let mut results = self.store_batch(vec![job]).await?;
+        let (render, created) = match results.pop() {
+            Some(Submitted::Created(job)) => (job, true),
+            Some(Submitted::Existing(job)) => (job, false),
+            Some(Submitted::Conflict { existing_id }) => {
+                return Err(conflict(&req.idempotency_key, &existing_id))
+            }
+            None => return Err(ApiError::Internal("store returned no result".into())),
+        };
+        Ok(v1::SubmitRenderResponse {
+            render: Some(render_proto(&self.shared, &render, false)),
+            created,
+        })
+    }
+
+    /// GetRender: one of the tenant's renders, with its tokens.
+    pub async fn get(
+        &self,
+        tenant: &Tenant,
+        req: v1::GetRenderRequest,
+    ) -> Result<v1::Render, ApiError> {
+        let job = self.job(tenant, &req.id).await?;
+        Ok(render_proto(&self.shared, &job, true))
+    }
+
+    /// CancelRender: cancels a render that has not finished; a finished one is returned as is.
+    pub async fn cancel(
+        &self,
+        tenant: &Tenant,
+        req: v1::CancelRenderRequest,
+    ) -> Result<v1::Render, ApiError> {
+        let id = &req.id;
+        if id.is_empty() {
+            return Err(ApiError::invalid("id", "required"));
+        }
+        let now = self.shared.now();
+        let job = self
+            .shared
+            .store
+            .cancel(&tenant.id, id, now)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("render `{}`", short(id))))?;
+        if job.state == JobState::Cancelled && job.finished_ms == now {
+            self.shared
+                .metrics
+                .finished("cancelled", (now - job.created_ms) as f64 / 1000.0);
+        }
+        self.shared.changed(&job.id);
+        Ok(render_proto(&self.shared, &job, true))
+    }
+
+    /// ListRenders: the tenant's renders, newest first, a page at a time (without tokens).
+    pub async fn list(
+        &self,
+        tenant: &Tenant,
+        req: v1::ListRendersRequest,
+    ) -> Result<v1::ListRendersResponse, ApiError> {
+        let limit = page_size(req.page_size, "page_size")?;
+        let state = state_from_proto(req.state, "state")?;
+        let cursor = parse_cursor(&req.page_token)?;
+        let jobs = self
+            .shared
+            .store
+            .list_jobs(&tenant.id, state, cursor.as_ref(), limit)
+            .await?;
+        let next_page_token = match jobs.last() {
+            Some(last) if jobs.len() == limit as usize => {
+                format!("{}:{}", last.created_ms, last.id)
+            }
+            _ => String::new(),
+        };
+        Ok(v1::ListRendersResponse {
+            renders: jobs
+                .iter()
+                .map(|j| render_proto(&self.shared, j, false))
+                .collect(),
+            next_page_token,
+        })
+    }
+}
+
 pub(super) type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 #[tonic::async_trait]
@@ -107,22 +201,9 @@ impl RenderService for RenderApi {
         request: Request<v1::SubmitRenderRequest>,
     ) -> Result<Response<v1::SubmitRenderResponse>, Status> {
         let tenant = self.tenant(&request).await?;
-        let req = request.into_inner();
-        let job = prepare(&self.shared, &tenant, &req).await?;
-        self.shared.admit(job.lane, 1)?;
-        let mut results = self.store_batch(vec![job]).await?;
-        let (render, created) = match results.pop() {
-            Some(Submitted::Created(job)) => (job, true),
-            Some(Submitted::Existing(job)) => (job, false),
-            Some(Submitted::Conflict { existing_id }) => {
-                return Err(conflict(&req.idempotency_key, &existing_id).into())
-            }
-            None => return Err(ApiError::Internal("store returned no result".into()).into()),
-        };
-        Ok(Response::new(v1::SubmitRenderResponse {
-            render: Some(render_proto(&self.shared, &render, false)),
-            created,
-        }))
+        Ok(Response::new(
+            self.submit(&tenant, request.into_inner()).await?,
+        ))
     }
 
     async fn submit_renders(
@@ -179,8 +260,9 @@ impl RenderService for RenderApi {
         request: Request<v1::GetRenderRequest>,
     ) -> Result<Response<v1::Render>, Status> {
         let tenant = self.tenant(&request).await?;
-        let job = self.job(&tenant, &request.get_ref().id).await?;
-        Ok(Response::new(render_proto(&self.shared, &job, true)))
+        Ok(Response::new(
+            self.get(&tenant, request.into_inner()).await?,
+        ))
     }
 
     type WatchRenderStream = BoxStream<v1::Render>;
@@ -260,25 +342,9 @@ impl RenderService for RenderApi {
         request: Request<v1::CancelRenderRequest>,
     ) -> Result<Response<v1::Render>, Status> {
         let tenant = self.tenant(&request).await?;
-        let id = &request.get_ref().id;
-        if id.is_empty() {
-            return Err(ApiError::invalid("id", "required").into());
-        }
-        let now = self.shared.now();
-        let job = self
-            .shared
-            .store
-            .cancel(&tenant.id, id, now)
-            .await
-            .map_err(ApiError::from)?
-            .ok_or_else(|| ApiError::NotFound(format!("render `{}`", short(id))))?;
-        if job.state == JobState::Cancelled && job.finished_ms == now {
-            self.shared
-                .metrics
-                .finished("cancelled", (now - job.created_ms) as f64 / 1000.0);
-        }
-        self.shared.changed(&job.id);
-        Ok(Response::new(render_proto(&self.shared, &job, true)))
+        Ok(Response::new(
+            self.cancel(&tenant, request.into_inner()).await?,
+        ))
     }
 
     async fn list_renders(
@@ -286,29 +352,9 @@ impl RenderService for RenderApi {
         request: Request<v1::ListRendersRequest>,
     ) -> Result<Response<v1::ListRendersResponse>, Status> {
         let tenant = self.tenant(&request).await?;
-        let req = request.into_inner();
-        let limit = page_size(req.page_size, "page_size")?;
-        let state = state_from_proto(req.state, "state")?;
-        let cursor = parse_cursor(&req.page_token)?;
-        let jobs = self
-            .shared
-            .store
-            .list_jobs(&tenant.id, state, cursor.as_ref(), limit)
-            .await
-            .map_err(ApiError::from)?;
-        let next_page_token = match jobs.last() {
-            Some(last) if jobs.len() == limit as usize => {
-                format!("{}:{}", last.created_ms, last.id)
-            }
-            _ => String::new(),
-        };
-        Ok(Response::new(v1::ListRendersResponse {
-            renders: jobs
-                .iter()
-                .map(|j| render_proto(&self.shared, j, false))
-                .collect(),
-            next_page_token,
-        }))
+        Ok(Response::new(
+            self.list(&tenant, request.into_inner()).await?,
+        ))
     }
 
     type DownloadRenderStream = BoxStream<v1::Chunk>;

@@ -1,3 +1,4 @@
 mod api;
+mod rest;
 mod smart;
 mod store;
