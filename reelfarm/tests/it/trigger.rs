@@ -432,3 +432,57 @@ async fn delayed_dispatches_survive_a_restart() {
         .iter()
         .all(|r| r.verified && r.body["event"] == "render.succeeded"));
 }
+
+/// `tenant key add|list|revoke` on the store of a running farm: the new key works, is listed
+/// by id, and once revoked is refused by the very next call while the first key still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_key_is_refused_by_a_running_farm_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().to_str().expect("utf-8").to_owned();
+    let first = run_ok(&["tenant", "create", "acme", "--data", &data])
+        .lines()
+        .last()
+        .expect("key")
+        .trim()
+        .to_owned();
+    let added = run_ok(&["tenant", "key", "add", "acme", "--data", &data]);
+    let id = added
+        .split_whitespace()
+        .nth(3)
+        .expect("issued API key <id> …")
+        .to_owned();
+    let second = added.lines().last().expect("key").trim().to_owned();
+    assert!(second.starts_with("rf_"), "{added}");
+    let listed = run_ok(&["tenant", "key", "list", "acme", "--data", &data]);
+    assert!(listed.contains(&id), "{listed}");
+    assert!(listed.contains("2 key(s)"), "{listed}");
+
+    let (_serve, url, _http) = serve(&data);
+    let list_templates = |key: &str| {
+        bin()
+            .args(["template", "list", "--coordinator", &url, "--api-key", key])
+            .output()
+            .expect("run template list")
+    };
+    assert!(list_templates(&second).status.success());
+    let revoked = run_ok(&["tenant", "key", "revoke", "acme", &id, "--data", &data]);
+    assert!(revoked.contains(&id), "{revoked}");
+    let refused = list_templates(&second);
+    assert!(!refused.status.success(), "a revoked key must be refused");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("unknown API key"), "{stderr}");
+    assert!(list_templates(&first).status.success());
+
+    let again = bin()
+        .args(["tenant", "key", "revoke", "acme", &id, "--data", &data])
+        .output()
+        .expect("run revoke");
+    assert!(!again.status.success());
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("not found"), "{stderr}");
+    let listed = run_ok(&["tenant", "key", "list", "acme", "--data", &data]);
+    assert!(
+        !listed.contains(&id) && listed.contains("1 key(s)"),
+        "{listed}"
+    );
+}
