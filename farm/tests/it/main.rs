@@ -97,3 +97,134 @@ async fn event_to_verified_webhook_on_a_local_farm() {
 
     local.stop().await.expect("stops in order");
 }
+
+/// The integrator's path: a render submitted with `curl` to `POST /v1/renders` with a callback
+/// URL and metadata delivers one signed webhook carrying the metadata; a private callback on a
+/// farm that refuses them, and bad metadata, are refused naming the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_render_with_callback_delivers_one_signed_webhook() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut spec = FarmSpec::new(dir.path())
+        .with_local_trigger(format!(
+            "sqlite://{}",
+            dir.path().join("trigger.db").display()
+        ))
+        .with_tenant("acme", 10);
+    spec.workers = Workers {
+        count: 1,
+        slots: 2,
+        noop: true,
+        name_prefix: "test".to_owned(),
+    };
+    let local = LocalFarm::start(spec, farm::Gpu::new())
+        .await
+        .expect("farm starts");
+    let mut client = local.client().await.expect("client");
+    let template = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../assets/templates/order-delivered"
+    );
+    client
+        .push_template(std::path::Path::new(template), &[])
+        .await
+        .expect("push");
+    let secret = client
+        .triggers
+        .get_callback_secret(v1::GetCallbackSecretRequest {})
+        .await
+        .expect("callback secret")
+        .into_inner()
+        .secret;
+    assert!(secret.starts_with("whsec_"), "{secret}");
+
+    let hook = Receiver::start(Options {
+        fail_first: 0,
+        count_only: false,
+    })
+    .await
+    .expect("receiver");
+    hook.set_secret(&secret);
+    let base = local.http_base().expect("http");
+    let key = local.api_key().expect("key").to_owned();
+    let curl = |body: serde_json::Value| {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "-X", "POST", "-w", "\n%{http_code}"])
+            .args(["-H", &format!("Authorization: Bearer {key}")])
+            .args(["-H", "Content-Type: application/json"])
+            .args(["--data-binary", &body.to_string()])
+            .arg(format!("{base}/v1/renders"))
+            .output()
+            .expect("curl runs");
+        assert!(
+            out.status.success(),
+            "curl: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).expect("utf-8");
+        let (body, code) = text.rsplit_once('\n').expect("status line");
+        let code: u16 = code.trim().parse().expect("status");
+        let body: serde_json::Value = serde_json::from_str(body).expect("JSON answer");
+        (code, body)
+    };
+
+    let (code, bad) = curl(serde_json::json!({
+        "idempotency_key": "order-4711-bad",
+        "template": "order-delivered",
+        "tokens": {"first_name": "Asha", "product": "Tea"},
+        "metadata": {"order id": "4711"},
+        "callback_url": hook.url,
+    }));
+    assert_eq!(code, 400, "{bad}");
+    assert!(
+        bad["field"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("metadata"),
+        "{bad}"
+    );
+
+    let (code, render) = curl(serde_json::json!({
+        "idempotency_key": "order-4711-delivered",
+        "template": "order-delivered",
+        "lang": "en-IN",
+        "tokens": {"first_name": "Asha", "product": "Tea"},
+        "metadata": {"order_id": "4711", "channel": "whatsapp"},
+        "callback_url": hook.url,
+    }));
+    assert_eq!(code, 201, "{render}");
+    assert_eq!(render["metadata"]["order_id"], "4711", "{render}");
+    assert_eq!(render["callback_url"], hook.url.as_str(), "{render}");
+    let id = render["id"].as_str().expect("id").to_owned();
+
+    let got = hook
+        .wait_for(1, Duration::from_secs(120))
+        .await
+        .expect("callback");
+    assert!(got[0].verified, "{:?}", got[0].rejection);
+    assert_eq!(got[0].answered, 200);
+    let body = &got[0].body;
+    assert_eq!(body["render_id"], id.as_str(), "{body}");
+    assert_eq!(body["event"], "render.succeeded", "{body}");
+    assert_eq!(body["state"], "succeeded", "{body}");
+    assert_eq!(body["metadata"]["order_id"], "4711", "{body}");
+    assert_eq!(body["metadata"]["channel"], "whatsapp", "{body}");
+    assert_eq!(body["tenant"], "acme", "{body}");
+    assert_eq!(body["campaign"], "", "{body}");
+
+    // Submitting the same request again answers the same render and sends nothing more.
+    let (code, again) = curl(serde_json::json!({
+        "idempotency_key": "order-4711-delivered",
+        "template": "order-delivered",
+        "lang": "en-IN",
+        "tokens": {"first_name": "Asha", "product": "Tea"},
+        "metadata": {"order_id": "4711", "channel": "whatsapp"},
+        "callback_url": hook.url,
+    }));
+    assert_eq!(code, 200, "{again}");
+    assert_eq!(again["id"], id.as_str());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(hook.received().len(), 1, "one render, one webhook");
+    assert_eq!(hook.accepted(), 1);
+
+    local.stop().await.expect("stops in order");
+}
