@@ -272,14 +272,16 @@ async fn sqlite_version_1_database_is_upgraded() {
         .expect("connect");
     sqlx::raw_sql(
         "DROP TABLE outbox_cursors; DROP INDEX outputs_job; \
-         ALTER TABLE jobs DROP COLUMN stream_attempt_id; UPDATE schema_version SET version = 1",
+         ALTER TABLE jobs DROP COLUMN stream_attempt_id; ALTER TABLE jobs DROP COLUMN metadata_json; \
+         ALTER TABLE jobs DROP COLUMN callback_url; UPDATE schema_version SET version = 1",
     )
     .execute(&mut c)
     .await
     .expect("downgrade");
     drop(c);
     let store: DynStore = Arc::new(SqliteStore::open(&url).await.expect("reopen"));
-    assert!(store.job(None, &id).await.expect("read").is_some());
+    let job = store.job(None, &id).await.expect("read").expect("job kept");
+    assert!(job.metadata.is_empty() && job.callback_url.is_empty());
     store
         .set_cursor("output-cleanup", 7)
         .await
