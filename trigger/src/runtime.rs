@@ -49,22 +49,22 @@ impl std::fmt::Debug for RuntimeConfig {
 /// The webhook secret of a campaign's `secret_ref` for a tenant: derived from the master key, so
 /// it is stable across versions and restarts and never stored.
 pub fn webhook_secret(master: &[u8], tenant: &str, secret_ref: &str) -> String {
-    let mut mac = match Hmac::<sha2::Sha256>::new_from_slice(master) {
-        Ok(m) => m,
-        Err(_) => return String::new(),
-    };
-    mac.update(format!("webhook\n{tenant}\n{secret_ref}").as_bytes());
-    format!("whsec_{}", hex::encode(mac.finalize().into_bytes()))
+    derived_secret(master, &format!("webhook\n{tenant}\n{secret_ref}"))
 }
 
 /// The secret that signs a tenant's per-render callbacks (`RenderSpec.callback_url`): derived
 /// from the master key under its own label, so it is no campaign's secret.
 pub fn callback_secret(master: &[u8], tenant: &str) -> String {
+    derived_secret(master, &format!("callback\n{tenant}"))
+}
+
+/// `whsec_` and the hex HMAC-SHA256 of `label` under the master key.
+fn derived_secret(master: &[u8], label: &str) -> String {
     let mut mac = match Hmac::<sha2::Sha256>::new_from_slice(master) {
         Ok(m) => m,
         Err(_) => return String::new(),
     };
-    mac.update(format!("callback\n{tenant}").as_bytes());
+    mac.update(label.as_bytes());
     format!("whsec_{}", hex::encode(mac.finalize().into_bytes()))
 }
 

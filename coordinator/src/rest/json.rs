@@ -516,7 +516,7 @@ mod tests {
 
     #[test]
     fn renders_convert_with_times_and_links() {
-        let signer = UrlSigner::new(b"k", "http://farm");
+        let signer = UrlSigner::new(b"k", "https://media.example.com");
         let r = v1::Render {
             id: "r1".into(),
             state: v1::RenderState::Succeeded as i32,
@@ -542,7 +542,7 @@ mod tests {
         assert_eq!(json.stage, None);
         let video = json.video_url.expect("video link");
         assert!(
-            video.starts_with("http://farm/v1/renders/r1/video?expires=3605000&sig="),
+            video.starts_with("https://media.example.com/v1/renders/r1/video?expires=3605000&sig="),
             "{video}"
         );
         assert_eq!(json.poster_url, None, "no poster file, no link");

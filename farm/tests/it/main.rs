@@ -7,14 +7,10 @@ use farm::receiver::{Options, Receiver};
 use farm::{FarmSpec, LocalFarm, Workers};
 use proto::v1;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn event_to_verified_webhook_on_a_local_farm() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut spec = FarmSpec::new(dir.path())
-        .with_local_trigger(format!(
-            "sqlite://{}",
-            dir.path().join("trigger.db").display()
-        ))
+/// A local farm in `data` with the trigger layer, tenant `acme` and one no-op worker.
+async fn start_farm(data: &std::path::Path) -> LocalFarm {
+    let mut spec = FarmSpec::new(data)
+        .with_local_trigger(format!("sqlite://{}", data.join("trigger.db").display()))
         .with_tenant("acme", 10);
     spec.workers = Workers {
         count: 1,
@@ -22,11 +18,13 @@ async fn event_to_verified_webhook_on_a_local_farm() {
         noop: true,
         name_prefix: "test".to_owned(),
     };
-    let local = LocalFarm::start(spec, farm::Gpu::new())
+    LocalFarm::start(spec, farm::Gpu::new())
         .await
-        .expect("farm starts");
-    assert!(local.trigger_running());
-    let mut client = local.client().await.expect("client");
+        .expect("farm starts")
+}
+
+/// Uploads the demo template as the farm's tenant.
+async fn push_demo(client: &mut farm::TenantClient) {
     let template = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../assets/templates/order-delivered"
@@ -35,6 +33,15 @@ async fn event_to_verified_webhook_on_a_local_farm() {
         .push_template(std::path::Path::new(template), &[])
         .await
         .expect("push");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_to_verified_webhook_on_a_local_farm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let local = start_farm(dir.path()).await;
+    assert!(local.trigger_running());
+    let mut client = local.client().await.expect("client");
+    push_demo(&mut client).await;
 
     // A receiver that fails the first call: the delivery is retried with the same id.
     let hook = Receiver::start(Options {
@@ -104,30 +111,9 @@ async fn event_to_verified_webhook_on_a_local_farm() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_render_with_callback_delivers_one_signed_webhook() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut spec = FarmSpec::new(dir.path())
-        .with_local_trigger(format!(
-            "sqlite://{}",
-            dir.path().join("trigger.db").display()
-        ))
-        .with_tenant("acme", 10);
-    spec.workers = Workers {
-        count: 1,
-        slots: 2,
-        noop: true,
-        name_prefix: "test".to_owned(),
-    };
-    let local = LocalFarm::start(spec, farm::Gpu::new())
-        .await
-        .expect("farm starts");
+    let local = start_farm(dir.path()).await;
     let mut client = local.client().await.expect("client");
-    let template = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../assets/templates/order-delivered"
-    );
-    client
-        .push_template(std::path::Path::new(template), &[])
-        .await
-        .expect("push");
+    push_demo(&mut client).await;
     let secret = client
         .triggers
         .get_callback_secret(v1::GetCallbackSecretRequest {})
