@@ -207,7 +207,7 @@ pub trait Store: Send + Sync + 'static {
     async fn submit(&self, jobs: &[NewJob]) -> StoreResult<Vec<Submitted>>;
     /// A render, only if it belongs to `tenant_id` (any tenant when `None`).
     async fn job(&self, tenant_id: Option<&str>, id: &str) -> StoreResult<Option<Job>>;
-    /// A tenant's renders newest first (created_ms desc, id desc), after `cursor`.
+    /// A tenant's renders newest first (created_ms desc, then submission order desc), after `cursor`.
     async fn list_jobs(
         &self,
         tenant_id: &str,

@@ -31,11 +31,11 @@ pub use sqlite::SqliteStore;
 
 /// Schema version this code writes; stored in `schema_version`. The schema files create
 /// version 1; [`UPGRADES`] take it on from there.
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 /// `UPGRADES[i]` takes the schema from version `i + 1` to `i + 2` (the same SQL on both
 /// backends).
-const UPGRADES: [&str; 3] = [
+const UPGRADES: [&str; 4] = [
     // 2: named positions in the outbox (the output cleanup's). Not `cursors`: with PostgreSQL,
     // `serve` keeps the trigger store's tables in the same schema, and it has a `cursors`.
     "CREATE TABLE IF NOT EXISTS outbox_cursors (name TEXT PRIMARY KEY, seq BIGINT NOT NULL); \
@@ -47,6 +47,8 @@ const UPGRADES: [&str; 3] = [
     // `RenderSpec.callback_url`).
     "ALTER TABLE jobs ADD COLUMN metadata_json TEXT NOT NULL DEFAULT '{}'; \
      ALTER TABLE jobs ADD COLUMN callback_url TEXT NOT NULL DEFAULT ''",
+    // 5: listing breaks ties on `created_ms` by submission order (`seq`), not by id.
+    "DROP INDEX jobs_list; CREATE INDEX jobs_list ON jobs (tenant_id, created_ms, seq)",
 ];
 
 /// The job store's migrations with `schema`, one dialect's SQL for version 1.

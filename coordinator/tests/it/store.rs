@@ -273,7 +273,9 @@ async fn sqlite_version_1_database_is_upgraded() {
     sqlx::raw_sql(
         "DROP TABLE outbox_cursors; DROP INDEX outputs_job; \
          ALTER TABLE jobs DROP COLUMN stream_attempt_id; ALTER TABLE jobs DROP COLUMN metadata_json; \
-         ALTER TABLE jobs DROP COLUMN callback_url; UPDATE schema_version SET version = 1",
+         ALTER TABLE jobs DROP COLUMN callback_url; \
+         DROP INDEX jobs_list; CREATE INDEX jobs_list ON jobs (tenant_id, created_ms, id); \
+         UPDATE schema_version SET version = 1",
     )
     .execute(&mut c)
     .await
@@ -1647,7 +1649,9 @@ async fn list_jobs_pagination_and_filter(store: DynStore) {
     let c = claim(&store, &w, 3, NOW).await;
     assert_eq!(c.len(), 3);
     submit_one(&store, new_job(&b, "other", Lane::Bulk)).await;
-    all.sort_by(|x, y| (y.created_ms, &y.id).cmp(&(x.created_ms, &x.id)));
+    // Newest first; ties on created_ms in submission order, newest first too.
+    all.reverse();
+    all.sort_by_key(|j| std::cmp::Reverse(j.created_ms));
 
     let mut seen = Vec::new();
     let mut cursor: Option<JobCursor> = None;

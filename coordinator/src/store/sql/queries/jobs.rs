@@ -204,7 +204,9 @@ pub(super) async fn cancel(
     )))
 }
 
-/// A tenant's renders newest first (created_ms desc, id desc), after `cursor`.
+/// A tenant's renders newest first (created_ms desc, then submission order desc), after
+/// `cursor`. Renders created in the same millisecond keep the order they were submitted in:
+/// the cursor's row is found by id and its `seq` breaks the tie.
 pub(super) async fn list(
     c: &mut Conn,
     tenant_id: &str,
@@ -220,8 +222,9 @@ pub(super) async fn list(
         "SELECT ",
         job_cols!(),
         " FROM jobs WHERE tenant_id = $1 AND ($2 IS NULL OR state = $2) \
-         AND (created_ms < $3 OR (created_ms = $3 AND id < $4)) \
-         ORDER BY created_ms DESC, id DESC LIMIT $5"
+         AND (created_ms < $3 OR (created_ms = $3 AND seq < COALESCE(\
+             (SELECT c.seq FROM jobs c WHERE c.tenant_id = $1 AND c.id = $4), -1))) \
+         ORDER BY created_ms DESC, seq DESC LIMIT $5"
     ))
     .bind(tenant_id)
     .bind(state.map(JobState::as_str))
