@@ -257,15 +257,17 @@ async fn scrape(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
     )
 }
 
-/// Serves `/metrics` on `listener` until `stop` resolves.
+/// Serves `/metrics`, and the probes of `health`, on `listener` until `stop` resolves.
 pub(crate) async fn serve(
     listener: TcpListener,
     metrics: Arc<Metrics>,
+    health: Arc<crate::health::Health>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = Router::new()
         .route("/metrics", get(scrape))
-        .with_state(metrics);
+        .with_state(metrics)
+        .merge(crate::health::routes(health));
     axum::serve(listener, app)
         .with_graceful_shutdown(stop)
         .await
