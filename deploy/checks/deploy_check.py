@@ -11,7 +11,9 @@ kubernetes-validate, systemd-analyze) and these checks beside them:
                                  Kubernetes schemas (strict), and the cross-references between
                                  objects, including the custom resources (ScaledObject,
                                  ServiceMonitor) that no schema here describes
-  compose DIR                    every variable compose.yaml reads is in .env.example
+  compose DIR                    every variable compose.yaml reads is in .env.example, and
+                                 the worker's stop grace period outlasts its drain
+  systemd DIR                    the units' sandboxing, GPU access and stop timeout
   env-names ROOT REELFARM        every REELFARM_* variable the files give a coordinator or a
                                  worker is one that `reelfarm serve|work --help` lists
 
@@ -437,6 +439,65 @@ def cmd_compose(cdir):
         for dep in svc.get("depends_on") or {}:
             if dep not in services:
                 problem(f"{cdir}/compose.yaml: {name} depends on unknown service {dep!r}")
+    worker = services.get("worker") or {}
+    drain = re.fullmatch(
+        r"\$\{REELFARM_DRAIN_TIMEOUT:-(\d+)\}",
+        str((worker.get("environment") or {}).get("REELFARM_DRAIN_TIMEOUT", "")),
+    )
+    grace = re.fullmatch(r"(\d+)s", str(worker.get("stop_grace_period", "")))
+    if not drain or not grace or int(grace.group(1)) <= int(drain.group(1)):
+        problem(f"{cdir}/compose.yaml: the worker's stop_grace_period must exceed its drain timeout")
+
+
+# ------------------------------------------------------------------------------------------
+# systemd (systemd-analyze verify checks the syntax; this checks the choices)
+
+COMMON_SANDBOX = [
+    "DynamicUser=yes", "ProtectSystem=strict", "ProtectHome=yes", "NoNewPrivileges=yes",
+    "PrivateTmp=yes", "KillSignal=SIGTERM", "Restart=on-failure",
+]
+
+
+def unit_lines(path):
+    with open(path, encoding="utf-8") as f:
+        return [line.strip() for line in f if line.strip() and not line.startswith("#")]
+
+
+def cmd_systemd(sdir):
+    coordinator = unit_lines(os.path.join(sdir, "reelfarm-coordinator.service"))
+    worker = unit_lines(os.path.join(sdir, "reelfarm-worker@.service"))
+    for name, lines in (("reelfarm-coordinator.service", coordinator), ("reelfarm-worker@.service", worker)):
+        for want in COMMON_SANDBOX:
+            if want not in lines:
+                problem(f"{sdir}/{name}: missing {want}")
+        if not any(line.startswith("EnvironmentFile=-/etc/reelfarm/") for line in lines):
+            problem(f"{sdir}/{name}: no optional EnvironmentFile under /etc/reelfarm")
+    if not any(line.startswith("StateDirectory=") for line in coordinator):
+        problem(f"{sdir}/reelfarm-coordinator.service: no StateDirectory")
+    if not any(line.startswith("CacheDirectory=") for line in worker):
+        problem(f"{sdir}/reelfarm-worker@.service: no CacheDirectory")
+    # The worker needs the GPU: no private /dev, the device groups, the device nodes allowed.
+    if any(line.startswith("PrivateDevices=") and line != "PrivateDevices=no" for line in worker):
+        problem(f"{sdir}/reelfarm-worker@.service: PrivateDevices hides the GPU")
+    groups = " ".join(l.split("=", 1)[1] for l in worker if l.startswith("SupplementaryGroups="))
+    for g in ("video", "render"):
+        if g not in groups.split():
+            problem(f"{sdir}/reelfarm-worker@.service: SupplementaryGroups lacks {g}")
+    allowed = " ".join(l for l in worker if l.startswith("DeviceAllow="))
+    for dev in ("/dev/dri", "/dev/nvidiactl", "char-nvidia-frontend"):
+        if dev not in allowed:
+            problem(f"{sdir}/reelfarm-worker@.service: no DeviceAllow for {dev}")
+    stop = [l.split("=", 1)[1] for l in worker if l.startswith("TimeoutStopSec=")]
+    drain = 900
+    for line in unit_lines(os.path.join(sdir, "worker.env")):
+        if line.startswith("REELFARM_DRAIN_TIMEOUT="):
+            drain = int(line.split("=", 1)[1])
+    m = re.fullmatch(r"(\d+)s?", stop[0]) if stop else None
+    if not m or int(m.group(1)) <= drain:
+        problem(
+            f"{sdir}/reelfarm-worker@.service: TimeoutStopSec must exceed the drain timeout "
+            f"({drain} s in worker.env)"
+        )
 
 
 # ------------------------------------------------------------------------------------------
@@ -529,6 +590,8 @@ def main(argv):
         cmd_kubernetes(args[0], args[1], args[2], args[3:])
     elif cmd == "compose":
         cmd_compose(*args)
+    elif cmd == "systemd":
+        cmd_systemd(*args)
     elif cmd == "env-names":
         cmd_env_names(*args)
     else:
