@@ -26,6 +26,7 @@ test: setup
 	$(CARGO) test --release --locked --workspace
 	bash scripts/python-client-test
 	bash scripts/openapi-client-test
+	bash scripts/deploy-check
 
 # Clippy over every target, warnings as errors (CI lints the same crates while testing).
 lint: setup
