@@ -1,7 +1,10 @@
 //! Prometheus metrics of the coordinator, served at `/metrics`.
 //!
-//! Labels carry lanes, states, failure classes and stage names only; never tenant data or
-//! recipient values.
+//! Labels carry lanes, states, failure classes, stage names and tenant names only; never
+//! render ids, recipient values or other tenant data. Tenant names (`[a-z0-9-]{1,64}`) label
+//! the `reelfarm_tenant_*` counters: a farm has few tenants, and each adds one series per
+//! counter. Other components (the trigger layer, the blob store) add their own metrics to the
+//! same registry through [`MetricsExtension`] or [`Metrics::registry_mut`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,9 +22,67 @@ fn label(key: &'static str, value: impl Into<String>) -> Labels {
     vec![(key, value.into())]
 }
 
+/// Registers more metrics in the coordinator's registry, beside its own, so that they are
+/// served on the same `/metrics` (the trigger layer's, the blob store's).
+///
+/// The function gets the root registry: names are used as given, so they carry the
+/// `reelfarm_` prefix themselves (`reelfarm_events`, not `events`); counters get `_total`
+/// added by the encoder. It runs once, when the coordinator builds its metrics; the metrics it
+/// registers are handles (cheap clones sharing their values), so the component keeps its own
+/// clone and updates it. Labels must stay bounded: enums, tenant or campaign names at most.
+/// Set it through `CoordinatorConfig::metrics_extensions`; code that builds the coordinator's
+/// [`Metrics`] itself can also call [`Metrics::registry_mut`] before sharing them.
+#[derive(Clone)]
+pub struct MetricsExtension(pub Arc<dyn Fn(&mut Registry) + Send + Sync>);
+
+impl MetricsExtension {
+    /// An extension that runs `register`.
+    pub fn new(register: impl Fn(&mut Registry) + Send + Sync + 'static) -> Self {
+        MetricsExtension(Arc::new(register))
+    }
+}
+
+impl std::fmt::Debug for MetricsExtension {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MetricsExtension")
+    }
+}
+
+/// The labels of `reelfarm_build_info`: the crate version, and the git commit when the build
+/// had `REELFARM_GIT_COMMIT` set (nothing is run at build time to find it).
+fn build_labels() -> Labels {
+    let mut labels = label("version", env!("CARGO_PKG_VERSION"));
+    if let Some(commit) = option_env!("REELFARM_GIT_COMMIT") {
+        let short: String = commit
+            .chars()
+            .filter(char::is_ascii_hexdigit)
+            .take(12)
+            .collect();
+        if !short.is_empty() {
+            labels.push(("git", short));
+        }
+    }
+    labels
+}
+
+/// Tenant name label value for a tenant the store could not name (never a tenant's name:
+/// those are lowercase letters, digits and dashes).
+pub const UNKNOWN_TENANT: &str = "_unknown";
+
+/// Per-tenant counters of renders.
+struct TenantCounters {
+    submitted: Family<Labels, Counter>,
+    succeeded: Family<Labels, Counter>,
+    failed: Family<Labels, Counter>,
+    cancelled: Family<Labels, Counter>,
+}
+
 /// Every metric the coordinator exports.
 pub struct Metrics {
+    /// The root registry: the coordinator's own metrics sit under the `reelfarm` prefix,
+    /// extensions' at the names they give.
     registry: Registry,
+    tenants: TenantCounters,
     queue_depth: Family<Labels, Gauge>,
     running: Gauge,
     workers: Gauge,
@@ -60,8 +121,49 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("reelfarm");
+        Metrics::with_extensions(&[])
+    }
+
+    /// The coordinator's metrics, plus those `extensions` register.
+    pub fn with_extensions(extensions: &[MetricsExtension]) -> Metrics {
+        let mut root = Registry::default();
+        let registry = root.sub_registry_with_prefix("reelfarm");
+        let build_info: Family<Labels, Gauge> = Family::default();
+        build_info.get_or_create(&build_labels()).set(1);
+        registry.register(
+            "build_info",
+            "Always 1; the labels say which build of reelfarm serves",
+            build_info,
+        );
+        let tenants = TenantCounters {
+            submitted: Family::default(),
+            succeeded: Family::default(),
+            failed: Family::default(),
+            cancelled: Family::default(),
+        };
+        registry.register(
+            "tenant_submitted",
+            "Renders this coordinator created, by tenant name",
+            tenants.submitted.clone(),
+        );
+        registry.register(
+            "tenant_succeeded",
+            "Renders that succeeded through this coordinator, by tenant name",
+            tenants.succeeded.clone(),
+        );
+        registry.register(
+            "tenant_failed",
+            "Renders that failed for good through this coordinator (retries exhausted, \
+             deadline passed), by tenant name",
+            tenants.failed.clone(),
+        );
+        registry.register(
+            "tenant_cancelled",
+            "Renders cancelled through this coordinator, by tenant name",
+            tenants.cancelled.clone(),
+        );
         let m = Metrics {
+            tenants,
             queue_depth: Family::default(),
             running: Gauge::default(),
             workers: Gauge::default(),
@@ -152,7 +254,39 @@ impl Metrics {
              and was rolled back, since start, by store (0 unless something is wrong)",
             m.store_repairs.clone(),
         );
-        Metrics { registry, ..m }
+        for extension in extensions {
+            (extension.0)(&mut root);
+        }
+        Metrics {
+            registry: root,
+            ..m
+        }
+    }
+
+    /// The root registry, to add metrics before the coordinator shares these (see
+    /// [`MetricsExtension`] for the naming rules).
+    pub fn registry_mut(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
+    /// `n` renders of the tenant named `tenant` were created.
+    pub fn tenant_submitted(&self, tenant: &str, n: u64) {
+        self.tenants
+            .submitted
+            .get_or_create(&label("tenant", tenant))
+            .inc_by(n);
+    }
+
+    /// A render of the tenant named `tenant` reached the terminal `state` (`succeeded`,
+    /// `failed` or `cancelled`; others are not counted).
+    pub fn tenant_finished(&self, tenant: &str, state: &str) {
+        let family = match state {
+            "succeeded" => &self.tenants.succeeded,
+            "failed" => &self.tenants.failed,
+            "cancelled" => &self.tenants.cancelled,
+            _ => return,
+        };
+        family.get_or_create(&label("tenant", tenant)).inc();
     }
 
     /// Reports the writer repairs of the store named `name`.
@@ -304,5 +438,54 @@ mod tests {
             text.contains("reelfarm_stage_seconds_sum{stage=\"render\"} 1.5"),
             "{text}"
         );
+        let version = format!(
+            "reelfarm_build_info{{version=\"{}\"",
+            env!("CARGO_PKG_VERSION")
+        );
+        assert!(text.contains(&version), "{text}");
+    }
+
+    #[test]
+    fn tenants_are_counted_by_name_and_terminal_state() {
+        let m = Metrics::new();
+        m.tenant_submitted("acme", 2);
+        m.tenant_submitted("globex", 1);
+        m.tenant_finished("acme", "succeeded");
+        m.tenant_finished("acme", "failed");
+        m.tenant_finished("globex", "cancelled");
+        m.tenant_finished("globex", "running");
+        let text = m.render();
+        for line in [
+            "reelfarm_tenant_submitted_total{tenant=\"acme\"} 2",
+            "reelfarm_tenant_submitted_total{tenant=\"globex\"} 1",
+            "reelfarm_tenant_succeeded_total{tenant=\"acme\"} 1",
+            "reelfarm_tenant_failed_total{tenant=\"acme\"} 1",
+            "reelfarm_tenant_cancelled_total{tenant=\"globex\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in {text}");
+        }
+        assert!(
+            !text.contains("tenant_succeeded_total{tenant=\"globex\"}"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn extensions_register_beside_the_coordinators_metrics() {
+        let events: Counter = Counter::default();
+        let handle = events.clone();
+        let mut m = Metrics::with_extensions(&[MetricsExtension::new(move |r| {
+            r.register("reelfarm_test_events", "Test events", handle.clone());
+        })]);
+        let late: Gauge = Gauge::default();
+        m.registry_mut()
+            .register("reelfarm_test_late", "Registered later", late.clone());
+        events.inc_by(3);
+        late.set(7);
+        let text = m.render();
+        assert!(text.contains("reelfarm_test_events_total 3"), "{text}");
+        assert!(text.contains("reelfarm_test_late 7"), "{text}");
+        assert!(text.contains("reelfarm_workers 0"), "{text}");
+        assert!(!text.contains("reelfarm_reelfarm"), "{text}");
     }
 }

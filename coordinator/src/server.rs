@@ -14,7 +14,7 @@ use tokio::sync::watch;
 
 use crate::blobs::Blobs;
 use crate::clock::Clock;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, MetricsExtension};
 use crate::service::{RenderApi, Settings, Shared, TemplateApi, WorkerApi};
 use crate::store::DynStore;
 
@@ -61,6 +61,8 @@ pub struct CoordinatorConfig {
     /// More stores whose writer repairs `/metrics` reports beside the job store's, by name
     /// (the trigger store).
     pub store_health: Vec<(&'static str, Arc<sqlstore::Health>)>,
+    /// More metrics served on `/metrics` (the trigger layer's); see [`MetricsExtension`].
+    pub metrics_extensions: Vec<MetricsExtension>,
 }
 
 impl CoordinatorConfig {
@@ -86,6 +88,7 @@ impl CoordinatorConfig {
             sweep_interval: Duration::from_secs(1),
             start_grace: None,
             store_health: Vec::new(),
+            metrics_extensions: Vec::new(),
         }
     }
 }
@@ -157,7 +160,7 @@ pub async fn start_with_clock(
     clock: Clock,
 ) -> anyhow::Result<Running> {
     let blobs = Blobs::open(&config.blobs_url)?;
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::with_extensions(&config.metrics_extensions));
     metrics.watch_store("jobs", store.health());
     for (name, health) in &config.store_health {
         metrics.watch_store(name, Arc::clone(health));
@@ -342,6 +345,7 @@ async fn background(
                         if !swept.requeued.is_empty() || !swept.failed.is_empty() {
                             tracing::warn!(requeued = swept.requeued.len(), failed = swept.failed.len(), "swept expired leases and deadlines");
                             shared.metrics.lease_expired(swept.requeued.len() as u64);
+                            shared.count_swept_failures(&swept.failed).await;
                             for id in swept.requeued.iter().chain(&swept.failed) {
                                 shared.changed(id);
                             }

@@ -90,6 +90,8 @@ pub struct Shared {
     queued: Mutex<[u64; 2]>,
     /// Workers in no-op mode (their completions carry no files).
     noop_workers: Mutex<HashMap<String, bool>>,
+    /// Tenant names by id, for the per-tenant metrics (names never change).
+    tenant_names: Mutex<HashMap<String, Arc<str>>>,
     /// Signs download links; none when no HTTP endpoint serves them.
     pub downloads: Option<crate::links::UrlSigner>,
 }
@@ -126,6 +128,7 @@ impl Shared {
             manifests: Mutex::new(HashMap::new()),
             queued: Mutex::new([0, 0]),
             noop_workers: Mutex::new(HashMap::new()),
+            tenant_names: Mutex::new(HashMap::new()),
             downloads,
         }
     }
@@ -224,6 +227,72 @@ impl Shared {
         };
         self.set_noop(worker_id, noop);
         Ok(noop)
+    }
+}
+
+/// Per-tenant metrics: the tenant's name by id, cached; renders are counted under their
+/// tenant's name.
+impl Shared {
+    /// Remembers a tenant's name (from an authenticated call, so no store read is needed).
+    pub fn remember_tenant(&self, tenant: &crate::model::Tenant) {
+        if let Ok(mut names) = self.tenant_names.lock() {
+            if !names.contains_key(&tenant.id) {
+                names.insert(tenant.id.clone(), Arc::from(tenant.name.as_str()));
+            }
+        }
+    }
+
+    /// The name of the tenant with id `tenant_id` for metric labels: cached, else read from
+    /// the store; [`crate::metrics::UNKNOWN_TENANT`] if the store cannot say.
+    pub async fn tenant_label(&self, tenant_id: &str) -> Arc<str> {
+        if let Some(name) = self
+            .tenant_names
+            .lock()
+            .ok()
+            .and_then(|m| m.get(tenant_id).cloned())
+        {
+            return name;
+        }
+        match self.store.tenant_by_id(tenant_id).await {
+            Ok(Some(tenant)) => {
+                self.remember_tenant(&tenant);
+                Arc::from(tenant.name.as_str())
+            }
+            Ok(None) => Arc::from(crate::metrics::UNKNOWN_TENANT),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading a tenant's name for metrics failed");
+                Arc::from(crate::metrics::UNKNOWN_TENANT)
+            }
+        }
+    }
+
+    /// Counts a render that reached the terminal `state` (`succeeded`, `failed`,
+    /// `cancelled`) in the totals and under its tenant.
+    pub async fn count_finished(&self, job: &crate::model::Job, state: &str, now: Millis) {
+        self.metrics
+            .finished(state, (now - job.created_ms).max(0) as f64 / 1000.0);
+        let tenant = self.tenant_label(&job.tenant_id).await;
+        self.metrics.tenant_finished(&tenant, state);
+    }
+
+    /// Counts the renders a sweep failed (deadline passed, or the retry budget used up when
+    /// a lease ran out).
+    pub async fn count_swept_failures(&self, ids: &[String]) {
+        let now = self.now();
+        for id in ids {
+            match self.store.job(None, id).await {
+                Ok(Some(job)) if job.state == crate::model::JobState::Failed => {
+                    let at = if job.finished_ms > 0 {
+                        job.finished_ms
+                    } else {
+                        now
+                    };
+                    self.count_finished(&job, "failed", at).await;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "reading a swept render for metrics failed"),
+            }
+        }
     }
 }
 

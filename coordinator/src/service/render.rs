@@ -57,10 +57,17 @@ impl RenderApi {
     ) -> Result<Vec<Submitted>, ApiError> {
         let results = self.shared.store.submit(&jobs).await?;
         let mut created = [0u64; 2];
+        // Per tenant id (a batch is one tenant's, so this holds one entry).
+        let mut by_tenant: HashMap<&str, u64> = HashMap::new();
         for (job, r) in jobs.iter().zip(&results) {
             if matches!(r, Submitted::Created(_)) {
                 created[job.lane.as_i64() as usize] += 1;
+                *by_tenant.entry(job.tenant_id.as_str()).or_default() += 1;
             }
+        }
+        for (tenant_id, n) in by_tenant {
+            let name = self.shared.tenant_label(tenant_id).await;
+            self.shared.metrics.tenant_submitted(&name, n);
         }
         for lane in crate::model::Lane::ALL {
             let n = created[lane.as_i64() as usize];
@@ -154,9 +161,7 @@ impl RenderApi {
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("render `{}`", short(id))))?;
         if job.state == JobState::Cancelled && job.finished_ms == now {
-            self.shared
-                .metrics
-                .finished("cancelled", (now - job.created_ms) as f64 / 1000.0);
+            self.shared.count_finished(&job, "cancelled", now).await;
         }
         self.shared.changed(&job.id);
         Ok(render_proto(&self.shared, &job, true))

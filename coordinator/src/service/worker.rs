@@ -391,9 +391,7 @@ impl WorkerService for WorkerApi {
             if !has_video && !noop {
                 tracing::warn!(render = %job.id, "completed without a video upload");
             }
-            self.shared
-                .metrics
-                .finished("succeeded", (now - job.created_ms).max(0) as f64 / 1000.0);
+            self.shared.count_finished(&job, "succeeded", now).await;
             for (stage, s) in &stage_seconds {
                 self.shared.metrics.stage(stage, *s);
             }
@@ -429,9 +427,7 @@ impl WorkerService for WorkerApi {
         let (will_retry, duplicate) = match &result {
             Failed::Requeued(_) => (true, false),
             Failed::Failed(job) => {
-                self.shared
-                    .metrics
-                    .finished("failed", (now - job.created_ms).max(0) as f64 / 1000.0);
+                self.shared.count_finished(job, "failed", now).await;
                 (false, false)
             }
             Failed::Duplicate(job) => (job.state == JobState::Queued, true),
