@@ -14,6 +14,8 @@ kubernetes-validate, systemd-analyze) and these checks beside them:
   compose DIR                    every variable compose.yaml reads is in .env.example, and
                                  the worker's stop grace period outlasts its drain
   systemd DIR                    the units' sandboxing, GPU access and stop timeout
+  libs DOCKERFILE BIN=STAGE,...  every shared library the binary links comes from a package
+                                 the stage installs
   env-names ROOT REELFARM        every REELFARM_* variable the files give a coordinator or a
                                  worker is one that `reelfarm serve|work --help` lists
 
@@ -580,6 +582,75 @@ def cmd_env_names(root, reelfarm):
             problem(f"{path}: {name} is given to the {role}, but `reelfarm {sub} --help` lists no such variable")
 
 
+# ------------------------------------------------------------------------------------------
+# The images' shared libraries against the binaries' needs
+
+# In every debian:bookworm-slim image already (apt itself depends on them).
+BASE_PACKAGES = {"libc6", "libgcc-s1", "libstdc++6"}
+
+
+def stage_packages(dockerfile):
+    """Packages `apt-get install` names in each stage of the Dockerfile."""
+    stages, stage, text = {}, None, ""
+    with open(dockerfile, encoding="utf-8") as f:
+        for line in f:
+            m = re.match(r"FROM \S+ AS (\w+)", line)
+            if m:
+                stage = m.group(1)
+                stages[stage] = set()
+            if stage and not line.lstrip().startswith("#"):
+                text = text + line
+                if not line.rstrip().endswith("\\"):
+                    for cmd in re.findall(r"apt-get install ([^&;]*)", text):
+                        stages[stage] |= {
+                            w for w in cmd.replace("\\", " ").split() if not w.startswith("-")
+                        }
+                    text = ""
+    return stages
+
+
+def needed(binary):
+    out = subprocess.run(["readelf", "-d", binary], capture_output=True, text=True, check=True)
+    return re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", out.stdout)
+
+
+def package_of(soname):
+    out = subprocess.run(["dpkg", "-S", soname], capture_output=True, text=True, check=False)
+    for line in out.stdout.splitlines():
+        pkg, _, path = line.partition(": ")
+        if path.endswith("/" + soname):
+            return pkg.split(":")[0]
+    return None
+
+
+# Loaded at run time (dlopen), so absent from NEEDED: wgpu's Vulkan loader, and Mesa's
+# software Vulkan driver as the fallback without a GPU.
+LOADED = {"worker": ["libvulkan1", "mesa-vulkan-drivers"]}
+
+
+def cmd_libs(dockerfile, *specs):
+    """Each SPEC is BINARY=STAGE[,STAGE]: every library the binary links dynamically must come
+    from a package the stage installs (or the base image has)."""
+    stages = stage_packages(dockerfile)
+    for stage, pkgs in LOADED.items():
+        for pkg in pkgs:
+            if pkg not in stages.get(stage, set()):
+                problem(f"{dockerfile}: the {stage} image lacks {pkg}, loaded at run time")
+    for spec in specs:
+        binary, _, names = spec.partition("=")
+        for soname in needed(binary):
+            pkg = package_of(soname)
+            if pkg is None:
+                problem(f"{binary} needs {soname}, which no installed Debian package provides")
+                continue
+            for stage in names.split(","):
+                if pkg not in BASE_PACKAGES and pkg not in stages.get(stage, set()):
+                    problem(
+                        f"{dockerfile}: the {stage} image lacks {pkg} ({soname}, which "
+                        f"{os.path.basename(binary)} links)"
+                    )
+
+
 def main(argv):
     if len(argv) < 2:
         raise SystemExit(__doc__)
@@ -592,6 +663,8 @@ def main(argv):
         cmd_compose(*args)
     elif cmd == "systemd":
         cmd_systemd(*args)
+    elif cmd == "libs":
+        cmd_libs(*args)
     elif cmd == "env-names":
         cmd_env_names(*args)
     else:
