@@ -509,6 +509,20 @@ async fn lifecycle_and_download(backend: Backend) {
         text.contains("reelfarm_store_writer_repairs{store=\"jobs\"} 0"),
         "{text}"
     );
+    // Per tenant, by name; no label carries the render's id.
+    for line in [
+        "reelfarm_tenant_submitted_total{tenant=\"tenant-a\"} 1",
+        "reelfarm_tenant_succeeded_total{tenant=\"tenant-a\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in {text}");
+    }
+    assert!(!text.contains("tenant-b"), "{text}");
+    assert!(!text.contains(&id), "a render id in the metrics: {text}");
+    let build = format!(
+        "reelfarm_build_info{{version=\"{}\"",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(text.contains(&build), "{text}");
 }
 
 async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
@@ -863,6 +877,47 @@ async fn cancel_reaches_worker_and_fences_hold(backend: Backend) {
         get(&farm, &farm.key_a, &id).await.expect("get").state,
         v1::RenderState::Cancelled as i32
     );
+
+    // A render whose input is invalid fails for good; the tenant's counters show both ends.
+    let bad = submit(&farm, &farm.key_a, "k-bad", spec("Asha"))
+        .await
+        .expect("submit")
+        .render
+        .expect("r")
+        .id;
+    let a = acquire(&farm, &worker, 1, 1000).await;
+    farm.workers()
+        .fail(authed(
+            TOKEN,
+            v1::FailRequest {
+                worker_id: worker.clone(),
+                attempt: a[0].attempt.clone(),
+                class: v1::FailureClass::InvalidInput as i32,
+                message: "bad input".into(),
+            },
+        ))
+        .await
+        .expect("fail");
+    assert_eq!(
+        get(&farm, &farm.key_a, &bad).await.expect("get").state,
+        v1::RenderState::Failed as i32
+    );
+    let text = http_get(farm.running.metrics_addr.expect("metrics"), "/metrics").await;
+    for line in [
+        "reelfarm_tenant_submitted_total{tenant=\"tenant-a\"} 2",
+        "reelfarm_tenant_cancelled_total{tenant=\"tenant-a\"} 1",
+        "reelfarm_tenant_failed_total{tenant=\"tenant-a\"} 1",
+        "reelfarm_renders_finished_total{state=\"failed\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in {text}");
+    }
+    assert!(!text.contains("reelfarm_tenant_succeeded_total{"), "{text}");
+    for render in [&id, &bad] {
+        assert!(
+            !text.contains(render.as_str()),
+            "a render id in the metrics: {text}"
+        );
+    }
 }
 
 async fn priority_and_backpressure(backend: Backend) {
