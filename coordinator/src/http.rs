@@ -2,7 +2,8 @@
 //! (`GET /v1/renders/{id}/{video|poster}?expires=…&sig=…`), for senders that fetch media by URL,
 //! and live HLS streams of attempts (`GET /v1/streams/{token}/{index.m3u8|seg-NNNNN.ts}`, the
 //! signature in the path so that a plain HLS player resolves the playlist's relative segment
-//! names; see [`crate::links`]), and the JSON render API ([`crate::rest`]). Other HTTP routes
+//! names; see [`crate::links`]), the JSON render API ([`crate::rest`]), and the probes `/healthz`
+//! (the process answers) and `/readyz` (the job store and the blob store answer). Other HTTP routes
 //! (event ingestion) are merged in by whoever composes the server.
 
 use std::sync::Arc;
@@ -28,6 +29,8 @@ struct LinkQuery {
 /// `GET /v1/renders/{id}/{artifact}` with a signed link, streams, and the JSON render API.
 pub fn router(shared: Arc<Shared>) -> axum::Router {
     axum::Router::new()
+        .route("/healthz", axum::routing::get(healthz))
+        .route("/readyz", axum::routing::get(readyz))
         .route("/v1/renders/{id}/{artifact}", axum::routing::get(download))
         .route(
             "/v1/streams/{token}/{name}",
@@ -36,6 +39,47 @@ pub fn router(shared: Arc<Shared>) -> axum::Router {
         .with_state(shared.clone())
         .merge(crate::rest::router(shared))
 }
+
+/// Longest wait for the store or the blob store in a readiness probe.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Liveness: the process answers HTTP.
+async fn healthz() -> Response {
+    plain(StatusCode::OK, "ok\n")
+}
+
+/// Readiness: the job store and the blob store both answer (within 2 s each); 503 naming the
+/// one that does not.
+async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
+    let store = tokio::time::timeout(READY_TIMEOUT, shared.store.ping());
+    let blobs = tokio::time::timeout(READY_TIMEOUT, shared.blobs.exists(READY_PROBE_KEY));
+    let (store, blobs) = tokio::join!(store, blobs);
+    let mut problems = Vec::new();
+    match store {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => problems.push(format!("job store: {e}")),
+        Err(_) => problems.push(format!("job store: no answer within {READY_TIMEOUT:?}")),
+    }
+    match blobs {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => problems.push(format!("blob store: {e}")),
+        Err(_) => problems.push(format!("blob store: no answer within {READY_TIMEOUT:?}")),
+    }
+    if problems.is_empty() {
+        return plain(StatusCode::OK, "ready\n");
+    }
+    let text = format!("not ready: {}\n", problems.join("; "));
+    tracing::warn!(problems = %problems.join("; "), "readiness probe failed");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        text,
+    )
+        .into_response()
+}
+
+/// A key no object has: its lookup proves the blob store answers.
+const READY_PROBE_KEY: &str = "_reelfarm/ready";
 
 fn plain(status: StatusCode, message: &'static str) -> Response {
     (

@@ -30,9 +30,31 @@ where
     result
 }
 
-/// Runs one worker process until SIGTERM or Ctrl-C, then drains it (see [`worker::run`]).
+/// Runs one worker process until SIGTERM or Ctrl-C, then drains it (see [`worker::run`]); a
+/// second signal gives its running renders back at once (see [`worker::run_with_force`]).
 pub fn work(config: WorkerConfig) -> Result<()> {
-    run(|gpu| worker::run(config, gpu, shutdown_signal()))
+    run(|gpu| async move {
+        let (count, signals) = tokio::sync::watch::channel(0u32);
+        let counter = tokio::spawn(async move {
+            loop {
+                shutdown_signal().await;
+                count.send_modify(|n| *n += 1);
+                tracing::info!(
+                    signals = *count.borrow(),
+                    "shutdown signal received (a second one gives the running renders back at once)"
+                );
+            }
+        });
+        let nth = |n: u32| {
+            let mut signals = signals.clone();
+            async move {
+                let _ = signals.wait_for(|seen| *seen >= n).await;
+            }
+        };
+        let result = worker::run_with_force(config, gpu, nth(1), nth(2)).await;
+        counter.abort();
+        result
+    })
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

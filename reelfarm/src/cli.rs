@@ -12,6 +12,24 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Log line format on stderr: `text`, or `json` (one object per line). Default: text on a
+    /// terminal, JSON otherwise. REELFARM_LOG filters the lines (e.g. `info`,
+    /// `warn,worker=debug`); default `info` for serve and work, `warn` for other commands.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "FORMAT",
+        env = "REELFARM_LOG_FORMAT"
+    )]
+    pub log_format: Option<LogFormat>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -115,7 +133,12 @@ pub struct ClientArgs {
 pub struct DataArgs {
     /// Data folder: the SQLite store, local blobs and the join token live here unless
     /// --store / --blobs say otherwise.
-    #[arg(long, value_name = "DIR", default_value = "reelfarm-data")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "reelfarm-data",
+        env = "REELFARM_DATA"
+    )]
     pub data: PathBuf,
     /// Job store URL: sqlite://PATH or postgres://USER:PASS@HOST/DB. Default: sqlite in --data.
     #[arg(
@@ -130,55 +153,94 @@ pub struct DataArgs {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// gRPC listen address.
-    #[arg(long, default_value = "127.0.0.1:7600")]
+    #[arg(long, default_value = "127.0.0.1:7600", env = "REELFARM_LISTEN")]
     pub listen: SocketAddr,
     #[command(flatten)]
     pub data: DataArgs,
     /// Blob store: a folder, file:///path or s3://bucket/prefix (AWS_* variables configure S3).
     /// Default: blobs/ in --data.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", env = "REELFARM_BLOBS")]
     pub blobs: Option<String>,
     /// Secret workers join with. Default: read from (or generated into) DATA/join-token.
     #[arg(long, env = "REELFARM_JOIN_TOKEN", hide_env_values = true)]
     pub join_token: Option<String>,
+    /// Key that signs download links; every coordinator of a farm needs the same one.
+    /// Default: read from (or generated into) DATA/url-key.
+    #[arg(long, env = "REELFARM_URL_KEY", hide_env_values = true)]
+    pub url_key: Option<String>,
+    /// Master key of webhook signatures; every coordinator of a farm needs the same one.
+    /// Default: read from (or generated into) DATA/webhook-key.
+    #[arg(long, env = "REELFARM_WEBHOOK_KEY", hide_env_values = true)]
+    pub webhook_key: Option<String>,
     /// Serve Prometheus metrics at http://ADDR/metrics.
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", env = "REELFARM_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
-    /// Public HTTP endpoint: `POST /v1/events` and signed download links.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7601")]
+    /// Public HTTP endpoint: the render API, `POST /v1/events`, signed download links, and
+    /// `/healthz` and `/readyz` for probes.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:7601",
+        env = "REELFARM_HTTP_LISTEN"
+    )]
     pub http_listen: SocketAddr,
     /// Base of download links as senders reach the HTTP endpoint (behind a proxy, say).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", env = "REELFARM_PUBLIC_URL")]
     pub public_url: Option<String>,
     /// Trigger store URL; default: trigger.db in --data, or --store when it is PostgreSQL.
-    #[arg(long, value_name = "URL")]
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "REELFARM_TRIGGER_STORE",
+        hide_env_values = true
+    )]
     pub trigger_store: Option<String>,
     /// Do not run the trigger layer (events, campaigns, webhooks) in this process.
-    #[arg(long)]
+    #[arg(long, env = "REELFARM_NO_TRIGGER")]
     pub no_trigger: bool,
     /// Let webhooks go to loopback and private addresses (local tests and demos only).
-    #[arg(long)]
+    #[arg(long, env = "REELFARM_ALLOW_PRIVATE_WEBHOOKS")]
     pub allow_private_webhooks: bool,
     /// TLS certificate chain (PEM); with --tls-key, serve gRPC over TLS.
-    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_key",
+        env = "REELFARM_TLS_CERT"
+    )]
     pub tls_cert: Option<PathBuf>,
     /// TLS private key (PEM).
-    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_cert",
+        env = "REELFARM_TLS_KEY"
+    )]
     pub tls_key: Option<PathBuf>,
     /// Start this many workers inside this process.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, env = "REELFARM_WORKERS")]
     pub workers: u32,
     /// Slots of each in-process worker.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, env = "REELFARM_WORKER_SLOTS")]
     pub worker_slots: u32,
     /// In-process workers complete renders without rendering (to measure the coordinator).
     #[arg(long)]
     pub noop_workers: bool,
-    /// Lease time-to-live in milliseconds (default 30000).
-    #[arg(long, default_value_t = 30_000, value_name = "MS")]
+    /// Lease time-to-live in milliseconds.
+    #[arg(
+        long,
+        default_value_t = 30_000,
+        value_name = "MS",
+        env = "REELFARM_LEASE_TTL_MS"
+    )]
     pub lease_ttl_ms: u32,
-    /// Worker heartbeat interval in milliseconds (default 5000).
-    #[arg(long, default_value_t = 5_000, value_name = "MS")]
+    /// Worker heartbeat interval in milliseconds.
+    #[arg(
+        long,
+        default_value_t = 5_000,
+        value_name = "MS",
+        env = "REELFARM_HEARTBEAT_MS"
+    )]
     pub heartbeat_ms: u32,
 }
 
@@ -200,13 +262,13 @@ pub struct WorkArgs {
     )]
     pub join_token: Option<String>,
     /// File holding the join token (e.g. the coordinator's DATA/join-token).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "REELFARM_JOIN_TOKEN_FILE")]
     pub join_token_file: Option<PathBuf>,
     /// Renders at once.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, env = "REELFARM_SLOTS")]
     pub slots: u32,
     /// Worker name (stable across restarts); default: host name and process id.
-    #[arg(long)]
+    #[arg(long, env = "REELFARM_WORKER_NAME")]
     pub name: Option<String>,
     /// Complete every render at once without rendering (coordinator benchmarks).
     #[arg(long)]
@@ -216,21 +278,42 @@ pub struct WorkArgs {
     #[arg(long, value_name = "MS", requires = "noop", default_value_t = 0)]
     pub noop_ms: u64,
     /// Folder for cached templates and work files.
-    #[arg(long, value_name = "DIR", default_value = "reelfarm-worker")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "reelfarm-worker",
+        env = "REELFARM_CACHE"
+    )]
     pub cache: PathBuf,
     /// PEM certificate authority to trust for an https:// coordinator.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "REELFARM_TLS_CA")]
     pub tls_ca: Option<PathBuf>,
-    /// Serve Prometheus metrics at http://ADDR/metrics.
-    #[arg(long, value_name = "ADDR")]
+    /// Serve Prometheus metrics at http://ADDR/metrics, and `/healthz` and `/readyz` for
+    /// probes.
+    #[arg(long, value_name = "ADDR", env = "REELFARM_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
     /// Size limit of the segment cache under the cache folder, in MiB; 0 turns it off (and
     /// with it the reuse of segments other workers rendered).
-    #[arg(long, value_name = "MIB", default_value_t = farm::DEFAULT_SEGMENT_CACHE_BYTES >> 20)]
+    #[arg(
+        long,
+        value_name = "MIB",
+        default_value_t = farm::DEFAULT_SEGMENT_CACHE_BYTES >> 20,
+        env = "REELFARM_SEGMENT_CACHE_MIB"
+    )]
     pub segment_cache_mib: u64,
     /// Segment encoders running at once, shared by all slots; 0: one per CPU core.
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    #[arg(long, value_name = "N", default_value_t = 0, env = "REELFARM_ENCODERS")]
     pub encoders: usize,
+    /// On SIGTERM or Ctrl-C the worker takes no new work and lets its renders finish for at
+    /// most this many seconds; then it gives the rest back to be rendered again elsewhere and
+    /// exits. A second signal gives them back at once.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 900,
+        env = "REELFARM_DRAIN_TIMEOUT"
+    )]
+    pub drain_timeout: u64,
 }
 
 #[derive(Debug, Subcommand)]

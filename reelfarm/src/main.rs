@@ -7,6 +7,8 @@ use clap::Parser;
 
 mod cli;
 mod cmd;
+#[cfg(test)]
+mod reference;
 
 use anyhow::{bail, Result};
 use cli::{Cli, Command, RenderArgs, TemplateCommand};
@@ -18,19 +20,49 @@ fn main() -> ExitCode {
         std::env::set_var("NODEVICE_SELECT", "1");
     }
     let args = cli::Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("REELFARM_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logs(&args);
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {}", describe(&err));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Log lines on stderr: text with colours on a terminal, else JSON objects (or plain text
+/// without escape codes when asked); filtered by REELFARM_LOG, which defaults to `info` for
+/// the long-running processes and `warn` for the rest.
+fn init_logs(args: &Cli) {
+    use std::io::IsTerminal as _;
+    let terminal = std::io::stderr().is_terminal();
+    let default = match args.command {
+        Command::Serve(_) | Command::Work(_) => "info",
+        _ => "warn",
+    };
+    let filter = match std::env::var("REELFARM_LOG") {
+        Ok(spec) => tracing_subscriber::EnvFilter::try_new(&spec).unwrap_or_else(|err| {
+            eprintln!("warning: REELFARM_LOG=`{spec}` is not a log filter ({err}); using `{default}`");
+            tracing_subscriber::EnvFilter::new(default)
+        }),
+        Err(_) => tracing_subscriber::EnvFilter::new(default),
+    };
+    let format = args.log_format.unwrap_or(if terminal {
+        cli::LogFormat::Text
+    } else {
+        cli::LogFormat::Json
+    });
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        cli::LogFormat::Text => logs.with_ansi(terminal).init(),
+        cli::LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .init(),
     }
 }
 

@@ -18,6 +18,8 @@ use crate::{Error, Health, Result};
 
 /// Connections of the pool.
 const MAX_CONNECTIONS: u32 = 16;
+/// Longest wait for the first connection of a store, at start.
+const FIRST_CONNECT_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// Connection trouble, serialization failures, deadlocks, shutdowns, too many connections are
 /// "busy, retry".
@@ -101,6 +103,23 @@ impl Postgres {
     }
 
     async fn connect_opts(options: PgConnectOptions, label: &'static str) -> Result<Postgres> {
+        // One plain connection first: the pool retries a refused or failing connection until
+        // its acquire timeout, and a process starting against a dead or misconfigured database
+        // should say so at once.
+        match tokio::time::timeout(FIRST_CONNECT_TIMEOUT, PgConnection::connect_with(&options))
+            .await
+        {
+            Ok(Ok(conn)) => conn.close().await.map_err(map_err)?,
+            Ok(Err(e)) => return Err(map_err(e)),
+            Err(_) => {
+                return Err(Error::Unavailable(format!(
+                    "no answer from PostgreSQL at {}:{} within {} s",
+                    options.get_host(),
+                    options.get_port(),
+                    FIRST_CONNECT_TIMEOUT.as_secs()
+                )))
+            }
+        }
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .min_connections(0)

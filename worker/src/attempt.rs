@@ -266,7 +266,7 @@ async fn report(shared: &Shared, running: &Running, outcome: Result<Finished, At
             }
         }
         Err(AttemptError::Failed { class, message }) => {
-            warn!(class = class.as_str_name(), %message, "attempt failed");
+            warn!(class = class.as_str_name(), detail = %message, "attempt failed");
             let request = FailRequest {
                 worker_id: running.worker_id.clone(),
                 attempt: Some(attempt.clone()),
@@ -295,7 +295,7 @@ async fn report(shared: &Shared, running: &Running, outcome: Result<Finished, At
             reason.outcome()
         }
         Err(AttemptError::Stale(message)) => {
-            info!(%message, "attempt is no longer this worker's; its work is discarded");
+            info!(detail = %message, "attempt is no longer this worker's; its work is discarded");
             "discarded"
         }
     };
@@ -336,7 +336,7 @@ where
         if client::is_stale(&status) {
             info!(
                 code = ?status.code(),
-                message = status.message(),
+                detail = status.message(),
                 "{what} refused: the attempt is no longer this worker's; discarded"
             );
             return Reported::No("discarded");
@@ -344,13 +344,13 @@ where
         if !client::is_transient(&status) || started.elapsed() >= REPORT_RETRY_FOR {
             error!(
                 code = ?status.code(),
-                message = status.message(),
+                detail = status.message(),
                 "{what} failed; giving up on this attempt"
             );
             return Reported::No("discarded");
         }
         let delay = backoff.after(&status);
-        warn!(code = ?status.code(), message = status.message(), ?delay, "{what} failed; retrying");
+        warn!(code = ?status.code(), detail = status.message(), ?delay, "{what} failed; retrying");
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
             reason = running.wait_stopped() => {

@@ -154,7 +154,7 @@ async fn fetch(
             }
             Err(status) if client::is_transient(&status) && tries < FETCH_TRIES => {
                 let delay = backoff.after(&status);
-                warn!(code = ?status.code(), message = status.message(), ?delay, "FetchTemplate failed; retrying");
+                warn!(code = ?status.code(), detail = status.message(), ?delay, "FetchTemplate failed; retrying");
                 tokio::time::sleep(delay).await;
             }
             Err(status) => {

@@ -50,7 +50,14 @@ pub struct WorkerConfig {
     /// Segment encoders running at once, shared by all slots; 0: one per CPU core (the
     /// default).
     pub encoders: usize,
+    /// Once draining, how long running attempts may go on before the worker gives them back
+    /// to the farm (they are requeued) and exits. Default [`DEFAULT_DRAIN_TIMEOUT`].
+    pub drain_timeout: std::time::Duration,
 }
+
+/// The default [`WorkerConfig::drain_timeout`]: 15 minutes, longer than any render should
+/// take.
+pub const DEFAULT_DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(900);
 
 /// The default size limit of a worker's segment cache: 4 GiB (a W1 segment at 1080p is about
 /// 0.3 MB, so some 13,000 segments).
@@ -76,6 +83,7 @@ impl WorkerConfig {
             metrics_addr: None,
             segment_cache_bytes: DEFAULT_SEGMENT_CACHE_BYTES,
             encoders: 0,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
         }
     }
 
@@ -141,6 +149,7 @@ impl fmt::Debug for WorkerConfig {
             .field("metrics_addr", &self.metrics_addr)
             .field("segment_cache_bytes", &self.segment_cache_bytes)
             .field("encoders", &self.encoders)
+            .field("drain_timeout", &self.drain_timeout)
             .finish()
     }
 }

@@ -40,11 +40,11 @@ impl Health {
             warn!(
                 call,
                 code = ?why.code(),
-                message = why.message(),
-                "lost the connection to the coordinator; retrying until it is back"
+                detail = why.message(),
+                "cannot reach the coordinator; retrying until it answers"
             );
         } else {
-            tracing::debug!(call, code = ?why.code(), message = why.message(), "the coordinator is still unreachable");
+            tracing::debug!(call, code = ?why.code(), detail = why.message(), "the coordinator is still unreachable");
         }
     }
 
@@ -54,7 +54,7 @@ impl Health {
         if let Some(lost) = since.take() {
             info!(
                 after_s = lost.elapsed().as_secs_f64(),
-                "reconnected to the coordinator"
+                "reached the coordinator again"
             );
         }
     }

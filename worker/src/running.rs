@@ -20,6 +20,10 @@ pub(crate) enum StopReason {
     LeaseLost,
     /// The coordinator forgot this worker; it registered again and its attempts are gone.
     Reregistered,
+    /// The worker is shutting down and could not wait any longer (the drain deadline passed,
+    /// or a second shutdown signal came): the attempt goes back to the farm when the worker
+    /// deregisters.
+    GivenBack,
 }
 
 impl StopReason {
@@ -28,6 +32,7 @@ impl StopReason {
         match self {
             StopReason::Coordinator => "stopped",
             StopReason::LeaseLost | StopReason::Reregistered => "discarded",
+            StopReason::GivenBack => "given_back",
         }
     }
 }
@@ -40,6 +45,9 @@ impl fmt::Display for StopReason {
                 "no successful heartbeat within the lease's safety window (self-fenced)"
             }
             StopReason::Reregistered => "the worker had to register again",
+            StopReason::GivenBack => {
+                "the worker is shutting down and gives it back to the farm to render again"
+            }
         })
     }
 }

@@ -11,6 +11,7 @@ use tonic::Code;
 use tracing::{error, info, warn};
 
 use crate::client::{self, Backoff, Client};
+use crate::health::Health;
 use crate::running::StopReason;
 use crate::Shared;
 
@@ -67,6 +68,7 @@ pub(crate) fn fence_window(lease_ttl: Duration) -> Duration {
 pub(crate) async fn register(
     client: &Client,
     request: &RegisterRequest,
+    health: &Health,
 ) -> anyhow::Result<RegisterResponse> {
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
     let mut tries = 0u32;
@@ -79,16 +81,14 @@ pub(crate) async fn register(
         )
         .await;
         match result {
-            Ok(response) => return Ok(response.into_inner()),
+            Ok(response) => {
+                health.link_ok();
+                return Ok(response.into_inner());
+            }
             Err(status) if client::is_transient(&status) => {
                 let delay = backoff.after(&status);
-                warn!(
-                    tries,
-                    code = ?status.code(),
-                    message = status.message(),
-                    ?delay,
-                    "cannot register with the coordinator yet; retrying"
-                );
+                health.link_lost("Register", &status);
+                tracing::debug!(tries, ?delay, "registering again after a pause");
                 tokio::time::sleep(delay).await;
             }
             Err(status) => {
@@ -119,7 +119,7 @@ pub(crate) async fn reregister(shared: &Shared, seen_generation: u64) {
         }
     }
     loop {
-        match register(&shared.client, &shared.register_request).await {
+        match register(&shared.client, &shared.register_request, &shared.health).await {
             Ok(response) => {
                 let session = Session::new(response, seen_generation + 1);
                 info!(worker_id = %session.worker_id, "registered again");
@@ -157,6 +157,7 @@ pub(crate) async fn heartbeat_loop(shared: Arc<Shared>) {
             client::with_deadline(timeout, c.heartbeat(client::request(request, timeout))).await;
         match result {
             Ok(response) => {
+                shared.health.link_ok();
                 let response = response.into_inner();
                 let stop: HashSet<&str> = response
                     .stop
@@ -187,10 +188,13 @@ pub(crate) async fn heartbeat_loop(shared: Arc<Shared>) {
                 reregister(&shared, session.generation).await;
                 next = Instant::now() + shared.session().heartbeat;
             }
+            Err(status) if client::is_transient(&status) => {
+                shared.health.link_lost("Heartbeat", &status);
+            }
             Err(status) => {
                 warn!(
                     code = ?status.code(),
-                    message = status.message(),
+                    detail = status.message(),
                     running = running.len(),
                     "heartbeat failed"
                 );

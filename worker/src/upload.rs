@@ -81,7 +81,7 @@ pub(crate) async fn upload(
             }
             Err(status) if client::is_transient(&status) && tries < UPLOAD_TRIES => {
                 let delay = backoff.after(&status);
-                warn!(code = ?status.code(), message = status.message(), ?delay, "UploadOutput failed; retrying");
+                warn!(code = ?status.code(), detail = status.message(), ?delay, "UploadOutput failed; retrying");
                 tokio::time::sleep(delay).await;
             }
             Err(status) => {

@@ -311,6 +311,10 @@ impl RenderService for RenderApi {
                     _ = wait => {}
                     _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                     _ = tx.closed() => return,
+                    () = shared.closed() => {
+                        let _ = tx.send(Err(shutting_down())).await;
+                        return;
+                    }
                 }
                 let job = match shared.store.job(Some(&tenant.id), &last.id).await {
                     Ok(Some(job)) => job,
@@ -529,6 +533,10 @@ impl RenderService for RenderApi {
                     _ = changes.recv() => {}
                     _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                     _ = tx.closed() => return,
+                    () = shared.closed() => {
+                        let _ = tx.send(Err(shutting_down())).await;
+                        return;
+                    }
                 }
             }
         });
@@ -586,4 +594,10 @@ fn parse_cursor(token: &str) -> Result<Option<JobCursor>, ApiError> {
         created_ms: ms.parse().map_err(|_| bad())?,
         id: id.to_owned(),
     }))
+}
+
+/// Ends a watch stream when the coordinator stops; clients watch again (through another
+/// coordinator, or this one once restarted).
+fn shutting_down() -> Status {
+    Status::unavailable("the coordinator is shutting down; watch again")
 }

@@ -211,6 +211,8 @@ impl WorkerService for WorkerApi {
             tokio::select! {
                 _ = notified => {}
                 _ = tokio::time::sleep(poll) => {}
+                // Stopping: answer now rather than hold the shutdown for the long-poll.
+                () = shared.closed() => return Ok(Response::new(v1::AcquireResponse::default())),
             }
         }
     }

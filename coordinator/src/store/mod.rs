@@ -305,6 +305,8 @@ pub trait Store: Send + Sync + 'static {
     // ---- operators ----
 
     async fn stats(&self) -> StoreResult<QueueStats>;
+    /// Answers when the database does (readiness probes).
+    async fn ping(&self) -> StoreResult<()>;
     /// Outbox events after `after_seq`, oldest first; one tenant's only when `tenant_id` is set.
     async fn outbox_after(
         &self,

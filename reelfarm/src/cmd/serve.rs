@@ -34,6 +34,16 @@ fn store_url(data: &DataArgs) -> Result<String> {
     }
 }
 
+/// A key given on the command line (or in the environment), else the one kept in `file`
+/// (generated there the first time).
+fn secret(flag: &str, given: &Option<String>, file: &std::path::Path) -> Result<String> {
+    match given.as_deref().map(str::trim) {
+        Some("") => bail!("{flag} is empty"),
+        Some(key) => Ok(key.to_owned()),
+        None => Ok(secrets::secret_file(file, "")?.0),
+    }
+}
+
 /// The farm `reelfarm serve` runs: secrets from the data folder, the trigger on its own store
 /// (or the job store's PostgreSQL database).
 fn spec(args: &ServeArgs) -> Result<FarmSpec> {
@@ -62,9 +72,7 @@ fn spec(args: &ServeArgs) -> Result<FarmSpec> {
         };
         Some(TriggerSpec {
             store_url: url,
-            webhook_key: secrets::secret_file(&data.join("webhook-key"), "")?
-                .0
-                .into_bytes(),
+            webhook_key: secret("--webhook-key", &args.webhook_key, &data.join("webhook-key"))?.into_bytes(),
             allow_private_destinations: args.allow_private_webhooks,
         })
     };
@@ -80,11 +88,7 @@ fn spec(args: &ServeArgs) -> Result<FarmSpec> {
         _ => None,
     };
     spec.join_token = join_token;
-    spec.url_key = Some(
-        secrets::secret_file(&data.join("url-key"), "")?
-            .0
-            .into_bytes(),
-    );
+    spec.url_key = Some(secret("--url-key", &args.url_key, &data.join("url-key"))?.into_bytes());
     spec.lease_ms = Some((args.heartbeat_ms, args.lease_ttl_ms));
     spec.trigger = trigger;
     spec.workers = Workers {
@@ -102,7 +106,26 @@ pub fn serve(args: ServeArgs) -> Result<()> {
     let spec = spec(&args)?;
     farm::run(|gpu| async move {
         let wants_trigger = spec.trigger.is_some();
+        let store = secrets::redact(&spec.store_url());
+        let blobs = spec
+            .blobs
+            .clone()
+            .unwrap_or_else(|| spec.data.join("blobs").display().to_string());
+        let tls = spec.tls.is_some();
         let local = LocalFarm::start(spec, gpu).await?;
+        let addr = |a: Option<std::net::SocketAddr>| a.map_or("off".to_owned(), |a| a.to_string());
+        tracing::info!(
+            version = env!("CARGO_PKG_VERSION"),
+            store = %store,
+            blobs = %secrets::redact(&blobs),
+            grpc_listen = %local.url,
+            http_listen = %addr(local.http_addr),
+            metrics_listen = %addr(local.metrics_addr),
+            tls,
+            trigger = local.trigger_running(),
+            in_process_workers = args.workers,
+            "coordinator started"
+        );
         say!("coordinator listening on {}", local.url);
         if let Some(m) = local.metrics_addr {
             say!("metrics at http://{m}/metrics");
@@ -142,6 +165,7 @@ pub fn work(args: WorkArgs) -> Result<()> {
     config.metrics_addr = args.metrics_listen;
     config.segment_cache_bytes = args.segment_cache_mib << 20;
     config.encoders = args.encoders;
+    config.drain_timeout = std::time::Duration::from_secs(args.drain_timeout);
     farm::work(config)
 }
 

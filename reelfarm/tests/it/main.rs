@@ -3,6 +3,7 @@ mod cli;
 mod deep_check;
 mod demo_template;
 mod farm;
+mod operations;
 mod remote;
 mod smart_render;
 mod studio;

@@ -394,6 +394,14 @@ impl Store for Backend {
         jobs::stats(&mut *self.read_conn().await?).await
     }
 
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1")
+            .execute(&mut *self.read_conn().await?)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
     async fn outbox_after(
         &self,
         tenant_id: Option<&str>,
