@@ -298,11 +298,15 @@ impl LocalFarm {
         if let Some((stop, task)) = self.trigger {
             let _ = stop.send(true);
             let _ = task.await;
+            tracing::debug!("trigger stopped");
         }
         let _ = self.stop_workers.send(true);
         for w in self.workers {
             let _ = w.await;
         }
-        self.running.shutdown().await
+        tracing::debug!("in-process workers stopped");
+        let stopped = self.running.shutdown().await;
+        tracing::debug!("coordinator stopped");
+        stopped
     }
 }

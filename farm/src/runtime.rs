@@ -26,6 +26,7 @@ where
     let rt = runtime()?;
     let result = rt.block_on(f(gpu.clone()));
     drop(rt);
+    tracing::debug!("async runtime shut down");
     gpu.close();
     result
 }
