@@ -1,4 +1,6 @@
+mod blobs;
 mod api;
+mod health;
 mod rest;
 mod smart;
 mod store;
