@@ -18,6 +18,9 @@ use crate::metrics::{Metrics, MetricsExtension};
 use crate::service::{RenderApi, Settings, Shared, TemplateApi, WorkerApi};
 use crate::store::DynStore;
 
+/// How long a stopping coordinator lets the calls in flight finish.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 /// Largest gRPC message accepted (upload chunks are 1 MiB; batch responses can be larger).
 const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
@@ -120,10 +123,23 @@ pub struct Running {
 }
 
 impl Running {
-    /// Stops accepting calls, finishes those in flight and waits for the server to end.
+    /// Stops accepting calls, answers long-polls and ends watch streams at once, finishes the
+    /// other calls in flight (for at most [`SHUTDOWN_GRACE`]) and waits for the server to end.
     pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.shared.close();
         let _ = self.stop.send(true);
-        self.task.await.context("coordinator task panicked")?
+        let mut task = self.task;
+        match tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await {
+            Ok(ended) => ended.context("coordinator task panicked")?,
+            Err(_) => {
+                tracing::warn!(
+                    grace_s = SHUTDOWN_GRACE.as_secs(),
+                    "calls still in flight after the shutdown grace; closing their connections"
+                );
+                task.abort();
+                Ok(())
+            }
+        }
     }
 
     /// Waits until the server ends (it ends on its own only on error).
@@ -160,7 +176,11 @@ pub async fn start_with_clock(
     clock: Clock,
 ) -> anyhow::Result<Running> {
     let blobs = Blobs::open(&config.blobs_url)?;
-    let metrics = Arc::new(Metrics::with_extensions(&config.metrics_extensions));
+    // Fail at start, in one line, rather than at the first upload.
+    blobs.check().await?;
+    let mut metrics = Metrics::with_extensions(&config.metrics_extensions);
+    blobs.register_metrics(metrics.registry_mut().sub_registry_with_prefix("reelfarm"));
+    let metrics = Arc::new(metrics);
     metrics.watch_store("jobs", store.health());
     for (name, health) in &config.store_health {
         metrics.watch_store(name, Arc::clone(health));
@@ -297,7 +317,7 @@ pub async fn start_with_clock(
             .await
             .context("gRPC server failed")
     });
-    tracing::info!(%addr, store = shared.store.backend(), blobs = %config.blobs_url, tls = config.tls.is_some(), "coordinator listening");
+    tracing::debug!(%addr, store = shared.store.backend(), tls = config.tls.is_some(), "coordinator listening");
     Ok(Running {
         addr,
         metrics_addr,
@@ -323,16 +343,27 @@ async fn background(
     sweep_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let stop_fut = stopped(stop);
     tokio::pin!(stop_fut);
+    // Since when reading the store has failed.
+    let mut store_lost: Option<std::time::Instant> = None;
     loop {
         tokio::select! {
             _ = &mut stop_fut => return,
             _ = stats_tick.tick() => {
                 match shared.store.stats().await {
                     Ok(s) => {
+                        if let Some(since) = store_lost.take() {
+                            tracing::info!(after_s = since.elapsed().as_secs_f64(), "the job store answers again");
+                        }
                         shared.set_queued(s.queued);
                         shared.metrics.set_queue(s.queued, s.running, s.workers, s.slots);
                     }
-                    Err(e) => tracing::warn!(error = %e, "reading queue stats failed"),
+                    // One line when the store goes away and one when it is back, not four a
+                    // second.
+                    Err(e) if store_lost.is_none() => {
+                        store_lost = Some(std::time::Instant::now());
+                        tracing::warn!(error = %e, "lost the job store; retrying until it answers");
+                    }
+                    Err(e) => tracing::debug!(error = %e, "the job store is still unreachable"),
                 }
             }
             _ = sweep_tick.tick() => {
@@ -352,7 +383,8 @@ async fn background(
                             shared.work_ready.notify_waiters();
                         }
                     }
-                    Err(e) => tracing::warn!(error = %e, "sweeping leases failed"),
+                    Err(e) if store_lost.is_none() => tracing::warn!(error = %e, "sweeping leases failed"),
+                    Err(e) => tracing::debug!(error = %e, "sweeping leases failed"),
                 }
             }
         }

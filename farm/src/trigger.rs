@@ -10,6 +10,7 @@ use coordinator::store::DynStore;
 use coordinator::CoordinatorConfig;
 use proto::v1;
 use trigger::ingest::{Ingest, TenantKeys};
+use trigger::metrics::TriggerMetrics;
 use trigger::store::DynTriggerStore;
 
 /// Tenant API keys as the coordinator stores them (hashed).
@@ -34,6 +35,7 @@ pub struct Trigger {
     /// The trigger's store.
     pub store: DynTriggerStore,
     ingest: Ingest,
+    metrics: TriggerMetrics,
     webhook_key: Vec<u8>,
     service_token: String,
 }
@@ -48,24 +50,33 @@ impl Trigger {
         let store = trigger::store::open(url)
             .await
             .context("opening the trigger store")?;
+        let metrics = TriggerMetrics::new();
         let ingest = Ingest {
             store: store.clone(),
             keys: Arc::new(CoordinatorKeys(coordinator_store)),
             new_events: Arc::new(tokio::sync::Notify::new()),
+            metrics: metrics.clone(),
         };
         Ok(Trigger {
             store,
             ingest,
+            metrics,
             webhook_key,
             service_token: format!("rfs_{}", crate::secrets::random_hex(32)),
         })
     }
 
-    /// Serves `POST /v1/events` and the TriggerService with the coordinator, and lets the
-    /// trigger act for tenants.
+    /// Serves `POST /v1/events` and the TriggerService with the coordinator, adds the
+    /// trigger's metrics to its `/metrics`, and lets the trigger act for tenants.
     pub fn attach(&self, config: &mut CoordinatorConfig) {
         config.service_token = Some(self.service_token.clone());
         config.store_health.push(("trigger", self.store.health()));
+        let metrics = self.metrics.clone();
+        config
+            .metrics_extensions
+            .push(coordinator::metrics::MetricsExtension::new(
+                move |registry| metrics.register(registry),
+            ));
         config.http_routes = Some(trigger::ingest::router(
             self.ingest.clone(),
             Arc::new(self.webhook_key.clone()),
@@ -99,6 +110,7 @@ impl Trigger {
             allow_private_destinations,
             link_ttl_s: 7 * 24 * 3600,
             preset: v1::Preset::Whatsapp,
+            metrics: self.metrics.clone(),
         };
         Ok(tokio::spawn(trigger::runtime::run(
             self.store.clone(),

@@ -42,7 +42,9 @@ fn init_logs(args: &Cli) {
     };
     let filter = match std::env::var("REELFARM_LOG") {
         Ok(spec) => tracing_subscriber::EnvFilter::try_new(&spec).unwrap_or_else(|err| {
-            eprintln!("warning: REELFARM_LOG=`{spec}` is not a log filter ({err}); using `{default}`");
+            eprintln!(
+                "warning: REELFARM_LOG=`{spec}` is not a log filter ({err}); using `{default}`"
+            );
             tracing_subscriber::EnvFilter::new(default)
         }),
         Err(_) => tracing_subscriber::EnvFilter::new(default),

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use proto::auth::parse_bearer;
 use serde_json::{json, Value};
 
+use crate::metrics::{EventOutcome, RequestRefusal, TriggerMetrics};
 use crate::store::{DynTriggerStore, Ingested, StoreError};
 use crate::Event;
 
@@ -38,6 +39,8 @@ pub struct Ingest {
     pub keys: Arc<dyn TenantKeys>,
     /// Wakes the processor.
     pub new_events: Arc<tokio::sync::Notify>,
+    /// Counts events and refused requests.
+    pub metrics: TriggerMetrics,
 }
 
 /// The result of one event of a batch.
@@ -91,7 +94,15 @@ impl Ingest {
             }
             self.new_events.notify_one();
         }
-        Ok(results.into_iter().flatten().collect())
+        let results: Vec<EventResult> = results.into_iter().flatten().collect();
+        for r in &results {
+            self.metrics.event(match r {
+                EventResult::Accepted { .. } => EventOutcome::Accepted,
+                EventResult::Duplicate { .. } => EventOutcome::Duplicate,
+                EventResult::Rejected { .. } => EventOutcome::Rejected,
+            });
+        }
+        Ok(results)
     }
 }
 
@@ -155,7 +166,22 @@ async fn get_callback_secret(State(routes): State<Routes>, headers: HeaderMap) -
 }
 
 async fn post_events(State(routes): State<Routes>, headers: HeaderMap, body: Bytes) -> Response {
-    let ingest = routes.ingest;
+    let metrics = routes.ingest.metrics.clone();
+    let answer = accept_events(routes.ingest, headers, body).await;
+    let refused = match answer.status() {
+        StatusCode::UNAUTHORIZED => Some(RequestRefusal::Unauthenticated),
+        StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE => Some(RequestRefusal::BadRequest),
+        s if s.is_server_error() => Some(RequestRefusal::StoreUnavailable),
+        _ => None,
+    };
+    if let Some(why) = refused {
+        metrics.request_refused(why);
+    }
+    answer
+}
+
+/// `POST /v1/events` without its metrics: authenticates, parses, stores and answers.
+async fn accept_events(ingest: Ingest, headers: HeaderMap, body: Bytes) -> Response {
     let (tenant, key) = match authenticate(&ingest, &headers).await {
         Ok(found) => found,
         Err(answer) => return answer,

@@ -33,6 +33,8 @@
 //! - **Ingestion** ([`ingest`]): `POST /v1/events` and the path shared with the gRPC
 //!   `IngestEvents` ([`service::TriggerApi`]); **runtime** ([`runtime::run`]); **webhooks**
 //!   ([`webhook`]): signing, destination checks, sending, backoff.
+//! - **Metrics** ([`metrics::TriggerMetrics`]): events, evaluations and suppressions,
+//!   submissions and webhook deliveries, registered into the coordinator's `/metrics`.
 //!
 //! **Invariant:** the decision engine is a pure function of its inputs (`now` is a parameter,
 //! never read from the clock); nothing panics on any input. Holdout, variant and idempotency
@@ -46,6 +48,7 @@ mod error;
 mod event;
 mod field;
 pub mod ingest;
+pub mod metrics;
 mod rules;
 pub mod runtime;
 mod schedule;

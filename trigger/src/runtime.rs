@@ -17,6 +17,7 @@ use proto::v1::render_service_client::RenderServiceClient;
 use tokio::sync::{watch, Notify};
 use tonic::transport::Channel;
 
+use crate::metrics::{DeliveryOutcome, SubmitOutcome, TriggerMetrics};
 use crate::rules::{decide, Decision};
 use crate::store::{DynTriggerStore, NewDelivery, Outcome};
 use crate::webhook::{
@@ -38,6 +39,8 @@ pub struct RuntimeConfig {
     pub link_ttl_s: u32,
     /// Render preset of dispatched renders.
     pub preset: v1::Preset,
+    /// Counts evaluations, submissions and deliveries.
+    pub metrics: TriggerMetrics,
 }
 
 impl std::fmt::Debug for RuntimeConfig {
@@ -111,6 +114,7 @@ pub async fn run(
     let tasks = vec![
         tokio::spawn(process_events(
             store.clone(),
+            cfg.metrics.clone(),
             new_events,
             due.clone(),
             stop.clone(),
@@ -144,6 +148,7 @@ type ActiveCampaigns = Vec<(String, u32, crate::Campaign)>;
 /// Events → decisions → dispatch rows.
 async fn process_events(
     store: DynTriggerStore,
+    metrics: TriggerMetrics,
     new_events: Arc<Notify>,
     due: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
@@ -187,6 +192,8 @@ async fn process_events(
                 }
             }
             let mut outcomes = Vec::new();
+            // Counted once the outcomes are stored: a batch that fails is evaluated again.
+            let mut decisions = Vec::new();
             for (_, version, campaign) in campaigns.get(&key).map(Vec::as_slice).unwrap_or(&[]) {
                 let touches: Vec<DateTime<Utc>> = match &campaign.frequency_cap {
                     Some(cap) => {
@@ -203,6 +210,7 @@ async fn process_events(
                 };
                 let decision = decide(&tenant, campaign, &event, now, &touches);
                 scheduled |= matches!(decision, Decision::Dispatch(_));
+                decisions.push(decision.clone());
                 outcomes.push(Outcome::from_decision(campaign, *version, &event, decision));
             }
             if let Err(e) = store
@@ -211,6 +219,9 @@ async fn process_events(
             {
                 tracing::warn!(error = %e, "recording campaign outcomes failed");
                 break;
+            }
+            for decision in &decisions {
+                metrics.evaluated(decision);
             }
         }
         if scheduled {
@@ -261,7 +272,14 @@ async fn submit_dispatches(
                 },
             );
             let now = Utc::now().timestamp_millis();
-            let result = match client.submit_render(req).await {
+            let answer = client.submit_render(req).await;
+            cfg.metrics.submission(match &answer {
+                Ok(r) if r.get_ref().render.is_some() => SubmitOutcome::Submitted,
+                Ok(_) => SubmitOutcome::Retry,
+                Err(s) if permanent_submit_error(s.code()) => SubmitOutcome::Failed,
+                Err(_) => SubmitOutcome::Retry,
+            });
+            let result = match answer {
                 Ok(r) => match r.into_inner().render {
                     Some(render) => store.dispatch_submitted(&d.key, &render.id, now).await,
                     None => {
@@ -270,15 +288,7 @@ async fn submit_dispatches(
                             .await
                     }
                 },
-                Err(s)
-                    if matches!(
-                        s.code(),
-                        tonic::Code::InvalidArgument
-                            | tonic::Code::AlreadyExists
-                            | tonic::Code::NotFound
-                            | tonic::Code::PermissionDenied
-                    ) =>
-                {
+                Err(s) if permanent_submit_error(s.code()) => {
                     store
                         .dispatch_failed(&d.key, &format!("{:?}: {}", s.code(), s.message()), now)
                         .await
@@ -306,6 +316,17 @@ async fn submit_dispatches(
             }
         }
     }
+}
+
+/// Whether a refused SubmitRender fails its dispatch for good (else it is tried again).
+fn permanent_submit_error(code: tonic::Code) -> bool {
+    matches!(
+        code,
+        tonic::Code::InvalidArgument
+            | tonic::Code::AlreadyExists
+            | tonic::Code::NotFound
+            | tonic::Code::PermissionDenied
+    )
 }
 
 /// Terminal render events of every tenant with campaigns → deliveries.
@@ -622,11 +643,22 @@ async fn send_deliveries(
                 secret: secret.into_bytes(),
                 body: d.payload_json.clone().into_bytes(),
             };
+            let started = std::time::Instant::now();
             let attempt = sender.send(&out).await;
+            let took_s = started.elapsed().as_secs_f64();
             let now = Utc::now().timestamp_millis();
+            let since_created_s = (now - d.created_ms) as f64 / 1000.0;
+            let count = |outcome| {
+                cfg.metrics
+                    .delivery(!d.campaign.is_empty(), outcome, took_s, since_created_s)
+            };
             let result = match attempt {
-                Attempt::Delivered { status } => store.delivery_done(&d.id, now, status).await,
+                Attempt::Delivered { status } => {
+                    count(DeliveryOutcome::Delivered);
+                    store.delivery_done(&d.id, now, status).await
+                }
                 Attempt::Permanent { status, error } => {
+                    count(DeliveryOutcome::DeadLetter);
                     let status = status.map(|s| format!("HTTP {s}: ")).unwrap_or_default();
                     store
                         .delivery_dead(&d.id, &format!("{status}{error}"), now)
@@ -636,8 +668,10 @@ async fn send_deliveries(
                     error, retry_after, ..
                 } => {
                     if d.attempts + 1 >= webhook::MAX_ATTEMPTS {
+                        count(DeliveryOutcome::DeadLetter);
                         store.delivery_dead(&d.id, &error, now).await
                     } else {
+                        count(DeliveryOutcome::Retry);
                         let jitter = 0.5 + rand::random::<f64>() * 0.5;
                         let delay = retry_after
                             .unwrap_or_else(|| webhook::next_attempt_delay(d.attempts + 1, jitter));

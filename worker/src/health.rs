@@ -34,7 +34,10 @@ impl Health {
     /// A call to the coordinator failed for a reason that retrying may fix (`call`: which one,
     /// `why`: the status). Logs a warning the first time only.
     pub(crate) fn link_lost(&self, call: &str, why: &tonic::Status) {
-        let mut since = self.lost_since.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut since = self
+            .lost_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if since.is_none() {
             *since = Some(Instant::now());
             warn!(
@@ -50,7 +53,10 @@ impl Health {
 
     /// A call to the coordinator succeeded. Logs the reconnection if it had been lost.
     pub(crate) fn link_ok(&self) {
-        let mut since = self.lost_since.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut since = self
+            .lost_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(lost) = since.take() {
             info!(
                 after_s = lost.elapsed().as_secs_f64(),
@@ -67,13 +73,11 @@ impl Health {
         if !self.registered.load(Ordering::Relaxed) {
             return Some("not registered with a coordinator".to_owned());
         }
-        let since = *self.lost_since.lock().unwrap_or_else(PoisonError::into_inner);
-        since.map(|lost| {
-            format!(
-                "coordinator unreachable for {} s",
-                lost.elapsed().as_secs()
-            )
-        })
+        let since = *self
+            .lost_since
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        since.map(|lost| format!("coordinator unreachable for {} s", lost.elapsed().as_secs()))
     }
 }
 
@@ -84,7 +88,10 @@ async fn healthz() -> &'static str {
 async fn readyz(State(health): State<Arc<Health>>) -> (StatusCode, String) {
     match health.not_ready() {
         None => (StatusCode::OK, "ready\n".to_owned()),
-        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")),
+        Some(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        ),
     }
 }
 
@@ -109,8 +116,14 @@ mod tests {
         );
         h.set_registered(true);
         assert_eq!(h.not_ready(), None);
-        h.link_lost("Heartbeat", &tonic::Status::unavailable("connection refused"));
-        assert!(h.not_ready().expect("lost").starts_with("coordinator unreachable"));
+        h.link_lost(
+            "Heartbeat",
+            &tonic::Status::unavailable("connection refused"),
+        );
+        assert!(h
+            .not_ready()
+            .expect("lost")
+            .starts_with("coordinator unreachable"));
         h.link_ok();
         assert_eq!(h.not_ready(), None);
         h.set_draining();

@@ -17,7 +17,9 @@
 //! 4. **Heartbeat** (`session`) renews the leases of running attempts, stops the ones the
 //!    coordinator names, and carries drain and re-register requests back.
 //! 5. On the shutdown signal or a drain request: acquire nothing more, let running attempts
-//!    finish, **Deregister**, return.
+//!    finish for at most [`WorkerConfig::drain_timeout`] (or until a second signal, see
+//!    [`run_with_force`]), give back the ones still running, **Deregister** (the coordinator
+//!    requeues what was given back), return.
 //!
 //! **Invariants:**
 //! - A stopped attempt (named in a heartbeat's `stop`, or self-fenced) is never Completed or
@@ -28,6 +30,10 @@
 //!   work is discarded, never retried. UNAVAILABLE and other transient failures retry the
 //!   same (idempotent) call.
 //! - Recipient token values never appear in logs, spans or failure messages.
+//!
+//! Probes ([`WorkerConfig::metrics_addr`]): `/healthz` answers 200 while the process runs;
+//! `/readyz` answers 200 once registered, while in contact with the coordinator and not
+//! draining, else 503 saying why.
 //!
 //! Metrics ([`WorkerConfig::metrics_addr`]): `reelfarm_worker_attempts_total{outcome}`,
 //! `reelfarm_worker_stage_seconds{stage}` (with `first_playable`: acquire to the first
@@ -62,6 +68,7 @@ mod cache;
 mod client;
 mod config;
 mod error;
+mod health;
 mod metrics;
 mod render;
 mod running;
@@ -71,9 +78,10 @@ mod session;
 mod upload;
 
 pub use config::{
-    default_name, ConfigError, WorkerConfig, DEFAULT_SEGMENT_CACHE_BYTES, MAX_NAME_CHARS, MAX_SLOTS,
+    default_name, ConfigError, WorkerConfig, DEFAULT_DRAIN_TIMEOUT, DEFAULT_SEGMENT_CACHE_BYTES,
+    MAX_NAME_CHARS, MAX_SLOTS,
 };
 pub use render::Gpu;
-pub use runtime::{run, ACQUIRE_WAIT_MS};
+pub use runtime::{run, run_with_force, ACQUIRE_WAIT_MS};
 
 use runtime::Shared;

@@ -15,8 +15,25 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use render_core::gpu::AdapterSummary;
 use render_core::segments::{CacheStats, SegmentCache};
 use tokio::net::TcpListener;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+}
+
+/// One series per worker: its name and GPU adapter (the adapter's name is one value per
+/// worker, so the label set stays bounded).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkerInfoLabels {
+    name: String,
+    adapter: String,
+    backend: String,
+    device_type: String,
+    software: &'static str,
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
@@ -142,6 +159,7 @@ pub(crate) struct Metrics {
     slots_busy: Gauge,
     encoders: Gauge,
     segments: SegmentMetrics,
+    info: Family<WorkerInfoLabels, Gauge>,
 }
 
 impl Metrics {
@@ -182,7 +200,27 @@ impl Metrics {
             encoders.clone(),
         );
         let segments = SegmentMetrics::register(&mut registry);
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        registry.register(
+            "reelfarm_build_info",
+            "Always 1; the labels say which build of reelfarm runs",
+            build_info,
+        );
+        let info = Family::<WorkerInfoLabels, Gauge>::default();
+        registry.register(
+            "reelfarm_worker_info",
+            "Always 1, once the GPU is open; the labels name the worker and its GPU adapter \
+             (adapter \"none\" on a no-op worker; software=\"true\": a CPU rasterizer such as \
+             llvmpipe, slow)",
+            info.clone(),
+        );
         Metrics {
+            info,
             registry,
             attempts,
             stage_seconds,
@@ -211,6 +249,28 @@ impl Metrics {
     pub(crate) fn busy_slot(self: &Arc<Self>) -> BusySlot {
         self.slots_busy.inc();
         BusySlot(Arc::clone(self))
+    }
+
+    /// Reports the worker's name and GPU adapter (`None`: a no-op worker, adapter `none`).
+    pub(crate) fn set_worker_info(&self, name: &str, adapter: Option<&AdapterSummary>) {
+        let labels = match adapter {
+            Some(a) => WorkerInfoLabels {
+                name: name.to_owned(),
+                adapter: a.name.clone(),
+                backend: a.backend.to_ascii_lowercase(),
+                device_type: a.device_type_label(),
+                software: if a.is_software() { "true" } else { "false" },
+            },
+            None => WorkerInfoLabels {
+                name: name.to_owned(),
+                adapter: "none".to_owned(),
+                backend: "none".to_owned(),
+                device_type: "none".to_owned(),
+                software: "false",
+            },
+        };
+        self.info.clear();
+        self.info.get_or_create(&labels).set(1);
     }
 
     /// Reports the encoder pool's size.
@@ -300,5 +360,59 @@ mod tests {
         );
         drop(busy);
         assert!(m.render().contains("reelfarm_worker_slots_busy 0"));
+        let version = format!(
+            "reelfarm_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        assert!(text.contains(&version), "{text}");
+        assert!(
+            !text.contains("reelfarm_worker_info{"),
+            "no info before the GPU: {text}"
+        );
+    }
+
+    fn adapter(name: &str, device_type: &str) -> AdapterSummary {
+        AdapterSummary {
+            name: name.to_owned(),
+            backend: "Vulkan".to_owned(),
+            device_type: device_type.to_owned(),
+            driver: "test".to_owned(),
+        }
+    }
+
+    #[test]
+    fn worker_info_names_the_adapter_and_whether_it_is_software() {
+        let m = Metrics::new(1);
+        m.set_worker_info("gpu-1", Some(&adapter("NVIDIA H200", "DiscreteGpu")));
+        let text = m.render();
+        assert!(
+            text.contains(
+                "reelfarm_worker_info{name=\"gpu-1\",adapter=\"NVIDIA H200\",backend=\"vulkan\",\
+                 device_type=\"discrete_gpu\",software=\"false\"} 1"
+            ),
+            "{text}"
+        );
+        // Set again (a second start): one series, the latest.
+        m.set_worker_info(
+            "cpu-1",
+            Some(&adapter("llvmpipe (LLVM 15.0.6, 256 bits)", "Cpu")),
+        );
+        let text = m.render();
+        assert!(
+            text.contains(
+                "reelfarm_worker_info{name=\"cpu-1\",adapter=\"llvmpipe (LLVM 15.0.6, 256 bits)\",\
+                 backend=\"vulkan\",device_type=\"cpu\",software=\"true\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("NVIDIA"), "{text}");
+        // A software rasterizer that wgpu does not call a CPU is still software.
+        m.set_worker_info("sw", Some(&adapter("SwiftShader Device", "Other")));
+        assert!(m.render().contains("software=\"true\""));
+        m.set_worker_info("noop-1", None);
+        assert!(m.render().contains(
+            "reelfarm_worker_info{name=\"noop-1\",adapter=\"none\",backend=\"none\",\
+             device_type=\"none\",software=\"false\"} 1"
+        ));
     }
 }

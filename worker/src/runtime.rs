@@ -18,9 +18,10 @@ use tracing::{error, info, warn};
 
 use crate::cache::TemplateCache;
 use crate::client::{self, Client};
+use crate::health::Health;
 use crate::metrics::{self, Metrics};
 use crate::render::Gpu;
-use crate::running::RunningSet;
+use crate::running::{RunningSet, StopReason};
 use crate::segments::CoordinatorSegments;
 use crate::session::{self, Session};
 use crate::{attempt, WorkerConfig};
@@ -58,6 +59,8 @@ pub(crate) struct Shared {
     pub(crate) segments: Option<Arc<SegmentCache>>,
     /// The segment encoders every slot shares.
     pub(crate) encoders: EncoderPool,
+    /// Readiness and the state of the link to the coordinator.
+    pub(crate) health: Arc<Health>,
 }
 
 impl Shared {
@@ -77,6 +80,7 @@ impl Shared {
             !was
         });
         if started {
+            self.health.set_draining();
             info!(
                 running = self.running.len(),
                 "{why}: draining (acquiring no more work, finishing running attempts)"
@@ -86,7 +90,8 @@ impl Shared {
 }
 
 /// Runs a worker until `shutdown` resolves or the coordinator asks it to drain, then lets the
-/// running attempts finish, deregisters and returns.
+/// running attempts finish for at most [`WorkerConfig::drain_timeout`], gives back the ones
+/// still running, deregisters (the coordinator requeues what was given back) and returns.
 ///
 /// Registers with the coordinator (retrying with backoff while it is not reachable), then
 /// acquires up to `slots` assignments at a time with 20 s long-polls and runs each in its own
@@ -108,6 +113,17 @@ pub async fn run(
     gpu: Gpu,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    run_with_force(config, gpu, shutdown, std::future::pending()).await
+}
+
+/// Like [`run`], and once draining, `force` resolving (a second shutdown signal, say) gives
+/// back the running attempts at once instead of waiting for them or the drain deadline.
+pub async fn run_with_force(
+    config: WorkerConfig,
+    gpu: Gpu,
+    shutdown: impl Future<Output = ()>,
+    force: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     config.validate()?;
     let templates_dir = config.cache_dir.join("templates");
     let work_dir = config.cache_dir.join("work");
@@ -118,28 +134,31 @@ pub async fn run(
     }
 
     let metrics = Arc::new(Metrics::new(config.slots));
+    let health = Arc::new(Health::default());
     let (metrics_stop, metrics_stopped) = watch::channel(false);
     let metrics_server = match config.metrics_addr {
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("cannot listen for metrics on {addr}"))?;
-            info!(addr = %listener.local_addr().unwrap_or(addr), "serving metrics at /metrics");
             let mut stopped = metrics_stopped;
             let stop = async move {
                 let _ = stopped.wait_for(|s| *s).await;
             };
-            Some(tokio::spawn(metrics::serve(
+            let bound = listener.local_addr().unwrap_or(addr);
+            let server = tokio::spawn(metrics::serve(
                 listener,
                 Arc::clone(&metrics),
+                Arc::clone(&health),
                 stop,
-            )))
+            ));
+            Some((bound, server))
         }
         None => None,
     };
 
-    let (gpu_adapter, gpu_backend) = if config.noop {
-        (String::new(), String::new())
+    let (gpu_adapter, gpu_backend, software) = if config.noop {
+        (String::new(), String::new(), false)
     } else {
         // Open the first renderer now: a machine without a usable GPU fails at start, not at
         // its first job. It serves the first slot.
@@ -147,10 +166,16 @@ pub async fn run(
             .await
             .context("opening the GPU renderer panicked")?
             .context("cannot open the GPU renderer")?;
-        let adapter = split_adapter(&renderer.adapter());
+        let description = renderer.adapter();
+        let software = is_software_adapter(&description);
+        let (name, backend) = split_adapter(&description);
+        metrics.set_worker_info(&config.name, Some(renderer.adapter_summary()));
         gpu.put(renderer);
-        adapter
+        (name, backend, software)
     };
+    if config.noop {
+        metrics.set_worker_info(&config.name, None);
+    }
     let register_request = RegisterRequest {
         name: config.name.clone(),
         boot_id: uuid::Uuid::new_v4().to_string(),
@@ -166,16 +191,33 @@ pub async fn run(
     let client = client::connect(&config).await?;
 
     let mut shutdown = std::pin::pin!(shutdown);
+    let capabilities = register_request.capabilities.clone().unwrap_or_default();
     info!(
-        coordinator = %config.coordinator,
+        version = env!("CARGO_PKG_VERSION"),
         name = %config.name,
         boot_id = %register_request.boot_id,
+        adapter = if config.noop { "none (noop)" } else { capabilities.gpu_adapter.as_str() },
+        backend = %capabilities.gpu_backend,
+        software_rendering = software,
         slots = config.slots,
-        noop = config.noop,
-        "registering with the coordinator"
+        encoders = match config.encoders { 0 => EncoderPool::default_size(), n => n },
+        coordinator = %config.coordinator,
+        cache = %config.cache_dir.display(),
+        metrics_listen = %metrics_server
+            .as_ref()
+            .map(|(addr, _)| addr.to_string())
+            .unwrap_or_else(|| "off".to_owned()),
+        drain_timeout_s = config.drain_timeout.as_secs(),
+        "worker starting"
     );
+    if software {
+        warn!(
+            adapter = %capabilities.gpu_adapter,
+            "rendering on a software rasterizer (no GPU found or usable): renders will be slow"
+        );
+    }
     let response = tokio::select! {
-        response = session::register(&client, &register_request) => response?,
+        response = session::register(&client, &register_request, &health) => response?,
         () = shutdown.as_mut() => {
             info!("shut down before registering");
             let _ = metrics_stop.send(true);
@@ -183,6 +225,7 @@ pub async fn run(
         }
     };
     let session = Session::new(response, 1);
+    health.set_registered(true);
     info!(
         worker_id = %session.worker_id,
         heartbeat_ms = session.heartbeat.as_millis() as u64,
@@ -224,6 +267,7 @@ pub async fn run(
         metrics,
         gpu,
         config,
+        health,
     });
     if let Some(cache) = &shared.segments {
         shared.metrics.watch_segment_cache(Arc::clone(cache));
@@ -234,10 +278,28 @@ pub async fn run(
     let mut tasks = JoinSet::new();
     acquire_loop(&shared, &mut tasks, shutdown.as_mut()).await;
 
-    // Draining: heartbeats go on while the running attempts finish.
-    while let Some(joined) = tasks.join_next().await {
-        if let Err(e) = joined {
-            error!("an attempt task ended abnormally: {e}");
+    // Draining: heartbeats go on while the running attempts finish, until the deadline or
+    // `force`; then the rest are given back (they stop at their next frame or transfer, and
+    // Deregister below hands them to the farm again).
+    let deadline = tokio::time::sleep(shared.config.drain_timeout);
+    let mut deadline = std::pin::pin!(deadline);
+    let mut force = std::pin::pin!(force);
+    let mut given_back = false;
+    loop {
+        tokio::select! {
+            joined = tasks.join_next() => match joined {
+                Some(Err(e)) => error!("an attempt task ended abnormally: {e}"),
+                Some(Ok(())) => {}
+                None => break,
+            },
+            () = deadline.as_mut(), if !given_back => {
+                given_back = true;
+                give_back(&shared, "the drain deadline passed");
+            }
+            () = force.as_mut(), if !given_back => {
+                given_back = true;
+                give_back(&shared, "a second shutdown signal came");
+            }
         }
     }
     // Stop the background tasks and wait until they are gone, so that nothing of this worker
@@ -253,7 +315,7 @@ pub async fn run(
     }
     deregister(&shared).await;
     let _ = metrics_stop.send(true);
-    if let Some(server) = metrics_server {
+    if let Some((_, server)) = metrics_server {
         match server.await {
             Ok(Err(e)) => warn!("the metrics server failed: {e}"),
             Err(e) => warn!("the metrics server ended abnormally: {e}"),
@@ -262,6 +324,21 @@ pub async fn run(
     }
     info!("worker stopped");
     Ok(())
+}
+
+/// Stops every running attempt so that Deregister hands it back to the farm.
+fn give_back(shared: &Shared, why: &str) {
+    let running = shared.running.snapshot();
+    if running.is_empty() {
+        return;
+    }
+    warn!(
+        running = running.len(),
+        "{why}: giving the running renders back to the farm to be rendered again"
+    );
+    for r in running {
+        r.stop(StopReason::GivenBack);
+    }
 }
 
 /// Acquires work into free slots until the worker drains (`shutdown`, or the coordinator says
@@ -321,6 +398,7 @@ async fn acquire_loop(
         };
         match result {
             Ok(response) => {
+                shared.health.link_ok();
                 // The lease of each assignment starts when the coordinator claimed it, which is
                 // after the long-poll was sent (possibly 20 s earlier) and just before the answer
                 // arrived. Anchoring the self-fence at the arrival is safe as long as the answer
@@ -372,11 +450,15 @@ async fn acquire_loop(
             }
             Err(status) => {
                 drop(permits);
-                warn!(
-                    code = ?status.code(),
-                    message = status.message(),
-                    "Acquire failed; retrying in {ACQUIRE_RETRY:?}"
-                );
+                if client::is_transient(&status) {
+                    shared.health.link_lost("Acquire", &status);
+                } else {
+                    warn!(
+                        code = ?status.code(),
+                        detail = status.message(),
+                        "Acquire failed; retrying in {ACQUIRE_RETRY:?}"
+                    );
+                }
                 tokio::select! {
                     biased;
                     () = shutdown.as_mut() => {
@@ -415,19 +497,34 @@ async fn deregister(shared: &Shared) {
                 if client::is_transient(&status) && started.elapsed() < DEREGISTER_RETRY_FOR =>
             {
                 let delay = backoff.after(&status);
-                warn!(code = ?status.code(), message = status.message(), ?delay, "Deregister failed; retrying");
+                warn!(code = ?status.code(), detail = status.message(), ?delay, "Deregister failed; retrying");
                 tokio::time::sleep(delay).await;
             }
             Err(status) => {
                 warn!(
                     code = ?status.code(),
-                    message = status.message(),
+                    detail = status.message(),
                     "Deregister failed; the coordinator will expire this worker instead"
                 );
                 return;
             }
         }
     }
+}
+
+/// Whether render-core's adapter description names a software rasterizer (wgpu's `Cpu`
+/// device type, or Mesa's llvmpipe/lavapipe, SwiftShader, WARP).
+fn is_software_adapter(description: &str) -> bool {
+    let d = description.to_ascii_lowercase();
+    d.contains(", cpu,")
+        || [
+            "llvmpipe",
+            "lavapipe",
+            "swiftshader",
+            "microsoft basic render",
+        ]
+        .iter()
+        .any(|name| d.contains(name))
 }
 
 /// Splits render-core's adapter description, `name (backend, type, driver)`, into name and
@@ -460,5 +557,15 @@ mod tests {
             ("NVIDIA H100".to_owned(), "Vulkan".to_owned())
         );
         assert_eq!(split_adapter("odd"), ("odd".to_owned(), String::new()));
+    }
+
+    #[test]
+    fn software_rasterizers_are_recognized() {
+        assert!(is_software_adapter(
+            "llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Cpu, llvmpipe 23.0)"
+        ));
+        assert!(!is_software_adapter(
+            "NVIDIA H200 (Vulkan, DiscreteGpu, 570.86)"
+        ));
     }
 }

@@ -85,6 +85,9 @@ pub struct Shared {
     pub work_ready: Notify,
     /// Ids of renders that changed (for WatchRender).
     pub changes: broadcast::Sender<Arc<str>>,
+    /// Turns true when the coordinator stops: long-polls answer and watch streams end at once,
+    /// so that the server's graceful shutdown does not wait for them.
+    closing: tokio::sync::watch::Sender<bool>,
     manifests: Mutex<HashMap<(String, String, u32), Arc<Manifest>>>,
     /// Queue depth per lane as last read from the store, plus local submissions since.
     queued: Mutex<[u64; 2]>,
@@ -106,6 +109,17 @@ impl std::fmt::Debug for Shared {
 }
 
 impl Shared {
+    /// Starts stopping: see [`Shared::closed`].
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Resolves once [`Shared::close`] has been called.
+    pub async fn closed(&self) {
+        let mut closing = self.closing.subscribe();
+        let _ = closing.wait_for(|c| *c).await;
+    }
+
     pub fn new(
         store: DynStore,
         blobs: Blobs,
@@ -125,6 +139,7 @@ impl Shared {
             metrics,
             work_ready: Notify::new(),
             changes,
+            closing: tokio::sync::watch::Sender::new(false),
             manifests: Mutex::new(HashMap::new()),
             queued: Mutex::new([0, 0]),
             noop_workers: Mutex::new(HashMap::new()),

@@ -43,7 +43,9 @@ impl Drop for Relay {
 
 /// `url` with its `host:port` replaced by `addr`, and the `host:port` it had.
 fn through(url: &str, addr: std::net::SocketAddr) -> (String, String) {
-    let at = url.rfind('@').map_or(url.find("://").expect("scheme") + 3, |i| i + 1);
+    let at = url
+        .rfind('@')
+        .map_or(url.find("://").expect("scheme") + 3, |i| i + 1);
     let end = url[at..].find('/').map_or(url.len(), |i| at + i);
     let target = url[at..end].to_owned();
     (format!("{}{addr}{}", &url[..at], &url[end..]), target)
@@ -76,9 +78,8 @@ async fn until_status(url: &str, want: u16) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_follows_the_job_store() {
-    let base = std::env::var("REELFARM_TEST_POSTGRES_URL").unwrap_or_else(|_| {
-        "postgres://reelfarm:reelfarm@127.0.0.1:5432/reelfarm_test".to_owned()
-    });
+    let base = std::env::var("REELFARM_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://reelfarm:reelfarm@127.0.0.1:5432/reelfarm_test".to_owned());
     let (_, target) = through(&base, "127.0.0.1:1".parse().expect("addr"));
     let (relay, relay_addr) = Relay::start("127.0.0.1:0", target.clone()).await;
     let (url, _) = through(&base, relay_addr);

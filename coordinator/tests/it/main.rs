@@ -1,5 +1,5 @@
-mod blobs;
 mod api;
+mod blobs;
 mod health;
 mod rest;
 mod smart;

@@ -12,6 +12,7 @@ async fn start_farm(data: &std::path::Path) -> LocalFarm {
     let mut spec = FarmSpec::new(data)
         .with_local_trigger(format!("sqlite://{}", data.join("trigger.db").display()))
         .with_tenant("acme", 10);
+    spec.metrics_listen = Some("127.0.0.1:0".parse().expect("address"));
     spec.workers = Workers {
         count: 1,
         slots: 4,
@@ -21,6 +22,30 @@ async fn start_farm(data: &std::path::Path) -> LocalFarm {
     LocalFarm::start(spec, farm::Gpu::new())
         .await
         .expect("farm starts")
+}
+
+/// The coordinator's `/metrics` once every line of `lines` is in it (the counters move right
+/// after the actions a test waits for); fails naming the missing line after 30 s.
+async fn metrics_with(local: &LocalFarm, lines: &[&str]) -> String {
+    let addr = local.metrics_addr.expect("metrics served");
+    let url = format!("http://{addr}/metrics");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = reqwest::get(&url)
+            .await
+            .expect("scrape")
+            .text()
+            .await
+            .expect("body");
+        let missing = lines.iter().find(|line| !text.lines().any(|l| l == **line));
+        match missing {
+            None => return text,
+            Some(line) if tokio::time::Instant::now() > deadline => {
+                panic!("{line} not in the metrics: {text}")
+            }
+            Some(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
 }
 
 /// Uploads the demo template as the farm's tenant.
@@ -101,6 +126,49 @@ async fn event_to_verified_webhook_on_a_local_farm() {
     assert_eq!(all[1].answered, 200);
     assert_eq!(all[1].body["customer_id"], "c1");
     assert_eq!(hook.accepted(), 1);
+
+    // An event of a customer without consent is suppressed, not rendered.
+    let no_consent = serde_json::json!({
+        "id": "e2", "type": "order_delivered",
+        "customer": {"id": "c2", "lang": "en", "consent": false, "attributes": {"first_name": "Ravi"}},
+        "occurred_at": "2026-01-01T00:00:00Z",
+        "data": {"product": "Tea"}
+    });
+    let (status, counts) = farm::post_events(
+        &local.http_base().expect("http"),
+        local.api_key().expect("key"),
+        no_consent.to_string(),
+    )
+    .await
+    .expect("post");
+    assert_eq!(status, 202, "{counts}");
+
+    // The coordinator's /metrics shows the trigger's and the tenant's figures.
+    let text = metrics_with(
+        &local,
+        &[
+            "reelfarm_events_total{outcome=\"accepted\"} 2",
+            "reelfarm_trigger_evaluations_total{outcome=\"dispatch\"} 1",
+            "reelfarm_trigger_evaluations_total{outcome=\"suppressed\"} 1",
+            "reelfarm_trigger_suppressions_total{reason=\"no_consent\"} 1",
+            "reelfarm_trigger_submissions_total{outcome=\"submitted\"} 1",
+            "reelfarm_webhook_deliveries_total{source=\"campaign\",outcome=\"retry\"} 1",
+            "reelfarm_webhook_deliveries_total{source=\"campaign\",outcome=\"delivered\"} 1",
+            "reelfarm_webhook_delivery_seconds_count{source=\"campaign\"} 1",
+            "reelfarm_tenant_submitted_total{tenant=\"acme\"} 1",
+            "reelfarm_tenant_succeeded_total{tenant=\"acme\"} 1",
+            "reelfarm_store_writer_repairs{store=\"trigger\"} 0",
+        ],
+    )
+    .await;
+    let render_id = all[1].body["render_id"].as_str().expect("render id");
+    assert!(!render_id.is_empty());
+    for private in [render_id, "c1", "c2", "e1", "e2", "thanks"] {
+        assert!(
+            !text.contains(&format!("\"{private}\"")),
+            "{private} as a label value: {text}"
+        );
+    }
 
     local.stop().await.expect("stops in order");
 }

@@ -72,7 +72,12 @@ fn spec(args: &ServeArgs) -> Result<FarmSpec> {
         };
         Some(TriggerSpec {
             store_url: url,
-            webhook_key: secret("--webhook-key", &args.webhook_key, &data.join("webhook-key"))?.into_bytes(),
+            webhook_key: secret(
+                "--webhook-key",
+                &args.webhook_key,
+                &data.join("webhook-key"),
+            )?
+            .into_bytes(),
             allow_private_destinations: args.allow_private_webhooks,
         })
     };

@@ -37,13 +37,19 @@ fn signal(p: &Proc, name: &str) {
 fn serve_refuses_to_start(args: &[&str], env: &[(&str, &str)], what: &str) -> String {
     let data = tempfile::tempdir().expect("tempdir");
     let mut cmd = bin();
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
-        .args(["--join-token", "rfj_test", "--data"])
-        .arg(data.path())
-        .args(args)
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--http-listen",
+        "127.0.0.1:0",
+    ])
+    .args(["--join-token", "rfj_test", "--data"])
+    .arg(data.path())
+    .args(args)
+    .envs(env.iter().copied())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
     let mut p = Proc(cmd.spawn().expect("start serve"));
     let status = exit_within(&mut p, Duration::from_secs(5))
         .unwrap_or_else(|| panic!("serve with {what} unreachable still runs after 5 s"));
@@ -253,11 +259,8 @@ async fn drain_deadline_and_second_signal_give_renders_back() {
             "{case}: the render should be queued again: {r:?}"
         );
         // Cancel it so the next case's worker takes its own render.
-        c.cancel_render(authed(
-            &key,
-            v1::CancelRenderRequest { id: id.clone() },
-        ))
-        .await
-        .expect("cancel");
+        c.cancel_render(authed(&key, v1::CancelRenderRequest { id: id.clone() }))
+            .await
+            .expect("cancel");
     }
 }

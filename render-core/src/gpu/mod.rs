@@ -87,6 +87,37 @@ pub struct AdapterSummary {
     pub driver: String,
 }
 
+impl AdapterSummary {
+    /// Whether the adapter renders on the CPU: wgpu says `Cpu`, or the name is a known
+    /// software rasterizer (llvmpipe, lavapipe, SwiftShader, WARP). Such a worker works but is
+    /// slow; operators look for it in `reelfarm_worker_info`.
+    pub fn is_software(&self) -> bool {
+        let name = self.name.to_ascii_lowercase();
+        self.device_type == "Cpu"
+            || [
+                "llvmpipe",
+                "lavapipe",
+                "swiftshader",
+                "microsoft basic render",
+            ]
+            .iter()
+            .any(|s| name.contains(s))
+    }
+
+    /// The device type in snake case, as metrics label it: `discrete_gpu`, `integrated_gpu`,
+    /// `virtual_gpu`, `cpu`, `other`.
+    pub fn device_type_label(&self) -> String {
+        let mut out = String::new();
+        for (i, c) in self.device_type.chars().enumerate() {
+            if c.is_ascii_uppercase() && i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        }
+        out
+    }
+}
+
 impl std::fmt::Display for AdapterSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(

@@ -124,6 +124,11 @@ impl Renderer {
         self.gpu.adapter().to_string()
     }
 
+    /// The GPU adapter in use, field by field (name, backend, device type, software or not).
+    pub fn adapter_summary(&self) -> &crate::gpu::AdapterSummary {
+        self.gpu.adapter()
+    }
+
     /// Renders `req` into an MP4 at `out`. `progress` is called with (frames done, frames total).
     pub fn render(
         &mut self,

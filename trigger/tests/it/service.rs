@@ -8,10 +8,11 @@ use proto::v1;
 use proto::v1::trigger_service_server::TriggerService;
 use tonic::{Code, Request};
 use trigger::ingest::{Ingest, TenantKeys};
+use trigger::metrics::TriggerMetrics;
 use trigger::service::TriggerApi;
 use trigger::store::SqliteStore;
 
-use crate::support::base_campaign;
+use crate::support::{base_campaign, base_event};
 
 const KEY: &str = "rf_test_key";
 
@@ -26,6 +27,11 @@ impl TenantKeys for OneKey {
 
 /// The service on a fresh SQLite file, and that file's URL.
 async fn api(dir: &tempfile::TempDir) -> (TriggerApi, String) {
+    api_with(dir, TriggerMetrics::new()).await
+}
+
+/// The service on a fresh SQLite file counting into `metrics`.
+async fn api_with(dir: &tempfile::TempDir, metrics: TriggerMetrics) -> (TriggerApi, String) {
     let url = format!("sqlite://{}", dir.path().join("trigger.db").display());
     let store = SqliteStore::open(&url).await.expect("open SQLite store");
     let api = TriggerApi {
@@ -33,6 +39,7 @@ async fn api(dir: &tempfile::TempDir) -> (TriggerApi, String) {
             store: Arc::new(store),
             keys: Arc::new(OneKey),
             new_events: Arc::new(tokio::sync::Notify::new()),
+            metrics,
         },
         webhook_key: Arc::new(b"master".to_vec()),
     };
@@ -133,5 +140,48 @@ async fn a_corrupt_row_is_internal_without_details() {
     assert_eq!(err.code(), Code::Internal, "{err:?}");
     for detail in ["campaign_json", "JSON", "corrupt", "database"] {
         assert!(!err.message().contains(detail), "{err:?} leaks {detail}");
+    }
+}
+
+/// Events ingested over gRPC are counted by outcome under the documented names; no label
+/// carries an event or customer id.
+#[tokio::test]
+async fn ingested_events_are_counted_by_outcome() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let metrics = TriggerMetrics::new();
+    let (api, _) = api_with(&dir, metrics.clone()).await;
+    let mut second = base_event();
+    second["id"] = "evt-2".into();
+    let mut invalid = base_event();
+    invalid["id"] = "evt-3".into();
+    invalid["customer"]["tz"] = "Mars/Base".into();
+    let events = vec![
+        base_event().to_string(),
+        second.to_string(),
+        base_event().to_string(),
+        invalid.to_string(),
+    ];
+    let answer = api
+        .ingest_events(authed(v1::IngestEventsRequest {
+            events_json: events,
+        }))
+        .await
+        .expect("ingest")
+        .into_inner();
+    assert_eq!(answer.results.len(), 4);
+
+    let mut registry = prometheus_client::registry::Registry::default();
+    metrics.register(&mut registry);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+    for line in [
+        "reelfarm_events_total{outcome=\"accepted\"} 2",
+        "reelfarm_events_total{outcome=\"duplicate\"} 1",
+        "reelfarm_events_total{outcome=\"rejected\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in {text}");
+    }
+    for id in ["evt-1", "evt-2", "evt-3", "c-1", "acme"] {
+        assert!(!text.contains(id), "{id} in {text}");
     }
 }
