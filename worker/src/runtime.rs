@@ -166,12 +166,11 @@ pub async fn run_with_force(
             .await
             .context("opening the GPU renderer panicked")?
             .context("cannot open the GPU renderer")?;
-        let description = renderer.adapter();
-        let software = is_software_adapter(&description);
-        let (name, backend) = split_adapter(&description);
-        metrics.set_worker_info(&config.name, Some(renderer.adapter_summary()));
+        let adapter = renderer.adapter_summary().clone();
+        metrics.set_worker_info(&config.name, Some(&adapter));
         gpu.put(renderer);
-        (name, backend, software)
+        let software = adapter.is_software();
+        (adapter.name, adapter.backend, software)
     };
     if config.noop {
         metrics.set_worker_info(&config.name, None);
@@ -509,63 +508,5 @@ async fn deregister(shared: &Shared) {
                 return;
             }
         }
-    }
-}
-
-/// Whether render-core's adapter description names a software rasterizer (wgpu's `Cpu`
-/// device type, or Mesa's llvmpipe/lavapipe, SwiftShader, WARP).
-fn is_software_adapter(description: &str) -> bool {
-    let d = description.to_ascii_lowercase();
-    d.contains(", cpu,")
-        || [
-            "llvmpipe",
-            "lavapipe",
-            "swiftshader",
-            "microsoft basic render",
-        ]
-        .iter()
-        .any(|name| d.contains(name))
-}
-
-/// Splits render-core's adapter description, `name (backend, type, driver)`, into name and
-/// backend.
-fn split_adapter(description: &str) -> (String, String) {
-    if let Some(open) = description.rfind(" (") {
-        if let Some(inner) = description[open + 2..].strip_suffix(')') {
-            let backend = inner.split(", ").next().unwrap_or_default();
-            return (description[..open].to_owned(), backend.to_owned());
-        }
-    }
-    (description.to_owned(), String::new())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn adapter_descriptions_split() {
-        assert_eq!(
-            split_adapter("llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Cpu, llvmpipe 23.0)"),
-            (
-                "llvmpipe (LLVM 15.0.6, 256 bits)".to_owned(),
-                "Vulkan".to_owned()
-            )
-        );
-        assert_eq!(
-            split_adapter("NVIDIA H100 (Vulkan, DiscreteGpu, 550)"),
-            ("NVIDIA H100".to_owned(), "Vulkan".to_owned())
-        );
-        assert_eq!(split_adapter("odd"), ("odd".to_owned(), String::new()));
-    }
-
-    #[test]
-    fn software_rasterizers_are_recognized() {
-        assert!(is_software_adapter(
-            "llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan, Cpu, llvmpipe 23.0)"
-        ));
-        assert!(!is_software_adapter(
-            "NVIDIA H200 (Vulkan, DiscreteGpu, 570.86)"
-        ));
     }
 }
